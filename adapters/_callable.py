@@ -1,0 +1,149 @@
+"""CallableTarget (a user's own function) and MockTarget (a test double driven by a function)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from .._pricing import Price
+from .._target import Capabilities, Target
+from .._tokens import count_message_tokens, count_tokens
+from .._types import Request, Response, Usage, message_text
+
+__all__ = ["CallableTarget", "MockTarget"]
+
+
+def _accepts(fn: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
+    """Whether ``fn`` takes **kwargs, and the names of the keyword parameters it takes."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True, frozenset()
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    names = frozenset(n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return var_kw, names
+
+
+def _to_response(result: Any) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, str):
+        return Response(text=result)
+    if isinstance(result, Mapping):
+        usage = result.get("usage") or {}
+        return Response(
+            text=str(result.get("text", result.get("content", "")) or ""),
+            tool_calls=result.get("tool_calls"),
+            finish_reason=result.get("finish_reason", "stop"),
+            model=str(result.get("model", "")),
+            usage=Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))),
+        )
+    raise TypeError(f"a target function must return str, dict or costmw.Response, got {type(result).__name__}")
+
+
+class CallableTarget(Target):
+    """A user function ``fn(messages, **params) -> str`` (sync or async) used as a target.
+
+    Sync functions run in a worker thread so they never block the chain's loop. Token usage is
+    counted with the model's tokenizer when the function does not report it.
+    """
+
+    kind = "callable"
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        model: str | None = None,
+        price: Price | tuple[float, float] | dict[str, float] | None = None,
+        capabilities: Capabilities | None = None,
+        count_usage: bool = True,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"CallableTarget needs a function, got {type(fn).__name__}")
+        target_name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+        super().__init__(target_name, model=model, price=price, capabilities=capabilities)
+        self.fn = fn
+        self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None))
+        self._var_kw, self._names = _accepts(fn)
+        self.count_usage = count_usage
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        if self._var_kw:
+            return dict(request.params)
+        return {k: v for k, v in request.params.items() if k in self._names}
+
+    async def _invoke(self, request: Request) -> Any:
+        messages = [dict(m) for m in request.messages]
+        params = self._params(request)
+        if self._is_async:
+            return await self.fn(messages, **params)
+        result = await asyncio.to_thread(functools.partial(self.fn, messages, **params))
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    async def acomplete(self, request: Request) -> Response:
+        response = _to_response(await self._invoke(request))
+        if self.count_usage and not response.usage.prompt_tokens:
+            response.usage = Usage(
+                count_message_tokens(request.messages, self.model, request.params.get("tools")),
+                count_tokens(response.text, self.model),
+            )
+        return self._finish(request, response)
+
+
+def _echo(request: Request) -> str:
+    return request.last_user_text
+
+
+class MockTarget(Target):
+    """A target driven by ``handler(request)``, for tests and benchmarks; makes no network call.
+
+    The handler may be sync or async and return str, dict or Response; it defaults to echoing the
+    last user message. ``calls`` keeps every request served, ``batches`` every abatch group.
+    Token usage is estimated at four characters a token unless the handler reports it.
+    """
+
+    kind = "mock"
+
+    def __init__(
+        self,
+        handler: Callable[[Request], Any] | Callable[[Request], Awaitable[Any]] | None = None,
+        *,
+        name: str = "mock",
+        model: str | None = None,
+        price: Price | tuple[float, float] | dict[str, float] | None = (0.0, 0.0),
+        capabilities: Capabilities | None = None,
+        latency: float = 0.0,
+        record: bool = True,
+    ) -> None:
+        super().__init__(name, model=model, price=price,
+                         capabilities=capabilities or Capabilities(batching=True))
+        self.handler = handler or _echo
+        self._is_async = inspect.iscoroutinefunction(self.handler)
+        self.latency = latency
+        self.record = record
+        self.calls: list[Request] = []
+        self.batches: list[int] = []
+
+    async def acomplete(self, request: Request) -> Response:
+        if self.record:
+            self.calls.append(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        result = await self.handler(request) if self._is_async else self.handler(request)  # type: ignore[misc]
+        response = _to_response(result)
+        if not response.usage.prompt_tokens:
+            prompt_chars = sum(len(message_text(m)) for m in request.messages)
+            response.usage = Usage(max(1, prompt_chars // 4), max(1, len(response.text) // 4))
+        return self._finish(request, response)
+
+    async def abatch(self, requests: Any) -> list[Response | BaseException]:
+        self.batches.append(len(requests))
+        return await super().abatch(requests)

@@ -1,0 +1,242 @@
+"""LiteLLMTarget: any provider LiteLLM speaks, including self-hosted vLLM/TGI/Ollama endpoints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from .._errors import (
+    ContextWindowError,
+    CostmwError,
+    RateLimitError,
+    ServerError,
+    TargetError,
+    TargetTimeout,
+    missing_extra,
+)
+from .._pricing import Price, model_info
+from .._target import Capabilities, Target
+from .._tokens import count_message_tokens, count_tokens
+from .._types import Chunk, Request, Response, Usage, join_chunks
+from ._guard import check_paid_call
+
+__all__ = ["LiteLLMTarget"]
+
+
+def _litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
+    try:
+        import litellm
+    except ImportError as exc:
+        raise missing_extra("litellm", "litellm", exc) from exc
+    litellm.telemetry = False
+    litellm.suppress_debug_info = True
+    return litellm
+
+
+def map_litellm_error(exc: BaseException, target: str, request: Request | None) -> CostmwError:
+    """Turn a LiteLLM/OpenAI exception into costmw's error tree (keeping retryability)."""
+    name = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    msg = f"target {target!r}: {name}: {exc}"
+    kinds: list[tuple[tuple[str, ...], type[TargetError]]] = [
+        (("ContextWindowExceededError",), ContextWindowError),
+        (("RateLimitError",), RateLimitError),
+        (("Timeout", "APITimeoutError"), TargetTimeout),
+        (("InternalServerError", "ServiceUnavailableError", "APIConnectionError", "BadGatewayError"), ServerError),
+    ]
+    for names, cls in kinds:
+        if name in names:
+            return cls(msg, target=target, request=request, status_code=status)
+    if isinstance(status, int) and status >= 500:
+        return ServerError(msg, target=target, request=request, status_code=status)
+    if status == 429:
+        return RateLimitError(msg, target=target, request=request, status_code=status)
+    return TargetError(msg, target=target, request=request, status_code=status)
+
+
+def _tool_calls(message: Any) -> list[dict[str, Any]] | None:
+    calls = getattr(message, "tool_calls", None)
+    if not calls:
+        return None
+    out = []
+    for c in calls:
+        data = c.model_dump() if hasattr(c, "model_dump") else dict(c)
+        out.append({"id": data.get("id"), "type": data.get("type") or "function",
+                    "function": {"name": data["function"]["name"],
+                                 "arguments": data["function"].get("arguments") or ""}})
+    return out
+
+
+class LiteLLMTarget(Target):
+    """A remote model called through LiteLLM.
+
+    Rate limits, timeouts, connection errors and 5xx answers are retried with exponential
+    backoff (``retries`` times); then each target in ``fallbacks`` is tried in turn. The API key
+    is held privately and never appears in reprs, the ledger or logs.
+    """
+
+    kind = "litellm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        name: str | None = None,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        price: Price | tuple[float, float] | dict[str, float] | None = None,
+        fallbacks: Sequence[LiteLLMTarget | str] = (),
+        retries: int = 2,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        timeout: float = 60.0,
+        capabilities: Capabilities | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        if not model or not isinstance(model, str):
+            raise ValueError("LiteLLMTarget needs a model name, e.g. LiteLLMTarget('gpt-4o-mini')")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        info = model_info(model) or {}
+        caps = capabilities or Capabilities(
+            tools=bool(info.get("supports_function_calling", True)),
+            json_mode=bool(info.get("supports_response_schema", True)),
+            streaming=True,
+            context_window=info.get("max_input_tokens") or info.get("max_tokens"),
+        )
+        super().__init__(name or model, model=model, price=price, capabilities=caps)
+        self.api_base = api_base
+        self.__api_key = api_key
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.extra = dict(extra or {})
+        self.fallbacks: list[LiteLLMTarget] = [
+            f if isinstance(f, LiteLLMTarget) else LiteLLMTarget(f, api_base=api_base, api_key=api_key,
+                                                                 retries=retries, backoff=backoff, timeout=timeout)
+            for f in fallbacks
+        ]
+
+    def __repr__(self) -> str:
+        return f"LiteLLMTarget(name={self.name!r}, model={self.model!r}, api_base={self.api_base!r})"
+
+    def _kwargs(self, request: Request) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {**self.extra, **dict(request.params)}
+        kwargs["model"] = self.model
+        kwargs["messages"] = [dict(m) for m in request.messages]
+        kwargs["timeout"] = kwargs.get("timeout", self.timeout)
+        kwargs["num_retries"] = 0
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.__api_key:
+            kwargs["api_key"] = self.__api_key
+        return kwargs
+
+    def _retrying(self) -> Any:
+        import tenacity
+
+        def retryable(exc: BaseException) -> bool:
+            return isinstance(exc, TargetError) and exc.retryable and not isinstance(exc, ContextWindowError)
+
+        return tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.retries + 1),
+            wait=tenacity.wait_exponential_jitter(initial=self.backoff, max=self.max_backoff),
+            retry=tenacity.retry_if_exception(retryable),
+            reraise=True,
+        )
+
+    async def _once(self, request: Request) -> Response:
+        check_paid_call(self.model, self.api_base)
+        litellm = _litellm()
+        try:
+            raw = await litellm.acompletion(**self._kwargs(request))
+        except CostmwError:
+            raise
+        except Exception as exc:
+            raise map_litellm_error(exc, self.name, request) from exc
+        choice = raw.choices[0]
+        usage = getattr(raw, "usage", None)
+        response = Response(
+            text=choice.message.content or "",
+            tool_calls=_tool_calls(choice.message),
+            finish_reason=choice.finish_reason,
+            model=raw.model or self.model,
+            usage=Usage(int(getattr(usage, "prompt_tokens", 0) or 0),
+                        int(getattr(usage, "completion_tokens", 0) or 0)),
+            raw=raw,
+        )
+        return self._finish(request, response)
+
+    async def _with_retries(self, request: Request) -> Response:
+        async for attempt in self._retrying():
+            with attempt:
+                return await self._once(request)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def acomplete(self, request: Request) -> Response:
+        try:
+            return await self._with_retries(request)
+        except TargetError as first:
+            if not first.retryable or not self.fallbacks:
+                raise
+            last: TargetError = first
+            for fb in self.fallbacks:
+                try:
+                    response = await fb.acomplete(request)
+                    response.info.setdefault("fallback_from", self.name)
+                    return response
+                except TargetError as exc:
+                    last = exc
+                    if not exc.retryable:
+                        raise
+            raise last
+
+    async def astream(self, request: Request) -> AsyncIterator[Chunk]:
+        check_paid_call(self.model, self.api_base)
+        litellm = _litellm()
+        kwargs = self._kwargs(request)
+        kwargs["stream"] = True
+        kwargs.setdefault("stream_options", {"include_usage": True})
+        stream = None
+        async for attempt in self._retrying():
+            with attempt:
+                try:
+                    stream = await litellm.acompletion(**kwargs)
+                except CostmwError:
+                    raise
+                except Exception as exc:
+                    raise map_litellm_error(exc, self.name, request) from exc
+        assert stream is not None
+        seen: list[Chunk] = []
+        usage = Usage()
+        finish: str | None = None
+        model = self.model
+        try:
+            async for part in stream:
+                if getattr(part, "usage", None):
+                    usage = Usage(int(part.usage.prompt_tokens or 0), int(part.usage.completion_tokens or 0))
+                model = getattr(part, "model", None) or model
+                if not part.choices:
+                    continue
+                delta = part.choices[0].delta
+                calls = None
+                if getattr(delta, "tool_calls", None):
+                    calls = [c.model_dump() if hasattr(c, "model_dump") else dict(c) for c in delta.tool_calls]
+                finish = part.choices[0].finish_reason or finish
+                chunk = Chunk(text=getattr(delta, "content", None) or "", tool_calls=calls,
+                              finish_reason=part.choices[0].finish_reason)
+                if chunk.text or chunk.tool_calls or chunk.finish_reason:
+                    seen.append(chunk)
+                    yield chunk
+        except CostmwError:
+            raise
+        except Exception as exc:
+            raise map_litellm_error(exc, self.name, request) from exc
+        text, calls = join_chunks(seen)
+        if not usage.prompt_tokens:
+            usage = Usage(count_message_tokens(request.messages, self.model), count_tokens(text, self.model))
+        yield Chunk(response=self._finish(request, Response(
+            text=text, tool_calls=calls, finish_reason=finish or "stop", model=model, usage=usage)))

@@ -1,0 +1,380 @@
+"""The Chain: plugins around a target, with a ledger of every call."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigError, CostmwError, NoTargetError, PluginError, TargetError
+from ._ledger import Ledger
+from ._loop import LoopThread
+from ._plugin import CallNext, Plugin, StreamNext
+from ._pricing import Price, lookup_price
+from ._target import Target
+from ._tokens import count_message_tokens
+from ._types import Chunk, Request, Response
+
+__all__ = ["Chain"]
+
+log = logging.getLogger("costmw")
+
+
+class Chain:
+    """A chain of plugins around one or more targets.
+
+    The first plugin is outermost. The chain is built on its first call; adding plugins after
+    that raises, so every call sees the same chain. ``complete``/``stream`` are the sync twins
+    of ``acomplete``/``astream`` and run on a background loop owned by the chain.
+    """
+
+    def __init__(
+        self,
+        plugins: Sequence[Plugin] = (),
+        targets: Sequence[Target] = (),
+        *,
+        ledger: Ledger | str | Path | None = None,
+        default_model: str | None = None,
+        auto_targets: bool = False,
+    ) -> None:
+        for i, p in enumerate(plugins):
+            if not isinstance(p, Plugin):
+                raise ConfigError(f"plugins[{i}] is {type(p).__name__}, not a costmw.Plugin instance")
+        self._plugins: list[Plugin] = list(plugins)
+        self._targets: dict[str, Target] = {}
+        for t in targets:
+            self.add_target(t)
+        self.ledger = ledger if isinstance(ledger, Ledger) else Ledger(ledger)
+        self.default_model = default_model
+        self.auto_targets = auto_targets
+        self._build_lock = threading.Lock()
+        self._handler: CallNext | None = None
+        self._stream_handler: StreamNext | None = None
+        self._runner = LoopThread()
+        self._prices: dict[str, Price | None] = {}
+        self._closed = False
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | str | Path) -> Chain:
+        """Build a chain from a dict, or a YAML/TOML/JSON file (validated; errors name the field)."""
+        from ._config import chain_from_config
+
+        return chain_from_config(config)
+
+    @property
+    def plugins(self) -> tuple[Plugin, ...]:
+        return tuple(self._plugins)
+
+    @property
+    def targets(self) -> dict[str, Target]:
+        return dict(self._targets)
+
+    @property
+    def started(self) -> bool:
+        return self._handler is not None
+
+    def add_plugin(self, plugin: Plugin) -> None:
+        if self.started:
+            raise ConfigError("the chain has already served a call; build a new Chain to change its plugins")
+        if not isinstance(plugin, Plugin):
+            raise ConfigError(f"{type(plugin).__name__} is not a costmw.Plugin instance")
+        self._plugins.append(plugin)
+
+    def add_target(self, target: Target) -> Target:
+        """Add a target (allowed at any time: targets are looked up per call)."""
+        if not isinstance(target, Target):
+            raise ConfigError(f"{type(target).__name__} is not a costmw target")
+        existing = self._targets.get(target.name)
+        if existing is not None and existing is not target:
+            raise ConfigError(f"a target named {target.name!r} is already in this chain")
+        self._targets[target.name] = target
+        return target
+
+    def plugin(self, kind: type[Plugin] | str) -> Plugin | None:
+        """The first plugin of a class (or with a name) in this chain, if any."""
+        for p in self._plugins:
+            if (isinstance(kind, str) and p.plugin_name == kind) or (isinstance(kind, type) and isinstance(p, kind)):
+                return p
+        return None
+
+    def _ensure_built(self) -> None:
+        if self._handler is not None:
+            return
+        with self._build_lock:
+            if self._handler is not None:
+                return
+            if self._closed:
+                raise RuntimeError("this chain is closed")
+            for p in self._plugins:
+                p.bind(self)
+            handler: CallNext = self._call_target
+            stream_handler: StreamNext = self._stream_target
+            for p in reversed(self._plugins):
+                handler = _link(p, handler)
+                stream_handler = _stream_link(p, stream_handler)
+            self._stream_handler = stream_handler
+            self._handler = handler
+
+    # -- targets and prices ------------------------------------------------------------
+    def target_for(self, request: Request) -> Target:
+        """The target that serves ``request``: the one a plugin chose, else by name or model."""
+        chosen = request.context.target
+        if chosen is not None:
+            return chosen
+        by_name = request.metadata.get("target")
+        if by_name:
+            target = self._targets.get(str(by_name))
+            if target is None:
+                raise NoTargetError(f"metadata names target {by_name!r}, which is not in this chain",
+                                    request=request)
+            return target
+        target = self._targets.get(request.model)
+        if target is not None:
+            return target
+        for t in self._targets.values():
+            if t.model == request.model:
+                return t
+        if self.auto_targets:
+            from .adapters import LiteLLMTarget
+
+            with self._build_lock:
+                target = self._targets.get(request.model) or self.add_target(LiteLLMTarget(request.model))
+            return target
+        if self._targets:
+            return next(iter(self._targets.values()))
+        raise NoTargetError(f"no target can serve model {request.model!r}: add a target to the chain",
+                            request=request)
+
+    def price_of(self, model: str) -> Price | None:
+        """USD per 1M tokens for ``model``: a target's own price first, then LiteLLM's map."""
+        if model in self._prices:
+            return self._prices[model]
+        price = None
+        target = self._targets.get(model) or next((t for t in self._targets.values() if t.model == model), None)
+        if target is not None:
+            price = target.price
+        if price is None:
+            price = lookup_price(model)
+        self._prices[model] = price
+        return price
+
+    # -- the terminal links --------------------------------------------------------------
+    async def _call_target(self, request: Request) -> Response:
+        target = self.target_for(request)
+        request.context.remember("served", request)
+        try:
+            response = await target.acomplete(request)
+        except CostmwError:
+            raise
+        except Exception as exc:
+            raise TargetError(f"target {target.name!r} failed: {type(exc).__name__}: {exc}",
+                              target=target.name, request=request) from exc
+        if not response.served_by:
+            target._finish(request, response)
+        return response
+
+    async def _stream_target(self, request: Request) -> AsyncIterator[Chunk]:
+        target = self.target_for(request)
+        request.context.remember("served", request)
+        try:
+            async for chunk in target.astream(request):
+                if chunk.response is not None and not chunk.response.served_by:
+                    target._finish(request, chunk.response)
+                yield chunk
+        except CostmwError:
+            raise
+        except Exception as exc:
+            raise TargetError(f"target {target.name!r} failed: {type(exc).__name__}: {exc}",
+                              target=target.name, request=request) from exc
+
+    # -- finishing a call ----------------------------------------------------------------
+    def _finish(self, original: Request, response: Response, started: float) -> Response:
+        ctx = original.context
+        response.request_id = original.id
+        response.latency_s = time.perf_counter() - started
+        if ctx.savings:
+            response.savings = list(ctx.savings)
+        if ctx.info:
+            response.info = {**response.info, **ctx.info}
+        response.baseline_cost_usd = self._baseline(original, response)
+        return response
+
+    def _baseline(self, original: Request, response: Response) -> float:
+        """What the requested model would have cost for the original request."""
+        price = self.price_of(original.model)
+        if price is None:
+            return response.cost_usd + sum(s.usd for s in response.savings)
+        served: Request | None = original.context.recall("served")
+        usage = response.usage
+        if usage.prompt_tokens and (served is None or served.messages is original.messages
+                                    or served.messages == original.messages):
+            prompt_tokens = usage.prompt_tokens
+        else:
+            prompt_tokens = original.context.memo(
+                "original_prompt_tokens",
+                lambda: count_message_tokens(original.messages, original.model, original.params.get("tools")),
+            )
+        return price.cost(prompt_tokens, usage.completion_tokens)
+
+    def _record(self, original: Request, response: Response | None, error: BaseException | None,
+                started: float) -> None:
+        try:
+            row = self.ledger.make_row(original, response, error=error,
+                                       latency_s=time.perf_counter() - started)
+            self.ledger.record(row)
+        except Exception as exc:  # pragma: no cover - make_row is defensive already
+            log.warning("costmw could not record a ledger row: %s", exc)
+
+    def _request(self, messages: Any, model: str | None, metadata: Mapping[str, Any] | None,
+                 params: dict[str, Any], stream: bool) -> Request:
+        request = Request.create(messages, model or self.default_model, params=params,
+                                 metadata=metadata, stream=stream)
+        request.context.chain = self
+        return request
+
+    # -- public API ----------------------------------------------------------------------
+    async def acomplete(self, messages: Any, model: str | None = None, *,
+                        metadata: Mapping[str, Any] | None = None, **params: Any) -> Response:
+        """Send one chat request through the chain and return its response."""
+        request = self._request(messages, model, metadata, params, stream=False)
+        return await self.asend(request)
+
+    async def asend(self, request: Request) -> Response:
+        """Send a prepared :class:`Request` through the chain."""
+        self._ensure_built()
+        assert self._handler is not None
+        if request.context.chain is None:
+            request.context.chain = self
+        started = time.perf_counter()
+        try:
+            response = await self._handler(request)
+        except BaseException as exc:
+            self._record(request, None, exc, started)
+            raise
+        response = self._finish(request, response, started)
+        self._record(request, response, None, started)
+        return response
+
+    async def astream(self, messages: Any, model: str | None = None, *,
+                      metadata: Mapping[str, Any] | None = None, **params: Any) -> AsyncIterator[Chunk]:
+        """Stream one chat request; the last chunk carries the whole :class:`Response`."""
+        request = self._request(messages, model, metadata, params, stream=True)
+        self._ensure_built()
+        assert self._stream_handler is not None
+        started = time.perf_counter()
+        finished = False
+        try:
+            async for chunk in self._stream_handler(request):
+                if chunk.response is not None:
+                    response = self._finish(request, chunk.response, started)
+                    self._record(request, response, None, started)
+                    finished = True
+                    yield Chunk(response=response)
+                else:
+                    yield chunk
+        except BaseException as exc:
+            if not finished:
+                self._record(request, None, exc, started)
+            raise
+
+    def complete(self, messages: Any, model: str | None = None, *,
+                 metadata: Mapping[str, Any] | None = None, **params: Any) -> Response:
+        """Sync twin of :meth:`acomplete`; safe from many threads and inside a running loop."""
+        request = self._request(messages, model, metadata, params, stream=False)
+        return self._runner.run(self.asend(request))
+
+    def stream(self, messages: Any, model: str | None = None, *,
+               metadata: Mapping[str, Any] | None = None, **params: Any) -> Iterator[Chunk]:
+        """Sync twin of :meth:`astream`."""
+        self._request(messages, model, metadata, params, stream=True)  # fail fast on bad input
+        return self._runner.iterate(self.astream(messages, model, metadata=metadata, **params))
+
+    def run_sync(self, coro: Any) -> Any:
+        """Run a coroutine on the chain's background loop (used by the sync wrappers of plugins)."""
+        return self._runner.run(coro)
+
+    def feedback(self, response_id: str, good: bool, note: str = "") -> None:
+        """Record whether an answer was good; the router can learn from these labels."""
+        if not isinstance(response_id, str) or not response_id:
+            raise ValueError("feedback needs the request_id of a response")
+        self.ledger.add_feedback(response_id, good, note)
+        for p in self._plugins:
+            hook = getattr(p, "on_feedback", None)
+            if hook is not None:
+                hook(response_id, good)
+
+    def report(self) -> dict[str, Any]:
+        return self.ledger.summary()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        for p in self._plugins:
+            await p.aclose()
+        for t in list(self._targets.values()):
+            await t.aclose()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._runner._loop is not None:
+            self._runner.run(self.aclose())
+        else:
+            import asyncio
+
+            asyncio.run(self.aclose())
+        self._runner.close()
+
+    def __enter__(self) -> Chain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Chain:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+        self._runner.close()
+
+    def __repr__(self) -> str:
+        names = ", ".join(p.plugin_name for p in self._plugins)
+        return f"Chain(plugins=[{names}], targets={list(self._targets)})"
+
+
+def _plugin_failure(plugin: Plugin, request: Request, exc: Exception) -> PluginError:
+    name = plugin.plugin_name
+    return PluginError(f"plugin {name!r} failed: {type(exc).__name__}: {exc}", plugin=name, request=request)
+
+
+def _link(plugin: Plugin, call_next: CallNext) -> CallNext:
+    handle = plugin.handle
+
+    async def link(request: Request) -> Response:
+        try:
+            return await handle(request, call_next)
+        except CostmwError:
+            raise
+        except Exception as exc:
+            raise _plugin_failure(plugin, request, exc) from exc
+
+    return link
+
+
+def _stream_link(plugin: Plugin, call_next: StreamNext) -> StreamNext:
+    async def link(request: Request) -> AsyncIterator[Chunk]:
+        try:
+            async for chunk in plugin.astream(request, call_next):
+                yield chunk
+        except CostmwError:
+            raise
+        except Exception as exc:
+            raise _plugin_failure(plugin, request, exc) from exc
+
+    return link
+
+

@@ -1,0 +1,90 @@
+"""``costmw.completion``: a drop-in for ``litellm.completion`` through a default chain."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ._chain import Chain
+from ._types import Response
+
+__all__ = ["acompletion", "completion", "default_chain", "set_default_chain", "to_model_response"]
+
+_lock = threading.Lock()
+_default: Chain | None = None
+
+
+def default_chain() -> Chain:
+    """The process-wide default chain: from ``$COSTMW_CONFIG`` when set, else the built-in plugins.
+
+    Its targets are created on demand: any model name becomes a LiteLLMTarget.
+    """
+    global _default
+    if _default is None:
+        with _lock:
+            if _default is None:
+                path = os.environ.get("COSTMW_CONFIG")
+                if path:
+                    chain = Chain.from_config(path)
+                    chain.auto_targets = True
+                else:
+                    from .plugins import default_plugins
+
+                    chain = Chain(plugins=default_plugins(), auto_targets=True)
+                _default = chain
+    return _default
+
+
+def set_default_chain(chain: Chain | None) -> None:
+    """Replace the default chain (None resets it to be built again on next use)."""
+    global _default
+    with _lock:
+        _default = chain
+
+
+def to_model_response(response: Response) -> Any:
+    """A LiteLLM ``ModelResponse`` for a costmw response, with costmw's numbers attached."""
+    from .adapters._litellm import _litellm
+
+    litellm = _litellm()
+    message: dict[str, Any] = {"role": "assistant", "content": response.text}
+    if response.tool_calls:
+        message["tool_calls"] = response.tool_calls
+    out = litellm.ModelResponse(
+        id=response.request_id,
+        model=response.model,
+        choices=[{"index": 0, "message": message, "finish_reason": response.finish_reason or "stop"}],
+        usage={"prompt_tokens": response.usage.prompt_tokens,
+               "completion_tokens": response.usage.completion_tokens,
+               "total_tokens": response.usage.total_tokens},
+    )
+    out._hidden_params["costmw"] = {
+        "cost_usd": response.cost_usd, "baseline_cost_usd": response.baseline_cost_usd,
+        "served_by": response.served_by, "savings": [s.__dict__ if hasattr(s, "__dict__") else
+                                                    {"plugin": s.plugin, "usd": s.usd} for s in response.savings],
+    }
+    return out
+
+
+
+
+def completion(*, model: str, messages: list[dict[str, Any]], chain: Chain | None = None, **kwargs: Any) -> Any:
+    """Same arguments and return type as ``litellm.completion``, with the chain's plugins around it."""
+    the_chain = chain or default_chain()
+    metadata = kwargs.pop("metadata", None)
+    if kwargs.get("stream"):
+        kwargs.pop("stream")
+        return the_chain.stream(messages, model, metadata=metadata, **kwargs)
+    return to_model_response(the_chain.complete(messages, model, metadata=metadata, **kwargs))
+
+
+async def acompletion(*, model: str, messages: list[dict[str, Any]], chain: Chain | None = None,
+                      **kwargs: Any) -> Any:
+    """Async twin of :func:`completion`."""
+    the_chain = chain or default_chain()
+    metadata = kwargs.pop("metadata", None)
+    if kwargs.get("stream"):
+        kwargs.pop("stream")
+        return the_chain.astream(messages, model, metadata=metadata, **kwargs)
+    return to_model_response(await the_chain.acomplete(messages, model, metadata=metadata, **kwargs))

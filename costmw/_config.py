@@ -1,0 +1,210 @@
+"""Build a chain from a dict or a YAML/TOML/JSON file, validated with pydantic.
+
+::
+
+    plugins:
+      - semantic_cache: {threshold: 0.9}     # name: options
+      - name: prompt_minifier                # or name + options
+        options: {level: balanced}
+    targets:
+      - {kind: litellm, model: gpt-4o-mini}
+      - {kind: mock, name: local, reply: "ok"}
+    ledger: {path: costmw-ledger.db}
+    default_model: gpt-4o
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from ._errors import ConfigError
+from ._plugin import Plugin, get_plugin_class
+
+__all__ = ["chain_from_config", "load_config_file", "register_target_kind"]
+
+# target kind -> "module:attribute" (imported only when a config uses it)
+_TARGET_KINDS: dict[str, str] = {
+    "litellm": "costmw.adapters:LiteLLMTarget",
+    "callable": "costmw.adapters:CallableTarget",
+    "mock": "costmw.adapters:MockTarget",
+}
+
+
+def register_target_kind(kind: str, path: str) -> None:
+    """Make ``kind`` usable in ``targets:`` of a config, built by the callable at ``module:attr``."""
+    _TARGET_KINDS[kind] = path
+
+
+class _LedgerSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str | None = None
+    store_text: bool = False
+
+
+class _ChainSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plugins: list[str | dict[str, Any]] = Field(default_factory=list)
+    targets: list[dict[str, Any]] = Field(default_factory=list)
+    ledger: _LedgerSpec | str | None = None
+    default_model: str | None = None
+    auto_targets: bool = False
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read YAML (safe loader), TOML or JSON, chosen by the file's extension."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    text = p.read_text(encoding="utf-8")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"config file {str(p)!r}: use .yaml, .yml, .toml or .json")
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"config file {str(p)!r} could not be parsed: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a mapping at the top level")
+    if "costmw" in data and isinstance(data["costmw"], dict) and suffix == ".toml":
+        data = data["costmw"]
+    return data
+
+
+def _options_model(owner: str, fn: Callable[..., Any]) -> type[BaseModel] | None:
+    """A pydantic model of the keyword options ``fn`` accepts (None when it takes **kwargs)."""
+    fields: dict[str, Any] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL,):
+            continue
+        if param.kind is param.VAR_KEYWORD:
+            return None
+        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else Any
+        if isinstance(annotation, str):
+            annotation = Any  # postponed annotations: let the constructor check the value
+        default = param.default if param.default is not inspect.Parameter.empty else ...
+        fields[name] = (annotation, default)
+    try:
+        return create_model(  # type: ignore[call-overload,no-any-return]
+            f"{owner}Options", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True), **fields)
+    except Exception:
+        return None
+
+
+def _validate_options(what: str, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+    model = _options_model(what.replace(" ", "_"), fn)
+    if model is None:
+        return
+    try:
+        model.model_validate(options)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(x) for x in err["loc"]) or "(options)"
+            if err["type"] == "extra_forbidden":
+                valid = ", ".join(k for k in model.model_fields)
+                problems.append(f"unknown option {field!r} (valid options: {valid})")
+            elif err["type"] == "missing":
+                problems.append(f"option {field!r} is required")
+            else:
+                problems.append(f"option {field!r}: {err['msg']}")
+        raise ConfigError(f"{what}: " + "; ".join(problems)) from None
+
+
+def _plugin_entry(i: int, entry: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(entry, str):
+        return entry, {}
+    if "name" in entry:
+        extra = {k: v for k, v in entry.items() if k not in ("name", "options")}
+        options = {**(entry.get("options") or {}), **extra}
+        return str(entry["name"]), options
+    if len(entry) == 1:
+        name, options = next(iter(entry.items()))
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"plugins[{i}] ({name!r}): options must be a mapping, got {options!r}")
+        return str(name), dict(options or {})
+    raise ConfigError(f"plugins[{i}]: write either a name, {{name: options}}, or {{name: ..., options: ...}}")
+
+
+def build_plugin(i: int, entry: str | dict[str, Any]) -> Plugin:
+    name, options = _plugin_entry(i, entry)
+    try:
+        cls = get_plugin_class(name)
+    except ConfigError as exc:
+        raise ConfigError(f"plugins[{i}]: {exc}") from None
+    what = f"plugin {name!r} (plugins[{i}])"
+    _validate_options(what, cls.__init__, options)
+    try:
+        return cls(**options)
+    except ConfigError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot import {path!r}: {exc}") from exc
+
+
+def build_target(i: int, spec: Mapping[str, Any]) -> Any:
+    options = dict(spec)
+    kind = str(options.pop("kind", "litellm"))
+    if kind not in _TARGET_KINDS:
+        raise ConfigError(f"targets[{i}]: unknown kind {kind!r}; known kinds: {', '.join(sorted(_TARGET_KINDS))}")
+    factory = _import(_TARGET_KINDS[kind])
+    what = f"target {options.get('name') or options.get('model') or kind!r} (targets[{i}], kind {kind!r})"
+    if kind == "callable" and isinstance(options.get("fn"), str):
+        options["fn"] = _import(options["fn"])
+    if kind == "mock" and "reply" in options:
+        reply = str(options.pop("reply"))
+        options["handler"] = lambda _request, _r=reply: _r
+    _validate_options(what, factory.__init__ if isinstance(factory, type) else factory, options)
+    try:
+        return factory(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+
+
+def chain_from_config(config: Mapping[str, Any] | str | Path) -> Any:
+    from ._chain import Chain
+    from ._ledger import Ledger
+
+    data = load_config_file(config) if isinstance(config, (str, Path)) else dict(config)
+    try:
+        spec = _ChainSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        raise ConfigError(f"config: {field}: {err['msg']}") from None
+    plugins = [build_plugin(i, e) for i, e in enumerate(spec.plugins)]
+    targets = [build_target(i, t) for i, t in enumerate(spec.targets)]
+    ledger = spec.ledger
+    if isinstance(ledger, str):
+        ledger_obj = Ledger(ledger)
+    elif ledger is not None:
+        ledger_obj = Ledger(ledger.path, store_text=ledger.store_text)
+    else:
+        ledger_obj = Ledger()
+    return Chain(plugins=plugins, targets=targets, ledger=ledger_obj,
+                 default_model=spec.default_model, auto_targets=spec.auto_targets)

@@ -1,0 +1,137 @@
+"""The exception tree of costmw.
+
+::
+
+    CostmwError
+    ├── ConfigError            a mistake in how costmw was set up (bad option, unknown plugin)
+    │                          (also a ValueError, so callers that catch ValueError still do)
+    ├── InvalidRequestError    a request that cannot be sent (malformed messages, no model)
+    │                          (also a ValueError)
+    ├── MissingDependencyError an optional extra is not installed (also an ImportError)
+    └── RequestError           a runtime failure that carries the request that caused it
+        ├── PluginError        a plugin raised while handling a request
+        ├── TargetError        a target (model, API, function) failed
+        │   ├── RateLimitError
+        │   ├── TargetTimeout
+        │   ├── ServerError    (5xx)
+        │   └── ContextWindowError
+        ├── NoTargetError      no target can serve the request
+        └── BudgetExceeded     a tenant's spend limit was reached
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._types import Request
+
+__all__ = [
+    "BudgetExceeded",
+    "ConfigError",
+    "ContextWindowError",
+    "CostmwError",
+    "InvalidRequestError",
+    "MissingDependencyError",
+    "NoTargetError",
+    "PluginError",
+    "RateLimitError",
+    "RequestError",
+    "ServerError",
+    "TargetError",
+    "TargetTimeout",
+    "missing_extra",
+]
+
+
+class CostmwError(Exception):
+    """Base class of every error costmw raises on purpose."""
+
+
+class ConfigError(CostmwError, ValueError):
+    """costmw was configured wrongly; raised before any call is made."""
+
+
+class InvalidRequestError(CostmwError, ValueError):
+    """The request itself is malformed; raised before any network call."""
+
+
+class MissingDependencyError(CostmwError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class RequestError(CostmwError):
+    """A runtime failure while serving ``request``."""
+
+    def __init__(self, message: str, *, request: Request | None = None) -> None:
+        super().__init__(message)
+        self.request = request
+
+
+class PluginError(RequestError):
+    """A plugin raised; ``plugin`` names it and ``__cause__`` holds the original error."""
+
+    def __init__(self, message: str, *, plugin: str, request: Request | None = None) -> None:
+        super().__init__(message, request=request)
+        self.plugin = plugin
+
+
+class TargetError(RequestError):
+    """A target failed. ``retryable`` says whether another try (or target) may succeed."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str = "",
+        request: Request | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.target = target
+        self.status_code = status_code
+
+
+class RateLimitError(TargetError):
+    retryable = True
+
+
+class TargetTimeout(TargetError):
+    retryable = True
+
+
+class ServerError(TargetError):
+    retryable = True
+
+
+class ContextWindowError(TargetError):
+    """The prompt does not fit the target's context window; another target may take it."""
+
+    retryable = True
+
+
+class NoTargetError(RequestError):
+    """No configured target can serve the request."""
+
+
+class BudgetExceeded(RequestError):
+    """The tenant's spend limit for the current period is reached."""
+
+    def __init__(self, message: str, *, tenant: str, limit_usd: float, spent_usd: float,
+                 request: Request | None = None) -> None:
+        super().__init__(message, request=request)
+        self.tenant = tenant
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+
+
+def missing_extra(package: str, extra: str, error: BaseException | None = None) -> MissingDependencyError:
+    """Build the error for a missing optional dependency, naming the extra that brings it."""
+    msg = f"{package} is required for this feature: pip install \"costmw[{extra}]\""
+    if error is not None:
+        msg += f" ({error})"
+    return MissingDependencyError(msg)
+
+

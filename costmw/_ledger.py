@@ -1,0 +1,226 @@
+"""The ledger: one row per call with tokens, cost, baseline cost and savings per plugin.
+
+In memory by default; pass a path for SQLite. Rows never hold API keys: parameters are not
+stored, and prompt/answer text (kept only with ``store_text=True``, e.g. for distillation) has
+anything that looks like a secret redacted first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._types import Request, Response
+
+__all__ = ["Ledger", "LedgerRow", "redact_secrets"]
+
+log = logging.getLogger("costmw.ledger")
+
+_SECRET = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}"
+    r"|xox[abp]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{30,}|hf_[A-Za-z0-9]{30,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{16,})"
+)
+
+
+def redact_secrets(text: str) -> str:
+    """Replace substrings that look like API keys or bearer tokens with ``[REDACTED]``."""
+    return _SECRET.sub("[REDACTED]", text)
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    ts: float
+    request_id: str
+    tenant: str | None
+    requested_model: str
+    served_by: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    baseline_cost_usd: float
+    latency_s: float
+    savings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    prompt: list[dict[str, Any]] | None = None
+    answer: str | None = None
+
+    @property
+    def saved_usd(self) -> float:
+        return max(0.0, self.baseline_cost_usd - self.cost_usd)
+
+
+_COLUMNS = [
+    ("ts", "REAL"), ("request_id", "TEXT"), ("tenant", "TEXT"), ("requested_model", "TEXT"),
+    ("served_by", "TEXT"), ("model", "TEXT"), ("prompt_tokens", "INTEGER"),
+    ("completion_tokens", "INTEGER"), ("cost_usd", "REAL"), ("baseline_cost_usd", "REAL"),
+    ("latency_s", "REAL"), ("savings", "TEXT"), ("info", "TEXT"), ("error", "TEXT"),
+    ("prompt", "TEXT"), ("answer", "TEXT"),
+]
+_JSON_COLS = {"savings", "info", "prompt"}
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str))
+
+
+class Ledger:
+    """Where every call is written down. Thread-safe; a failure to write never fails a call."""
+
+    def __init__(self, path: str | Path | None = None, *, store_text: bool = False) -> None:
+        self.path = Path(path) if path else None
+        self.store_text = store_text
+        self._lock = threading.Lock()
+        self._rows: list[LedgerRow] = []
+        self._db: sqlite3.Connection | None = None
+        self._spend: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._feedback: list[dict[str, Any]] = []
+        self.write_errors = 0
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            cols = ", ".join(f"{n} {t}" for n, t in _COLUMNS)
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS calls ({cols})")
+            self._db.execute("CREATE INDEX IF NOT EXISTS calls_tenant_ts ON calls (tenant, ts)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS calls_request ON calls (request_id)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS feedback (ts REAL, request_id TEXT, good INTEGER, note TEXT)"
+            )
+
+    # -- writing -------------------------------------------------------------------------
+    def make_row(self, original: Request, response: Response | None, *, error: BaseException | None = None,
+                 latency_s: float = 0.0) -> LedgerRow:
+        r = response or Response()
+        savings: dict[str, float] = {}
+        for s in r.savings:
+            savings[s.plugin] = savings.get(s.plugin, 0.0) + s.usd
+        row = LedgerRow(
+            ts=time.time(), request_id=original.id, tenant=original.tenant,
+            requested_model=original.model, served_by=r.served_by if response else "error",
+            model=r.model, prompt_tokens=r.usage.prompt_tokens, completion_tokens=r.usage.completion_tokens,
+            cost_usd=r.cost_usd, baseline_cost_usd=r.baseline_cost_usd, latency_s=latency_s or r.latency_s,
+            savings=savings, info=_jsonable(r.info), error=None if error is None else redact_secrets(
+                f"{type(error).__name__}: {error}")[:500],
+        )
+        if self.store_text and response is not None:
+            row.prompt = json.loads(redact_secrets(json.dumps(list(original.messages), default=str)))
+            row.answer = redact_secrets(r.text)
+        return row
+
+    def record(self, row: LedgerRow) -> None:
+        try:
+            with self._lock:
+                if row.tenant is not None or row.cost_usd:
+                    self._spend[row.tenant or ""].append((row.ts, row.cost_usd))
+                if self._db is None:
+                    self._rows.append(row)
+                    return
+                values = [json.dumps(v) if k in _JSON_COLS and v is not None else v
+                          for k, v in ((n, getattr(row, n)) for n, _ in _COLUMNS)]
+                self._db.execute(f"INSERT INTO calls VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+        except Exception as exc:  # never fail the user's call over bookkeeping
+            self.write_errors += 1
+            if self.write_errors == 1:
+                log.warning("costmw ledger could not write a row (further errors counted only): %s", exc)
+
+    def add_feedback(self, request_id: str, good: bool, note: str = "") -> None:
+        item = {"ts": time.time(), "request_id": request_id, "good": bool(good), "note": note}
+        with self._lock:
+            if self._db is None:
+                self._feedback.append(item)
+            else:
+                self._db.execute("INSERT INTO feedback VALUES (?, ?, ?, ?)",
+                                 (item["ts"], request_id, int(good), note))
+
+    # -- reading -------------------------------------------------------------------------
+    def rows(self) -> list[LedgerRow]:
+        with self._lock:
+            if self._db is None:
+                return list(self._rows)
+            cur = self._db.execute(f"SELECT {', '.join(n for n, _ in _COLUMNS)} FROM calls ORDER BY ts")
+            out = []
+            for values in cur.fetchall():
+                data = {n: (json.loads(v) if n in _JSON_COLS and v is not None else v)
+                        for (n, _), v in zip(_COLUMNS, values)}
+                data["savings"] = data["savings"] or {}
+                data["info"] = data["info"] or {}
+                out.append(LedgerRow(**data))
+            return out
+
+    def __iter__(self) -> Iterator[LedgerRow]:
+        return iter(self.rows())
+
+    def __len__(self) -> int:
+        with self._lock:
+            if self._db is None:
+                return len(self._rows)
+            return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def feedback(self) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._db is None:
+                return list(self._feedback)
+            cur = self._db.execute("SELECT ts, request_id, good, note FROM feedback ORDER BY ts")
+            return [{"ts": t, "request_id": r, "good": bool(g), "note": n} for t, r, g, n in cur.fetchall()]
+
+    def spend(self, tenant: str | None, since: float = 0.0) -> float:
+        """What ``tenant`` spent (USD) on calls since the unix time ``since``."""
+        with self._lock:
+            if self._db is not None:
+                cur = self._db.execute(
+                    "SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE COALESCE(tenant, '') = ? AND ts >= ?",
+                    (tenant or "", since))
+                return float(cur.fetchone()[0])
+            return sum(c for ts, c in self._spend.get(tenant or "", ()) if ts >= since)
+
+    def summary(self) -> dict[str, Any]:
+        """Totals, and breakdowns per plugin and per serving target."""
+        rows = self.rows()
+        by_plugin: dict[str, float] = defaultdict(float)
+        by_target: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for r in rows:
+            for plugin, usd in r.savings.items():
+                by_plugin[plugin] += usd
+            t = by_target[r.served_by]
+            t["calls"] += 1
+            t["cost_usd"] += r.cost_usd
+            t["baseline_cost_usd"] += r.baseline_cost_usd
+            t["prompt_tokens"] += r.prompt_tokens
+            t["completion_tokens"] += r.completion_tokens
+        cost = sum(r.cost_usd for r in rows)
+        baseline = sum(r.baseline_cost_usd for r in rows)
+        return {
+            "calls": len(rows),
+            "errors": sum(1 for r in rows if r.error),
+            "cost_usd": cost,
+            "baseline_cost_usd": baseline,
+            "saved_usd": max(0.0, baseline - cost),
+            "saved_pct": (100.0 * (baseline - cost) / baseline) if baseline else 0.0,
+            "by_plugin": dict(by_plugin),
+            "by_target": {k: dict(v) for k, v in by_target.items()},
+        }
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [asdict(r) for r in self.rows()]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -1,0 +1,102 @@
+"""One background event loop per chain, so the sync API works from any thread or running loop."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["LoopThread"]
+
+
+class LoopThread:
+    """An event loop running forever in a daemon thread; coroutines are handed to it."""
+
+    def __init__(self, name: str = "costmw-loop") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            with self._lock:
+                if self._loop is None:
+                    loop = asyncio.new_event_loop()
+                    ready = threading.Event()
+
+                    def serve() -> None:
+                        asyncio.set_event_loop(loop)
+                        loop.call_soon(ready.set)
+                        loop.run_forever()
+
+                    thread = threading.Thread(target=serve, name=self._name, daemon=True)
+                    thread.start()
+                    ready.wait()
+                    self._thread = thread
+                    self._loop = loop
+        return self._loop
+
+    def in_loop_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the background loop and wait for its result in this thread."""
+        if self.in_loop_thread():
+            coro.close()
+            raise RuntimeError(
+                "the sync API was called from inside the chain's own event loop "
+                "(e.g. from a plugin); await the async twin (acomplete/astream) instead"
+            )
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except BaseException:
+            if not future.done():
+                future.cancel()
+            raise
+
+    def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        """Drive an async iterator on the background loop, one item at a time."""
+        loop = self.loop
+
+        async def step() -> tuple[bool, Any]:
+            try:
+                return True, await agen.__anext__()
+            except StopAsyncIteration:
+                return False, None
+
+        try:
+            while True:
+                fut: concurrent.futures.Future[tuple[bool, Any]] = asyncio.run_coroutine_threadsafe(step(), loop)
+                try:
+                    ok, item = fut.result()
+                except BaseException:
+                    fut.cancel()
+                    raise
+                if not ok:
+                    return
+                yield item
+        finally:
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None and not loop.is_closed():
+                try:
+                    asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=5)
+                except Exception:
+                    pass
+
+    def close(self) -> None:
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
+            if not loop.is_running():
+                loop.close()

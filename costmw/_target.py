@@ -1,0 +1,114 @@
+"""The target protocol: what the last link of a chain calls."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+
+from ._pricing import Price, lookup_price
+from ._types import Chunk, Request, Response, join_chunks
+
+__all__ = ["Capabilities", "Target"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a target can do; the router never sends a request to a target that lacks what it needs."""
+
+    tools: bool = True
+    json_mode: bool = True
+    streaming: bool = True
+    context_window: int | None = None
+    batching: bool = False
+
+
+class Target:
+    """Base class of targets. Subclasses implement :meth:`acomplete`; the rest has defaults.
+
+    ``price`` is USD per 1M input/output tokens. When it is not given, LiteLLM's price map is
+    consulted for ``model``; a target with no known price costs nothing in the ledger.
+    """
+
+    kind: str = "target"
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        price: Price | tuple[float, float] | dict[str, float] | None = None,
+        capabilities: Capabilities | None = None,
+    ) -> None:
+        if not name or not isinstance(name, str):
+            raise ValueError("a target needs a non-empty name")
+        self.name = name
+        self.model = model or name
+        self._price = Price.coerce(price)
+        self._price_looked_up = self._price is not None
+        self.capabilities = capabilities or Capabilities()
+
+    @property
+    def price(self) -> Price | None:
+        if not self._price_looked_up:
+            self._price = lookup_price(self.model)
+            self._price_looked_up = True
+        return self._price
+
+    @price.setter
+    def price(self, value: Price | tuple[float, float] | dict[str, float] | None) -> None:
+        self._price = Price.coerce(value)
+        self._price_looked_up = True
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        price = self.price
+        return price.cost(prompt_tokens, completion_tokens) if price else 0.0
+
+    async def acomplete(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    async def astream(self, request: Request) -> AsyncIterator[Chunk]:
+        """Stream an answer. The default makes one call and yields it as a single chunk."""
+        response = await self.acomplete(request)
+        yield Chunk(text=response.text, tool_calls=response.tool_calls,
+                    finish_reason=response.finish_reason)
+        yield Chunk(response=response)
+
+    async def abatch(self, requests: Sequence[Request]) -> list[Response | BaseException]:
+        """Serve several requests; each gets its own response or its own exception."""
+        results = await asyncio.gather(*(self.acomplete(r) for r in requests), return_exceptions=True)
+        return list(results)
+
+    async def aclose(self) -> None:
+        return None
+
+    def _finish(self, request: Request, response: Response) -> Response:
+        """Fill in the model and cost of a response made by this target."""
+        if not response.model:
+            response.model = self.model
+        response.cost_usd = self.cost(response.usage.prompt_tokens, response.usage.completion_tokens)
+        response.served_by = f"target:{self.name}"
+        response.request_id = request.id
+        return response
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+
+async def collect_stream(chunks: AsyncIterator[Chunk]) -> Response:
+    """Drain a stream and return its final response (assembling one when the stream has none)."""
+    seen: list[Chunk] = []
+    final: Response | None = None
+    async for c in chunks:
+        if c.response is not None:
+            final = c.response
+        else:
+            seen.append(c)
+    if final is None:
+        text, calls = join_chunks(seen)
+        final = Response(text=text, tool_calls=calls,
+                         finish_reason=next((c.finish_reason for c in reversed(seen) if c.finish_reason), "stop"))
+    return final
+
+

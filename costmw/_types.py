@@ -1,0 +1,271 @@
+"""Core value types: Request, Response, Chunk, Usage, Saving and the per-request context."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from .adapters import Target
+
+__all__ = [
+    "Chunk",
+    "Message",
+    "Request",
+    "RequestContext",
+    "Response",
+    "Saving",
+    "Usage",
+    "validate_messages",
+]
+
+Message = dict[str, Any]
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+_ids = itertools.count()
+_PID = os.getpid()
+
+
+def _new_id() -> str:
+    return f"req-{_PID:x}-{int(time.time() * 1000):x}-{next(_ids):x}"
+
+
+def validate_messages(messages: Any) -> tuple[Message, ...]:
+    """Check that ``messages`` is a non-empty list of OpenAI-format chat messages.
+
+    Raises InvalidRequestError naming the first bad message and what is wrong with it.
+    """
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Iterable):
+        raise InvalidRequestError(
+            "messages must be a list of {'role': ..., 'content': ...} dicts, "
+            f"got {type(messages).__name__}"
+        )
+    out = tuple(messages)
+    if not out:
+        raise InvalidRequestError("messages is empty: send at least one message")
+    for i, m in enumerate(out):
+        if not isinstance(m, Mapping):
+            raise InvalidRequestError(f"messages[{i}] must be a dict, got {type(m).__name__}")
+        role = m.get("role")
+        if role not in ROLES:
+            raise InvalidRequestError(
+                f"messages[{i}] has unknown role {role!r}; expected one of {sorted(ROLES)}"
+            )
+        content = m.get("content")
+        if content is None and not m.get("tool_calls") and role != "assistant":
+            raise InvalidRequestError(f"messages[{i}] ({role}) has no content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise InvalidRequestError(
+                f"messages[{i}].content must be a string or a list of content parts, "
+                f"got {type(content).__name__}"
+            )
+        if role == "tool" and not m.get("tool_call_id"):
+            raise InvalidRequestError(f"messages[{i}] is a tool message without tool_call_id")
+    return out
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """The text of a message, joining the text parts of multimodal content."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"
+        )
+    return ""
+
+
+class RequestContext:
+    """Scratch space shared by every copy of one request as it moves through the chain.
+
+    Work that several plugins need (the embedding of the last user turn, the token count)
+    is done once and kept here, and plugins leave notes here for the ledger (savings,
+    routing decision, batch metrics). It is not part of the request's identity.
+    """
+
+    __slots__ = ("target", "savings", "info", "_memo", "chain", "attempts")
+
+    def __init__(self) -> None:
+        self.target: Target | None = None
+        self.savings: list[Saving] = []
+        self.info: dict[str, Any] = {}
+        self._memo: dict[Any, Any] = {}
+        self.chain: Any = None
+        self.attempts: list[Response] = []
+
+    def memo(self, key: Any, compute: Any) -> Any:
+        """Return the value cached under ``key``, computing it with ``compute()`` the first time."""
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
+
+    def remember(self, key: Any, value: Any) -> None:
+        self._memo[key] = value
+
+    def recall(self, key: Any, default: Any = None) -> Any:
+        return self._memo.get(key, default)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One LLM call. Immutable: plugins derive changed copies with :meth:`replace`.
+
+    ``params`` holds the model parameters (temperature, max_tokens, tools, response_format, ...);
+    ``metadata`` holds costmw's own controls (tenant, user, tags, no_cache, namespace, ...),
+    which are never sent to a model.
+    """
+
+    messages: tuple[Message, ...]
+    model: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    id: str = field(default_factory=_new_id)
+    context: RequestContext = field(default_factory=RequestContext, compare=False, repr=False)
+
+    @classmethod
+    def create(
+        cls,
+        messages: Any,
+        model: str | None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        stream: bool = False,
+    ) -> Request:
+        """Validate user input and build a request; raises InvalidRequestError when it is bad."""
+        if not model or not isinstance(model, str):
+            raise InvalidRequestError("model is required: pass model='<name of the model you would call>'")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidRequestError(f"metadata must be a dict, got {type(metadata).__name__}")
+        return cls(
+            messages=validate_messages(messages),
+            model=model,
+            params=dict(params or {}),
+            metadata=dict(metadata or {}),
+            stream=stream,
+        )
+
+    def replace(self, **changes: Any) -> Request:
+        """A copy with ``changes`` applied; the id and context are kept."""
+        if "messages" in changes:
+            changes["messages"] = tuple(changes["messages"])
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def tenant(self) -> str | None:
+        t = self.metadata.get("tenant") or self.metadata.get("user")
+        return None if t is None else str(t)
+
+    @property
+    def last_user_text(self) -> str:
+        for m in reversed(self.messages):
+            if m.get("role") == "user":
+                return message_text(m)
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "messages": list(self.messages),
+            "params": dict(self.params),
+            "metadata": dict(self.metadata),
+            "stream": self.stream,
+        }
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Saving:
+    """Money one plugin saved on one call, with a short note of how."""
+
+    plugin: str
+    usd: float
+    detail: str = ""
+    tokens: int = 0
+
+
+@dataclass(slots=True)
+class Response:
+    """The answer to a request, with what it cost and who served it."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = "stop"
+    model: str = ""
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    baseline_cost_usd: float = 0.0
+    served_by: str = ""
+    latency_s: float = 0.0
+    savings: list[Saving] = field(default_factory=list)
+    request_id: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    raw: Any = field(default=None, repr=False)
+
+    @property
+    def saved_usd(self) -> float:
+        return max(0.0, self.baseline_cost_usd - self.cost_usd)
+
+    def copy(self, **changes: Any) -> Response:
+        return dataclasses.replace(self, **changes)
+
+    def message(self) -> Message:
+        """The answer as an assistant message, ready to append to a conversation."""
+        msg: Message = {"role": "assistant", "content": self.text}
+        if self.tool_calls:
+            msg["tool_calls"] = self.tool_calls
+        return msg
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One streamed piece of an answer. The last chunk of a stream carries the full ``response``."""
+
+    text: str = ""
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str | None = None
+    response: Response | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.response is not None
+
+
+def join_chunks(chunks: Sequence[Chunk]) -> tuple[str, list[dict[str, Any]] | None]:
+    """Assemble streamed text and tool-call deltas (OpenAI delta format) into whole values."""
+    text = "".join(c.text for c in chunks)
+    calls: dict[int, dict[str, Any]] = {}
+    for c in chunks:
+        for d in c.tool_calls or ():
+            idx = int(d.get("index", len(calls)))
+            cur = calls.setdefault(idx, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+            if d.get("id"):
+                cur["id"] = d["id"]
+            fn = d.get("function") or {}
+            if fn.get("name"):
+                cur["function"]["name"] += fn["name"]
+            if fn.get("arguments"):
+                cur["function"]["arguments"] += fn["arguments"]
+    return text, ([calls[i] for i in sorted(calls)] or None)

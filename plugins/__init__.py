@@ -1,0 +1,57 @@
+"""Built-in plugins: SemanticCache, PromptMinifier, ModelRouter, Batcher.
+
+Each is imported only when first used, so ``import costmw`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .._plugin import Plugin
+from .passthrough import PassThrough
+
+__all__ = ["PassThrough", "Plugin", "default_plugins"]  # plus the lazy names in _LAZY
+
+# public name -> module (relative to this package)
+_LAZY: dict[str, str] = {
+    # semantic cache (plugins/cache/)
+    "SemanticCache": ".cache",
+    "MemoryStore": ".cache",
+    "SQLiteStore": ".cache",
+    "RedisStore": ".cache",
+    "GPTCacheStore": ".cache",
+    # prompt minifier (plugins/minifier/)
+    "PromptMinifier": ".minifier",
+    # model router (plugins/router/)
+    "ModelRouter": ".router",
+    # batcher (plugins/batcher.py)
+    "Batcher": ".batcher",
+}
+
+# config name -> module that registers it (imported when a config first names it)
+BUILTIN_PLUGIN_MODULES: dict[str, str] = {
+    "passthrough": ".passthrough",
+    "semantic_cache": ".cache",
+    "prompt_minifier": ".minifier",
+    "model_router": ".router",
+    "batcher": ".batcher",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'costmw.plugins' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_LAZY))
+
+
+def default_plugins() -> list[Plugin]:
+    """The plugins of the embedded default chain, outermost first."""
+    return []
