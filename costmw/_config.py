@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -91,14 +92,16 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 def _options_model(owner: str, fn: Callable[..., Any]) -> type[BaseModel] | None:
     """A pydantic model of the keyword options ``fn`` accepts (None when it takes **kwargs)."""
     fields: dict[str, Any] = {}
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
     for name, param in inspect.signature(fn).parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL,):
             continue
         if param.kind is param.VAR_KEYWORD:
             return None
-        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else Any
-        if isinstance(annotation, str):
-            annotation = Any  # postponed annotations: let the constructor check the value
+        annotation = hints.get(name, Any)  # unresolvable annotations: the constructor checks the value
         default = param.default if param.default is not inspect.Parameter.empty else ...
         fields[name] = (annotation, default)
     try:

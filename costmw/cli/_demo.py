@@ -1,0 +1,151 @@
+"""``costmw demo``: a mixed workload run twice, without and with costmw, offline and with no API key.
+
+The two remote models are offline stand-ins priced as gpt-4o and gpt-4o-mini (LiteLLM's price
+map): they answer from the workload's answer key, the small one getting a share of the hard
+questions wrong, so the demo can show cost and answer quality side by side. Token counts are real
+(the tokenizer of each model), so prompt minification shows up in the bill.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .._chain import Chain
+from .._ledger import Ledger
+from .._plugin import Plugin
+from .._target import Capabilities, Target
+from .._tokens import count_message_tokens, count_tokens
+from .._types import Request, Response, Usage
+from ._workload import DemoItem, build_workload
+
+__all__ = ["SimulatedModel", "demo", "demo_chain", "run_workload"]
+
+
+class SimulatedModel(Target):
+    """An offline stand-in for a hosted model: answers from the demo's answer key.
+
+    ``weak=True`` makes it miss about 40% of the hard questions, as a small model would.
+    """
+
+    kind = "simulated"
+
+    def __init__(self, name: str, *, weak: bool = False, answers: dict[str, str] | None = None) -> None:
+        super().__init__(name, model=name, capabilities=Capabilities(context_window=128_000, batching=True))
+        self.weak = weak
+        self.answers = answers or {}
+
+    async def acomplete(self, request: Request) -> Response:
+        key = str(request.metadata.get("demo_key", ""))
+        answer = self.answers.get(key, "I am not sure.")
+        if self.weak and key.startswith("hard-") and int(hashlib.sha256(key.encode()).hexdigest(), 16) % 10 < 4:
+            answer = str(int(answer) + 40) if answer.isdigit() else "I am not sure."
+        usage = Usage(count_message_tokens(request.messages, self.model), count_tokens(answer, self.model))
+        return self._finish(request, Response(text=answer, model=self.model, usage=usage))
+
+
+@dataclass
+class RunResult:
+    label: str
+    ledger: Ledger
+    correct: int = 0
+    wrong_cache: int = 0
+    latencies: list[float] = field(default_factory=list)
+    served: dict[str, int] = field(default_factory=dict)
+
+
+def demo_plugins(premium: Target, small: Target, items: list[DemoItem]) -> list[Plugin]:
+    """The chain the demo runs with: costmw's built-in plugins on their embedded defaults."""
+    from ..plugins import default_plugins
+
+    return default_plugins()
+
+
+def demo_chain(items: list[DemoItem], *, with_costmw: bool, ledger: Ledger | None = None) -> Chain:
+    answers = {it.key: it.answer for it in items}
+    premium = SimulatedModel("gpt-4o", answers=answers)
+    small = SimulatedModel("gpt-4o-mini", weak=True, answers=answers)
+    if not with_costmw:
+        return Chain(targets=[premium], ledger=ledger)
+    return Chain(plugins=demo_plugins(premium, small, items), targets=[premium, small], ledger=ledger)
+
+
+def run_workload(chain: Chain, items: list[DemoItem], label: str, progress: Progress | None = None) -> RunResult:
+    result = RunResult(label, chain.ledger)
+    task = progress.add_task(label, total=len(items)) if progress else None
+    for item in items:
+        meta = {"tenant": "northwind", "demo_key": item.key, **item.metadata}
+        started = time.perf_counter()
+        response = chain.complete(item.messages, model="gpt-4o", metadata=meta, temperature=0)
+        result.latencies.append(time.perf_counter() - started)
+        ok = item.answer.lower() in response.text.lower()
+        result.correct += ok
+        if response.served_by.startswith("cache") and not ok:
+            result.wrong_cache += 1
+        result.served[response.served_by] = result.served.get(response.served_by, 0) + 1
+        if progress is not None and task is not None:
+            progress.advance(task)
+    return result
+
+
+def _print(console: Console, base: RunResult, opt: RunResult, n: int) -> dict[str, Any]:
+    b, o = base.ledger.summary(), opt.ledger.summary()
+    table = Table(title=f"costmw demo: {n} requests of a support bot's day")
+    for col in ("", "without costmw", "with costmw"):
+        table.add_column(col, justify="right" if col else "left")
+    saved = 100.0 * (b["cost_usd"] - o["cost_usd"]) / b["cost_usd"] if b["cost_usd"] else 0.0
+    table.add_row("cost (USD)", f"{b['cost_usd']:.4f}", f"{o['cost_usd']:.4f}  ({saved:.1f}% less)")
+    table.add_row("correct answers", f"{base.correct}/{n}", f"{opt.correct}/{n}")
+    table.add_row("wrong answers served from cache", "-", str(opt.wrong_cache))
+    table.add_row("p50 latency (ms)", f"{statistics.median(base.latencies) * 1e3:.2f}",
+                  f"{statistics.median(opt.latencies) * 1e3:.2f}")
+    console.print(table)
+    plugins = Table(title="where the savings came from")
+    plugins.add_column("plugin")
+    plugins.add_column("saved (USD)", justify="right")
+    for name, usd in sorted(o["by_plugin"].items(), key=lambda kv: -kv[1]):
+        plugins.add_row(name, f"{usd:.4f}")
+    if not o["by_plugin"]:
+        plugins.add_row("(no plugins active)", "0")
+    console.print(plugins)
+    served = Table(title="who served the requests (with costmw)")
+    served.add_column("served by")
+    served.add_column("requests", justify="right")
+    for name, count in sorted(opt.served.items(), key=lambda kv: -kv[1]):
+        served.add_row(name, str(count))
+    console.print(served)
+    return {"requests": n, "cost_without": b["cost_usd"], "cost_with": o["cost_usd"], "saved_pct": saved,
+            "correct_without": base.correct, "correct_with": opt.correct, "wrong_cache": opt.wrong_cache,
+            "by_plugin": o["by_plugin"], "served": opt.served}
+
+
+def demo(
+    requests: int = typer.Option(400, "--requests", "-n", min=20, help="How many requests to send."),
+    seed: int = typer.Option(7, help="Seed of the generated workload."),
+    ledger: Path | None = typer.Option(None, help="Also keep the costmw run's ledger in this SQLite file."),
+) -> None:
+    """Run a realistic mixed workload without and with costmw (offline) and compare the bills."""
+    console = Console()
+    items = build_workload(requests, seed)
+    console.print(f"[bold]costmw demo[/bold]: {len(items)} requests (FAQ repeats and paraphrases, look-alike "
+                  "questions, label tasks, hard questions, long prompts) against offline stand-ins priced as "
+                  "gpt-4o and gpt-4o-mini.")
+    base_chain = demo_chain(items, with_costmw=False)
+    with console.status("setting up costmw (loading local models on first use)..."):
+        opt_chain = demo_chain(items, with_costmw=True, ledger=Ledger(ledger) if ledger else None)
+    with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        base = run_workload(base_chain, items, "without costmw", progress)
+        opt = run_workload(opt_chain, items, "with costmw", progress)
+    _print(console, base, opt, len(items))
+    base_chain.close()
+    opt_chain.close()
