@@ -45,7 +45,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check costmw plugins adapters tests benchmarks examples
-	cd /tmp && $(CURDIR)/$(VENV)/bin/mypy -p costmw
+	rm -rf build/typecheck && $(PIP) install -q --no-deps --target build/typecheck .
+	# mypy runs on the installed layout, where plugins/ and adapters/ are costmw.plugins and costmw.adapters
+	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p costmw
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

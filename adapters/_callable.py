@@ -69,7 +69,7 @@ class CallableTarget(Target):
         super().__init__(target_name, model=model, price=price, capabilities=capabilities)
         self.fn = fn
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None))
+            type(fn).__call__)
         self._var_kw, self._names = _accepts(fn)
         self.count_usage = count_usage
 

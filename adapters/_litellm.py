@@ -192,7 +192,7 @@ class LiteLLMTarget(Target):
                     last = exc
                     if not exc.retryable:
                         raise
-            raise last
+            raise last from first
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
         check_paid_call(self.model, self.api_base)

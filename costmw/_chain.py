@@ -297,6 +297,16 @@ class Chain:
         """Run a coroutine on the chain's background loop (used by the sync wrappers of plugins)."""
         return self._runner.run(coro)
 
+    async def asubmit_batch(self, requests: Any, *, completion_window: str = "24h", **options: Any) -> Any:
+        """Send work that can wait to the provider's Batch API at its discount; returns a BatchJob."""
+        from .plugins.batch_api import asubmit_batch
+
+        return await asubmit_batch(self, requests, completion_window=completion_window, **options)
+
+    def submit_batch(self, requests: Any, *, completion_window: str = "24h", **options: Any) -> Any:
+        """Sync twin of :meth:`asubmit_batch`."""
+        return self._runner.run(self.asubmit_batch(requests, completion_window=completion_window, **options))
+
     def feedback(self, response_id: str, good: bool, note: str = "") -> None:
         """Record whether an answer was good; the router can learn from these labels."""
         if not isinstance(response_id, str) or not response_id:

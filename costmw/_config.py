@@ -182,7 +182,8 @@ def build_target(i: int, spec: Mapping[str, Any]) -> Any:
     if kind == "mock" and "reply" in options:
         reply = str(options.pop("reply"))
         options["handler"] = lambda _request, _r=reply: _r
-    _validate_options(what, factory.__init__ if isinstance(factory, type) else factory, options)
+    init: Callable[..., Any] = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
+    _validate_options(what, init, options)
     try:
         return factory(**options)
     except (TypeError, ValueError) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -85,10 +86,8 @@ class LoopThread:
         finally:
             aclose = getattr(agen, "aclose", None)
             if aclose is not None and not loop.is_closed():
-                try:
+                with contextlib.suppress(Exception):
                     asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=5)
-                except Exception:
-                    pass
 
     def close(self) -> None:
         with self._lock:

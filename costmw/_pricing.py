@@ -34,8 +34,8 @@ class Price:
         if isinstance(value, (tuple, list)) and len(value) == 2:
             return cls(float(value[0]), float(value[1]))
         if isinstance(value, dict):
-            return cls(float(value.get("input", value.get("input_per_1m", 0.0))),
-                       float(value.get("output", value.get("output_per_1m", 0.0))))
+            return cls(float(value.get("input", value.get("input_per_1m")) or 0.0),
+                       float(value.get("output", value.get("output_per_1m")) or 0.0))
         raise ValueError(f"price must be (input_usd_per_1m, output_usd_per_1m) or a dict, got {value!r}")
 
 

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-
 from ._pricing import Price, lookup_price
 from ._types import Chunk, Request, Response, join_chunks
 

@@ -92,7 +92,7 @@ class RequestContext:
     routing decision, batch metrics). It is not part of the request's identity.
     """
 
-    __slots__ = ("target", "savings", "info", "_memo", "chain", "attempts")
+    __slots__ = ("_memo", "attempts", "chain", "info", "savings", "target")
 
     def __init__(self) -> None:
         self.target: Target | None = None

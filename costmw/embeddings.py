@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import itertools
 import re
 import threading
 from collections import OrderedDict
@@ -123,7 +124,7 @@ class HashingEmbedder(_CachingEmbedder):
         m = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             words = [w.lower() for w in _WORD.findall(text)]
-            feats = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+            feats = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
             for f in feats:
                 h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
                 m[i, h % self.dim] += 1.0 if (h >> 63) == 0 else -1.0
@@ -174,7 +175,8 @@ class LocalEmbedder(_CachingEmbedder):
                 self._model = _MODELS[key]
             if self.max_seq_length:
                 self._model.max_seq_length = self.max_seq_length
-            dim_of = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+            model = self._model
+            dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             self.dim = int(dim_of())
         return self._model
 
@@ -233,3 +235,6 @@ async def aembed_request(request: Request, embedder: Embedder, text: str | None 
     vector = (await asyncio.to_thread(embedder.embed, [text]))[0]
     request.context.remember(key, vector)
     return vector
+
+from ._onnx_embed import OnnxEmbedder  # noqa: E402, I001  (ONNX Runtime embedder)
+__all__ += ["OnnxEmbedder"]

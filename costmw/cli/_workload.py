@@ -141,7 +141,7 @@ def build_workload(n: int = 400, seed: int = 7) -> list[DemoItem]:
                               "positive" if positive else "negative", {"task": "label"}))
     for i in range(int(n * share["hard"])):
         items.append(_hard(rng, i))
-    for i in range(n - len(items)):
+    for _ in range(n - len(items)):
         rate, months, gold = rng.choice([2, 3, 5]), rng.choice([12, 18, 24]), rng.choice([1500, 2000, 2500])
         policy = POLICY.format(rate=rate, months=months, gold=gold) * 3
         question, answer = rng.choice([

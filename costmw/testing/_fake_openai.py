@@ -37,7 +37,7 @@ Responder = Callable[[dict[str, Any]], "Reply | str"]
 def default_responder(body: dict[str, Any]) -> Reply:
     """Echo the last user message; call the first tool when tools are offered and none was called yet."""
     messages = body.get("messages") or []
-    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    last_user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
     content = last_user.get("content")
     if isinstance(content, list):
         content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
@@ -66,6 +66,7 @@ class FakeOpenAIServer:
         self._faults: deque[tuple[int, float, dict[str, str]]] = deque()
         self._routes: dict[tuple[str, str], Callable[[FakeOpenAIServer, dict[str, Any], bytes], Any]] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
         self.delay = 0.0
         server = self
 
@@ -92,6 +93,7 @@ class FakeOpenAIServer:
     @property
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else str(host)
         return f"http://{host}:{port}/v1"
 
     def start(self) -> FakeOpenAIServer:
@@ -122,6 +124,11 @@ class FakeOpenAIServer:
         self._routes[(method, path)] = fn
 
     @property
+    def request_path(self) -> str:
+        """The path of the request being served on this thread (for handlers added with :meth:`route`)."""
+        return str(getattr(self._local, "path", ""))
+
+    @property
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r.get("_path", "").endswith("/chat/completions")]
 
@@ -137,6 +144,7 @@ class FakeOpenAIServer:
         path = h.path.split("?")[0]
         with self._lock:
             self.requests.append({**body, "_path": path, "_method": method} if isinstance(body, dict) else {})
+        self._local.path = path
         for (m, prefix), fn in self._routes.items():
             if m == method and path.startswith(prefix):
                 self._send_result(h, fn(self, body if isinstance(body, dict) else {}, raw))
@@ -195,7 +203,7 @@ class FakeOpenAIServer:
             reply = Reply(text=reply)
         model = body.get("model", "fake-model")
         prompt_text = json.dumps(body.get("messages", []))
-        calls = [{"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+        calls: list[dict[str, Any]] = [{"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                   "function": {"name": n, "arguments": json.dumps(a)}} for n, a in reply.tool_calls]
         finish = reply.finish_reason or ("tool_calls" if calls else "stop")
         usage = {"prompt_tokens": _tokens(prompt_text), "completion_tokens": _tokens(reply.text) + 8 * len(calls)}

@@ -5,10 +5,10 @@ import threading
 from collections.abc import AsyncIterator
 
 import pytest
+from costmw.adapters import MockTarget
 
 import costmw
 from costmw import Chain, Chunk, ConfigError, Plugin, PluginError, Request, Response, Saving
-from costmw.adapters import MockTarget
 
 USER = [{"role": "user", "content": "hello there"}]
 
@@ -149,7 +149,7 @@ def test_sync_calls_from_32_threads() -> None:
 async def test_sync_api_works_inside_a_running_loop() -> None:
     chain = Chain(targets=[MockTarget()])
     assert chain.complete(USER, model="mock").text == "hello there"
-    assert [c.text for c in chain.stream(USER, model="mock")][0] == "hello there"
+    assert next(c.text for c in chain.stream(USER, model="mock")) == "hello there"
 
 
 async def test_1000_concurrent_async_calls_each_answered_once() -> None:

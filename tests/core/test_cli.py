@@ -3,10 +3,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from costmw.adapters import MockTarget
 from typer.testing import CliRunner
 
 from costmw import Chain, Ledger
-from costmw.adapters import MockTarget
 from costmw.cli import app
 
 

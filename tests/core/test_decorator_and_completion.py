@@ -3,10 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from costmw.adapters import LiteLLMTarget
 
 import costmw
 from costmw import Chain, Plugin, Request, Response
-from costmw.adapters import LiteLLMTarget
 from costmw.testing import FakeOpenAIServer
 
 

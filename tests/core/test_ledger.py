@@ -4,9 +4,10 @@ import threading
 import time
 from pathlib import Path
 
+from costmw.adapters import MockTarget
+
 from costmw import Chain, Ledger, Request, Response, Saving, Usage
 from costmw._ledger import redact_secrets
-from costmw.adapters import MockTarget
 
 
 def _row(ledger: Ledger, tenant: str, cost: float) -> None:

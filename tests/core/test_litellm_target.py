@@ -6,9 +6,9 @@ import json
 import logging
 
 import pytest
+from costmw.adapters import LiteLLMTarget, forbid_paid_calls
 
 from costmw import Chain, Ledger, RateLimitError, ServerError
-from costmw.adapters import LiteLLMTarget, forbid_paid_calls
 from costmw.testing import FakeOpenAIServer
 
 KEY = "sk-test-abcdefghijklmnopqrstuvwxyz123456"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import costmw
 import costmw.adapters
 import costmw.plugins
+
+import costmw
 
 
 def test_exported_names() -> None:

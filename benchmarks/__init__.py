@@ -1,0 +1,1 @@
+"""Reproducible benchmarks: each bench_*.py prints a table and writes JSON to benchmarks/results/."""
