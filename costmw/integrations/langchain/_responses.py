@@ -16,7 +16,7 @@ from ._messages import tool_calls_from_openai, tool_calls_to_openai
 if TYPE_CHECKING:
     from langchain_core.messages import AIMessage, AIMessageChunk
 
-__all__ = ["costmw_metadata", "message_from_response", "message_chunk", "response_from_message"]
+__all__ = ["costmw_metadata", "message_chunk", "message_from_response", "response_from_message"]
 
 
 def _finite(x: float) -> float:
@@ -36,6 +36,8 @@ def costmw_metadata(response: Response) -> dict[str, Any]:
         "savings": [{"plugin": s.plugin, "usd": s.usd, "detail": s.detail, "tokens": s.tokens}
                     for s in response.savings],
         "route": info.get("route"),
+        "prompt_tokens": response.usage.prompt_tokens,
+        "completion_tokens": response.usage.completion_tokens,
         "latency_s": response.latency_s,
     }
 
