@@ -94,8 +94,21 @@ class LoopThread:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is not None:
+            if thread is not None and thread is not threading.current_thread() and loop.is_running():
+                # cancel what is still pending (e.g. library background workers) so it ends cleanly
+                with contextlib.suppress(Exception):
+                    asyncio.run_coroutine_threadsafe(_cancel_pending(), loop).result(timeout=5)
             loop.call_soon_threadsafe(loop.stop)
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=5)
             if not loop.is_running():
                 loop.close()
+
+
+async def _cancel_pending() -> None:
+    """Cancel every other task of the running loop and wait for them to finish."""
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,5 +6,13 @@ from __future__ import annotations
 from ..adapters._callable import MockTarget
 from ..adapters._guard import forbid_paid_calls
 from ._fake_openai import FakeOpenAIServer, Reply
+from ._responders import example_for_schema, schema_responder
 
-__all__ = ["FakeOpenAIServer", "MockTarget", "Reply", "forbid_paid_calls"]
+__all__ = [
+    "FakeOpenAIServer",
+    "MockTarget",
+    "Reply",
+    "example_for_schema",
+    "forbid_paid_calls",
+    "schema_responder",
+]

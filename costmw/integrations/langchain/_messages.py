@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["from_openai_messages", "to_openai_messages", "tool_calls_from_openai", "tool_calls_to_openai"]
 
-_OPENAI_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
+_OPENAI_PARTS = frozenset({"image_url", "input_audio", "refusal"})
 _BOOKKEEPING = frozenset({"index", "id", "extras", "annotations"})
 _TOOL_BLOCKS = frozenset({"tool_call", "tool_use", "tool_call_chunk", "function_call"})
 _REASONING_BLOCKS = frozenset({"reasoning", "thinking", "redacted_thinking"})
@@ -83,7 +83,7 @@ def _content_part(part: Any, role: str, where: str) -> dict[str, Any] | None:
     kind = part["type"]
     if kind == "text":
         return {k: v for k, v in part.items() if k not in _BOOKKEEPING}
-    if kind in _OPENAI_PARTS:
+    if kind in _OPENAI_PARTS or (kind == "file" and isinstance(part.get("file"), Mapping)):
         return dict(part)
     if kind == "text-plain":
         return {"type": "text", "text": str(part.get("text") or part.get("base64") or "")}
@@ -106,7 +106,8 @@ def _content(content: Any, role: str, i: int) -> str | list[dict[str, Any]]:
     if not isinstance(content, list):
         raise InvalidRequestError(f"{_where(i)}: content must be a string or a list, got {type(content).__name__}")
     parts = [_content_part(p, role, _where(i, j)) for j, p in enumerate(content)]
-    return [p for p in parts if p is not None]
+    kept = [p for p in parts if p is not None]
+    return kept if kept or role != "assistant" else ""  # an answer made only of tool calls
 
 
 def tool_calls_to_openai(message: AIMessage) -> list[dict[str, Any]]:
@@ -120,10 +121,12 @@ def tool_calls_to_openai(message: AIMessage) -> list[dict[str, Any]]:
     known = {c["id"] for c in out}
     content = message.content if isinstance(message.content, list) else []
     for block in content:  # a tool_use block with no tool_calls entry still is a call
-        if isinstance(block, Mapping) and block.get("type") in ("tool_use", "tool_call") and block.get("id") not in known:
-            args = block.get("input", block.get("args")) or {}
+        if not isinstance(block, Mapping) or block.get("type") not in ("tool_use", "tool_call"):
+            continue
+        if block.get("id") not in known:
+            args = json.dumps(block.get("input", block.get("args")) or {}, ensure_ascii=False)
             out.append({"id": block.get("id"), "type": "function",
-                        "function": {"name": block.get("name") or "", "arguments": json.dumps(args, ensure_ascii=False)}})
+                        "function": {"name": block.get("name") or "", "arguments": args}})
     return out
 
 

@@ -8,6 +8,7 @@ cost, who served it, the savings per plugin and the routing decision.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..._types import Chunk, Response, Usage
@@ -86,7 +87,7 @@ def message_chunk(chunk: Chunk, requested_model: str = "") -> AIMessageChunk:
 
 def response_from_message(message: AIMessage) -> Response:
     """A costmw Response for an AIMessage produced by a LangChain chat model (``raw`` keeps the message)."""
-    usage = message.usage_metadata or {}
+    usage: Mapping[str, Any] = message.usage_metadata or {}
     meta = message.response_metadata or {}
     calls = tool_calls_to_openai(message) or None
     finish = meta.get("finish_reason") or meta.get("stop_reason") or ("tool_calls" if calls else "stop")
