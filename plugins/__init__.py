@@ -25,8 +25,13 @@ _LAZY: dict[str, str] = {
     "PromptMinifier": ".minifier",
     # model router (plugins/router/)
     "ModelRouter": ".router",
-    # batcher (plugins/batcher.py)
+    # batcher (plugins/batcher.py) and Batch API jobs (plugins/batch_api.py)
     "Batcher": ".batcher",
+    "QueueFullError": ".batcher",
+    "BatcherClosedError": ".batcher",
+    "BatchJob": ".batch_api",
+    "BatchOutcome": ".batch_api",
+    "BatchNotReadyError": ".batch_api",
 }
 
 # config name -> module that registers it (imported when a config first names it)
