@@ -33,6 +33,7 @@ __all__ = [
     "aembed_request",
     "bundled_minilm_path",
     "default_embedder",
+    "resolve_embedder",
 ]
 
 
@@ -222,6 +223,34 @@ def default_embedder() -> Embedder:
     if _default is None:
         _default = LocalEmbedder()
     return _default
+
+
+_API_PREFIXES = ("text-embedding-", "openai/", "azure/", "cohere/", "voyage/", "mistral/", "bedrock/", "gemini/",
+                 "vertex_ai/", "jina_ai/", "huggingface/", "ollama/", "nvidia_nim/", "together_ai/", "embed-")
+
+
+def resolve_embedder(spec: Embedder | str) -> Embedder:
+    """An embedder from a config value: an Embedder as is; "minilm" (or "default") the shared
+    all-MiniLM-L6-v2; "hashing" or "hashing-<dim>"; "litellm:<model>" or an API model name
+    (``text-embedding-3-small``, ``cohere/...``) through LiteLLM; any other string a local
+    sentence-transformers model (a path or a hub name)."""
+    if not isinstance(spec, str):
+        if isinstance(spec, Embedder):
+            return spec
+        raise TypeError(f"embedder must be an Embedder or a name, got {type(spec).__name__}")
+    name = spec.strip()
+    low = name.lower()
+    if low in ("minilm", "default", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"):
+        return default_embedder()
+    if low == "hashing" or re.fullmatch(r"hashing-\d+", low):
+        return HashingEmbedder(int(low.split("-")[1]) if "-" in low else 256)
+    if low.startswith("litellm:"):
+        return LiteLLMEmbedder(name.split(":", 1)[1])
+    if low.startswith(_API_PREFIXES):
+        return LiteLLMEmbedder(name)
+    if not name:
+        raise ValueError("embedder name is empty")
+    return LocalEmbedder(name)
 
 
 async def aembed_request(request: Request, embedder: Embedder, text: str | None = None) -> np.ndarray:

@@ -25,6 +25,13 @@ _LAZY: dict[str, str] = {
     "PromptMinifier": ".minifier",
     # model router (plugins/router/)
     "ModelRouter": ".router",
+    "Rules": ".router",
+    "Rule": ".router",
+    "Learned": ".router",
+    "CostAware": ".router",
+    "Cascade": ".router",
+    "Budget": ".router",
+    "QualityModel": ".router",
     # batcher (plugins/batcher.py) and Batch API jobs (plugins/batch_api.py)
     "Batcher": ".batcher",
     "QueueFullError": ".batcher",

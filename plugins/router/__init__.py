@@ -1,1 +1,43 @@
-"""(being written)"""
+"""ModelRouter: the cheapest target that will answer well, by rules, a learned model or a cascade,
+with fallbacks, cooldowns, budgets and an explanation of every decision."""
+
+from __future__ import annotations
+
+from ._budget import Budget
+from ._calibrate import routing_curve, share_needed, threshold_for_quality, threshold_for_share
+from ._cascade import AgreementScorer, Cascade, LogprobScorer, RefusalScorer, Scorer, TrainedScorer
+from ._features import text_features
+from ._learned import CostAware, Learned
+from ._model import QualityModel
+from ._route import Route, RouteContext
+from ._router import ModelRouter
+from ._rules import Rule, Rules
+from ._strategy import Cheapest, FirstOf, Requested, Strategy, register_strategy
+
+__all__ = [
+    "AgreementScorer",
+    "Budget",
+    "Cascade",
+    "Cheapest",
+    "CostAware",
+    "FirstOf",
+    "Learned",
+    "LogprobScorer",
+    "ModelRouter",
+    "QualityModel",
+    "RefusalScorer",
+    "Requested",
+    "Route",
+    "RouteContext",
+    "Rule",
+    "Rules",
+    "Scorer",
+    "Strategy",
+    "TrainedScorer",
+    "register_strategy",
+    "routing_curve",
+    "share_needed",
+    "text_features",
+    "threshold_for_quality",
+    "threshold_for_share",
+]

@@ -1,0 +1,237 @@
+"""Cascades: the cheap target answers first; a scorer judges the answer; a low score escalates.
+
+Scorers return a number in [0, 1] (1 = keep the cheap answer) or None when they cannot judge
+(no log-probabilities in the answer, say). Several scorers combine by their lowest opinion.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..._errors import ConfigError
+from ..._target import Target
+from ..._types import Request, Response
+from ...embeddings import Embedder
+from ._model import QualityModel
+from ._route import Route, RouteContext
+from ._strategy import Strategy, register_strategy
+
+__all__ = ["AgreementScorer", "Cascade", "LogprobScorer", "RefusalScorer", "Scorer", "TrainedScorer", "as_scorer"]
+
+Sample = Callable[..., Awaitable[Response]]  # sample(**params): one more cheap answer
+
+_REFUSAL = re.compile(
+    r"^\W*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|i'?m (?:not able|unable)|i am (?:not able|unable)"
+    r"|as an ai\b|i don'?t know\b|i do not know\b|unfortunately,? i)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_WORDS = re.compile(r"\w+")
+
+
+class Scorer:
+    """Judges a cheap answer: ``ascore`` returns [0, 1] or None; ``params`` are added to the cheap call."""
+
+    name = "scorer"
+    params: Mapping[str, Any] = {}
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        raise NotImplementedError
+
+
+class RefusalScorer(Scorer):
+    """0 for an empty answer (no text, no tool calls) or one that opens with a refusal, else 1."""
+
+    name = "refusal"
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        if response.tool_calls:
+            return 1.0
+        text = response.text.strip()
+        return 0.0 if not text or _REFUSAL.search(text) else 1.0
+
+
+def answer_key(text: str) -> str:
+    """What two answers must share to agree: the last number if there is one, else the words."""
+    numbers = _NUMBER.findall(text.replace(",", ""))
+    if numbers:
+        return str(float(numbers[-1]))
+    return " ".join(w.lower() for w in _WORDS.findall(text))
+
+
+def agreement(a: str, b: str) -> float:
+    """1 when the answers agree (same final number, or same words), else their word overlap."""
+    ka, kb = answer_key(a), answer_key(b)
+    if ka == kb:
+        return 1.0
+    if _NUMBER.fullmatch(ka.replace(".0", "")) or _NUMBER.fullmatch(kb.replace(".0", "")):
+        return 0.0
+    wa, wb = set(ka.split()), set(kb.split())
+    return len(wa & wb) / len(wa | wb) if wa | wb else 1.0
+
+
+class AgreementScorer(Scorer):
+    """Draws ``samples`` more cheap answers (at ``temperature``) and scores their agreement with the first."""
+
+    name = "agreement"
+
+    def __init__(self, samples: int = 1, temperature: float = 0.7) -> None:
+        if samples < 1:
+            raise ConfigError(f"agreement scorer needs samples >= 1, got {samples}")
+        self.samples = samples
+        self.temperature = temperature
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        scores = []
+        for _ in range(self.samples):
+            other = await sample(temperature=self.temperature)
+            scores.append(agreement(response.text, other.text))
+        return float(min(scores))
+
+
+def _token_logprobs(raw: Any) -> list[float]:
+    try:
+        choice = raw.choices[0] if not isinstance(raw, Mapping) else raw["choices"][0]
+        lp: Any = choice.logprobs if not isinstance(choice, Mapping) else choice.get("logprobs")
+        content = lp.get("content") if isinstance(lp, Mapping) else getattr(lp, "content", None)
+        return [float(t.logprob if not isinstance(t, Mapping) else t["logprob"]) for t in content or ()]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return []
+
+
+class LogprobScorer(Scorer):
+    """The geometric mean of the answer's token probabilities, where the target reports them."""
+
+    name = "logprob"
+    params: Mapping[str, Any] = {"logprobs": True}
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        values = _token_logprobs(response.raw)
+        return math.exp(sum(values) / len(values)) if values else None
+
+
+class TrainedScorer(Scorer):
+    """A QualityModel over the prompt and the cheap answer together; train it with :meth:`fit`."""
+
+    name = "trained"
+
+    def __init__(self, model: QualityModel | str | Path | None = None, *, embedder: Embedder | str | None = None,
+                 path: str | Path | None = None) -> None:
+        spec = path if model is None else model
+        self.model = spec if isinstance(spec, QualityModel) else (
+            QualityModel.load(spec, embedder=embedder) if spec is not None else QualityModel(embedder))
+
+    @staticmethod
+    def text(prompt: str, answer: str) -> str:
+        return f"{prompt}\n\nAnswer: {answer}"
+
+    def fit(self, prompts: Sequence[str], answers: Sequence[str], labels: Sequence[float]) -> TrainedScorer:
+        self.model.fit([self.text(p, a) for p, a in zip(prompts, answers, strict=True)], labels)
+        return self
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        import asyncio
+
+        if not self.model.fitted:
+            return None
+        text = self.text(request.last_user_text, response.text)
+        return float((await asyncio.to_thread(self.model.predict, [text]))[0])
+
+
+class _FunctionScorer(Scorer):
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "function")
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        value = self.fn(request, response)
+        if inspect.isawaitable(value):
+            value = await value
+        return None if value is None else float(value)
+
+
+class _Lowest(Scorer):
+    """Several scorers: the lowest opinion wins; scorers without an opinion are skipped."""
+
+    def __init__(self, scorers: Sequence[Scorer]) -> None:
+        self.scorers = list(scorers)
+        self.name = "+".join(s.name for s in self.scorers)
+        self.params = {k: v for s in self.scorers for k, v in s.params.items()}
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        opinions = [await s.ascore(request, response, sample) for s in self.scorers]
+        known = [o for o in opinions if o is not None]
+        return min(known) if known else None
+
+
+_SCORERS: dict[str, Callable[..., Scorer]] = {
+    "refusal": RefusalScorer, "agreement": AgreementScorer, "logprob": LogprobScorer, "trained": TrainedScorer,
+}
+
+
+def as_scorer(spec: Any) -> Scorer:
+    """A scorer from an object, a function ``fn(request, response) -> float``, a name, a dict or a list."""
+    if isinstance(spec, Scorer):
+        return spec
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if isinstance(spec, Mapping):
+        options = dict(spec)
+        name = str(options.pop("name", ""))
+        if name not in _SCORERS:
+            raise ConfigError(f"unknown cascade scorer {name!r}; known: {', '.join(sorted(_SCORERS))}")
+        try:
+            return _SCORERS[name](**options)
+        except TypeError as exc:
+            raise ConfigError(f"scorer {name!r}: {exc}") from exc
+    if isinstance(spec, Sequence):
+        return _Lowest([as_scorer(s) for s in spec])
+    if callable(spec):
+        return _FunctionScorer(spec)
+    raise ConfigError(f"scorer must be a Scorer, a function, a name or a list, got {type(spec).__name__}")
+
+
+class Cascade(Strategy):
+    """Call ``cheap`` first; when ``scorer`` rates its answer below ``threshold``, call ``strong``.
+
+    Both calls are paid for and both are costed on the response and in the ledger. ``cheap`` and
+    ``strong`` default to the cheapest and the dearest target.
+    """
+
+    name = "cascade"
+
+    def __init__(self, cheap: str | Target | None = None, strong: str | Target | None = None, *,
+                 scorer: Any = "refusal", threshold: float = 0.5) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"cascade threshold must be in [0, 1], got {threshold}")
+        self.cheap = cheap.name if isinstance(cheap, Target) else cheap
+        self.strong = strong.name if isinstance(strong, Target) else strong
+        self.scorer = as_scorer(scorer)
+        self.threshold = float(threshold)
+
+    async def aroute(self, ctx: RouteContext) -> Route | None:
+        ranked = ctx.by_cost(ctx.all_targets)
+        by_name = {t.name: t for t in ctx.all_targets}
+        cheap = by_name.get(self.cheap) if self.cheap else (ranked[0] if ranked else None)
+        strong = by_name.get(self.strong) if self.strong else (ranked[-1] if ranked else None)
+        if cheap is None or strong is None:
+            raise ConfigError(f"cascade names targets {self.cheap!r}/{self.strong!r}; the router has {sorted(by_name)}")
+        ok_cheap, ok_strong = ctx.target(cheap.name), ctx.target(strong.name)
+        if ok_cheap is not None and ok_strong is not None and ok_cheap is not ok_strong:
+            return Route(ok_cheap, self.name, threshold=self.threshold, escalate_to=ok_strong, scorer=self.scorer,
+                         reason=f"cheap first, escalate when the {self.scorer.name} score < threshold")
+        only = ok_cheap or ok_strong
+        if only is None:
+            return None
+        other = strong if only is cheap else cheap
+        rejected = {} if other is only else {other.name: ctx.why_not(other.name)}
+        return Route(only, self.name, reason="no cascade: the only one of the pair allowed", rejected=rejected)
+
+    def __repr__(self) -> str:
+        return f"Cascade(cheap={self.cheap!r}, strong={self.strong!r}, scorer={self.scorer.name!r})"
+
+
+register_strategy("cascade", Cascade)

@@ -1,0 +1,278 @@
+"""ModelRouter: send each request to the cheapest target that will answer it well, with fallbacks.
+
+The router filters its targets (capabilities, cooldowns, budget), asks its strategy for a route,
+calls the chosen target through the rest of the chain (falling back on rate limits, timeouts,
+5xx and context-window errors), and explains the decision on the response and in the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..._errors import BudgetExceeded, ConfigError, NoTargetError
+from ..._plugin import CallNext, Plugin, StreamNext, register_plugin
+from ..._target import Target
+from ..._types import Chunk, Request, Response, Saving
+from ._budget import Budget
+from ._execute import Outcome, Runner
+from ._fallback import Cooldowns, Retry
+from ._needs import lacks, needs_of
+from ._route import Route, RouteContext, estimated_cost
+from ._strategy import Requested, Strategy, as_strategy
+from ._training import TrainingMixin
+
+if TYPE_CHECKING:
+    from ..._chain import Chain
+
+__all__ = ["ModelRouter"]
+
+
+@register_plugin("model_router")
+class ModelRouter(TrainingMixin, Plugin):
+    """Route each request to one of ``targets`` by ``strategy``, with fallbacks, cooldowns and budgets.
+
+    ``targets`` are Target objects (added to the chain when it is built, so the ledger can price
+    them) or names of targets in the chain; none means every target of the chain. ``strategy`` is
+    a Strategy, a name (``requested``, ``rules``, ``learned``, ``cost_aware``, ``cascade``,
+    ``cheapest``), ``{"name": ..., **options}``, or a list of these tried in order. Whatever the
+    strategy, a target that lacks a capability the request needs is never chosen.
+
+    On a rate limit, timeout, 5xx or context-window error the next allowed target is tried (after
+    ``retries`` backoff retries of the same target); a target that fails ``cooldown_after`` times
+    in a row is left out for ``cooldown_s`` seconds.
+    """
+
+    name = "model_router"
+
+    def __init__(self, targets: Sequence[Target | str] = (), strategy: Any = "requested", *,
+                 fallback: bool = True, retries: int = 0, backoff: float = 0.2, max_backoff: float = 5.0,
+                 cooldown_after: int = 3, cooldown_s: float = 30.0,
+                 budget: Budget | Mapping[str, Any] | float | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        if isinstance(targets, (str, Target)):
+            targets = [targets]
+        for i, t in enumerate(targets):
+            if not isinstance(t, (Target, str)) or (isinstance(t, str) and not t):
+                raise ConfigError(f"targets[{i}] must be a Target or the name of one, got {t!r}")
+        self._specs: list[Target | str] = list(targets)
+        self.strategy: Strategy = as_strategy(strategy)
+        self._default = Requested()
+        self.cooldowns = Cooldowns(cooldown_after, cooldown_s, clock or time.monotonic)
+        self.runner = Runner(Retry(retries, backoff, max_backoff), self.cooldowns, fallback)
+        self.budget = Budget.coerce(budget)
+        self._chain: Chain | None = None
+        self._targets: list[Target] = [t for t in self._specs if isinstance(t, Target)]
+        self.counts: Counter[str] = Counter()
+
+    # -- targets -----------------------------------------------------------------------
+    def bind(self, chain: Chain) -> None:
+        """Resolve target names against the chain and add the router's Target objects to it."""
+        self._chain = chain
+        resolved: list[Target] = []
+        for spec in self._specs:
+            if isinstance(spec, Target):
+                resolved.append(chain.add_target(spec))
+                continue
+            found = chain.targets.get(spec) or next((t for t in chain.targets.values() if t.model == spec), None)
+            if found is None and chain.auto_targets:
+                from ...adapters import LiteLLMTarget
+
+                found = chain.add_target(LiteLLMTarget(spec))
+            if found is None:
+                raise ConfigError(f"model_router: target {spec!r} is not in the chain "
+                                  f"(it has {sorted(chain.targets)}); add it to the chain's targets")
+            resolved.append(found)
+        self._targets = resolved
+        self._check_names({t.name for t in self.targets})
+
+    def _check_names(self, known: set[str]) -> None:
+        """Fail when the chain is built, not on a call, if a strategy names a target the router lacks."""
+        for part in self.strategy.parts():
+            named = [getattr(part, a, None) for a in ("cheap", "strong")]
+            named += [r.target_name for r in getattr(part, "rules", ())]
+            named += list(getattr(part, "models", {}))
+            missing = sorted({n for n in named if n and n not in known})
+            if missing:
+                raise ConfigError(f"model_router: strategy {part!r} names {missing}, but the router's targets "
+                                  f"are {sorted(known)}")
+
+    @property
+    def targets(self) -> list[Target]:
+        """The router's targets, in its order of preference for fallbacks."""
+        if not self._specs and self._chain is not None:
+            return list(self._chain.targets.values())
+        return list(self._targets)
+
+    # -- deciding ----------------------------------------------------------------------
+    async def route(self, request: Request) -> tuple[Route, RouteContext]:
+        """Decide where ``request`` goes (no call is made); raises BudgetExceeded or NoTargetError."""
+        targets = self.targets
+        if not targets:
+            raise NoTargetError("model_router has no targets", request=request)
+        needs = needs_of(request)
+        excluded: dict[str, str] = {}
+        allowed: list[Target] = []
+        cooling: list[Target] = []
+        for t in targets:
+            why = lacks(t, needs)
+            left = 0.0 if why else self.cooldowns.remaining(t.name)
+            if why or left > 0:
+                excluded[t.name] = why or f"cooling down after repeated failures ({left:.1f} s left)"
+                if not why:
+                    cooling.append(t)
+            else:
+                allowed.append(t)
+        if not allowed and cooling:  # every capable target cools down: try them rather than fail
+            allowed = cooling
+            for t in cooling:
+                excluded.pop(t.name, None)
+        allowed, budget_note = self._apply_budget(request, allowed, excluded)
+        if not allowed:
+            reasons = "; ".join(f"{n}: {why}" for n, why in excluded.items())
+            raise NoTargetError(f"no target can serve this request ({reasons})", request=request)
+        ctx = RouteContext(request, allowed, excluded, targets)
+        route = await self.strategy.aroute(ctx) or await self._default.aroute(ctx)
+        assert route is not None
+        for name, why in excluded.items():
+            route.rejected.setdefault(name, why)
+        if budget_note:
+            request.context.remember(("router", "budget"), budget_note)
+        return route, ctx
+
+    def _apply_budget(self, request: Request, allowed: list[Target],
+                      excluded: dict[str, str]) -> tuple[list[Target], dict[str, Any] | None]:
+        if self.budget is None or self._chain is None or not allowed:
+            return allowed, None
+        over = self.budget.over(self._chain.ledger, request.tenant)
+        if over is None:
+            return allowed, None
+        spent, limit = over
+        tenant = request.tenant or ""
+        note = {"tenant": tenant, "spent_usd": round(spent, 6), "limit_usd": limit, "action": self.budget.action}
+        message = f"tenant {tenant!r} spent ${spent:.4f} of its ${limit:.4f} budget this period"
+        if self.budget.action == "refuse":
+            self.counts["refused"] += 1
+            raise BudgetExceeded(f"{message}; requests are refused until the period ends",
+                                 tenant=tenant, limit_usd=limit, spent_usd=spent, request=request)
+        ctx = RouteContext(request, allowed, excluded, allowed)
+        wanted = set(self.budget.downgrade_to)
+        keep = [t for t in allowed if t.name in wanted] if wanted else ctx.by_cost()[:1]
+        if not keep:
+            raise BudgetExceeded(f"{message}, and none of {sorted(wanted)} can serve this request",
+                                 tenant=tenant, limit_usd=limit, spent_usd=spent, request=request)
+        for t in allowed:
+            if t not in keep:
+                excluded[t.name] = f"over budget: {message}"
+        self.counts["downgraded"] += 1
+        return keep, note
+
+    def _order(self, route: Route, ctx: RouteContext) -> list[Target]:
+        """Chosen target first, then the other allowed targets in the router's order."""
+        skip = {route.target.name} | ({route.escalate_to.name} if route.escalate_to else set())
+        return [route.target] + [t for t in ctx.candidates if t.name not in skip]
+
+    # -- serving -----------------------------------------------------------------------
+    async def handle(self, request: Request, call_next: CallNext) -> Response:
+        route, ctx = await self.route(request)
+        out = Outcome()
+        if route.escalate_to is not None:
+            rest = [t for t in self._order(route, ctx)[1:] if t is not route.escalate_to]
+            response = await self.runner.cascade(request, route, rest, call_next, out)
+        else:
+            response = await self.runner.call(request, self._order(route, ctx), call_next, out)
+        return self._account(request, route, response, out)
+
+    async def astream(self, request: Request, call_next: StreamNext) -> AsyncIterator[Chunk]:
+        route, ctx = await self.route(request)
+        out = Outcome()
+        if route.escalate_to is not None:
+            rest = [t for t in self._order(route, ctx)[1:] if t is not route.escalate_to]
+            chunks = self.runner.cascade_stream(request, route, rest, call_next, out)
+        else:
+            chunks = self.runner.stream(request, self._order(route, ctx), call_next, out)
+        async for chunk in chunks:
+            if chunk.response is not None:
+                chunk = Chunk(response=self._account(request, route, chunk.response, out))
+            yield chunk
+
+    # -- explaining and costing --------------------------------------------------------
+    def _account(self, request: Request, route: Route, response: Response, out: Outcome) -> Response:
+        served = out.served or route.target
+        extra_cost = sum(r.cost_usd for r in out.paid if r is not response)
+        response.cost_usd += extra_cost
+        info = route.explain()
+        info["served"] = served.name
+        if out.attempts:
+            info["attempts"] = out.attempts
+        if served is not route.target and not (out.cascade and out.cascade.get("escalated")):
+            info["fallback"] = True
+            self.counts["fallbacks"] += 1
+            info["rejected"].pop(served.name, None)
+            errors = [a["error"] for a in out.attempts if a.get("target") == route.target.name and "error" in a]
+            info["rejected"][route.target.name] = f"failed: {', '.join(errors) or 'skipped'}; fell back"
+        if out.cascade is not None:
+            self._explain_cascade(info, route, out.cascade)
+            calls = [*(r for r in out.paid if r is not response), response]
+            info["cascade"] = {**out.cascade, "calls": [
+                {"served_by": r.served_by, "cost_usd": round(r.cost_usd if r is not response
+                                                            else r.cost_usd - extra_cost, 8),
+                 "prompt_tokens": r.usage.prompt_tokens, "completion_tokens": r.usage.completion_tokens}
+                for r in calls]}
+            self.counts["escalations" if out.cascade.get("escalated") else "cascade_kept"] += 1
+        budget = request.context.recall(("router", "budget"))
+        if budget:
+            info["budget"] = budget
+        request.context.info["route"] = info
+        self.counts[f"served:{served.name}"] += 1
+        self._record_saving(request, served, response)
+        return response
+
+    @staticmethod
+    def _explain_cascade(info: dict[str, Any], route: Route, cascade: dict[str, Any]) -> None:
+        """Lift the cascade's score to the top of the explanation, with why one answer was not used."""
+        score, threshold = cascade.get("score"), route.threshold
+        info["score"] = score
+        cheap, strong = route.target.name, route.escalate_to.name if route.escalate_to else ""
+        if "why" in cascade:
+            info["rejected"][cheap] = cascade["why"]
+        elif cascade.get("escalated"):
+            info["rejected"][cheap] = f"answer scored {score} < threshold {threshold} ({cascade.get('scorer')})"
+        elif cascade.get("escalation_failed"):
+            info["rejected"][strong] = f"escalation failed: {cascade['escalation_failed']}"
+        else:
+            judged = "no scorer could judge" if score is None else f"{score} >= threshold {threshold}"
+            info["rejected"][strong] = f"not needed: cheap answer {judged}"
+
+    def _reference_price(self, request: Request) -> Any:
+        """The price the caller would have paid: the requested model's, else the dearest target's."""
+        price = self._chain.price_of(request.model) if self._chain is not None else None
+        if price is not None:
+            return price
+        priced = [(c, t) for t in self.targets if (c := estimated_cost(t, 1000, 1000)) is not None]
+        return max(priced, key=lambda x: x[0])[1].price if priced else None
+
+    def _record_saving(self, request: Request, served: Target, response: Response) -> None:
+        ref = self._reference_price(request)
+        if ref is None:
+            return
+        usage = response.usage
+        usd = ref.cost(usage.prompt_tokens, usage.completion_tokens) - response.cost_usd
+        if abs(usd) < 1e-12:
+            return
+        what = "cascade" if "cascade" in request.context.info.get("route", {}) else "routed"
+        request.context.savings.append(Saving(self.plugin_name, usd, f"{what} {request.model} -> {served.name}"))
+
+    def on_feedback(self, response_id: str, good: bool) -> None:
+        """Counts feedback; the labels themselves live in the ledger (see :meth:`feedback_data`)."""
+        self.counts["feedback_good" if good else "feedback_bad"] += 1
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (served per target, fallbacks, escalations, budget actions) and cooldown state."""
+        return {"counts": dict(self.counts), "cooldowns": self.cooldowns.state()}
+
+    def __repr__(self) -> str:
+        names = [t.name if isinstance(t, Target) else t for t in self._specs]
+        return f"ModelRouter(targets={names}, strategy={self.strategy!r})"

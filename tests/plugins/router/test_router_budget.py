@@ -1,0 +1,89 @@
+"""Budgets: per tenant and period, downgrade or refuse."""
+
+from __future__ import annotations
+
+import calendar
+import time
+from collections.abc import Callable
+
+import pytest
+from conftest import ask
+from costmw.adapters import MockTarget
+from costmw.plugins import ModelRouter
+from costmw.plugins.router import Budget
+
+from costmw import BudgetExceeded, Chain, ConfigError
+
+
+def spend(chain: Chain, tenant: str, times: int = 1) -> None:
+    for _ in range(times):
+        chain.complete(ask("spend some money " * 20), model="strong", metadata={"tenant": tenant})
+
+
+def test_refuse_past_the_limit(make_chain: Callable[..., Chain], cheap: MockTarget, strong: MockTarget) -> None:
+    chain = make_chain(ModelRouter([cheap, strong], budget={"limit_usd": 0.001, "action": "refuse"}))
+    spend(chain, "acme")
+    assert chain.ledger.spend("acme") > 0.001
+    with pytest.raises(BudgetExceeded) as info:
+        spend(chain, "acme")
+    assert info.value.tenant == "acme" and info.value.limit_usd == 0.001
+    assert info.value.spent_usd == pytest.approx(chain.ledger.spend("acme"))
+    spend(chain, "other")  # other tenants keep their own budget
+    assert len(strong.calls) == 2
+
+
+def test_downgrade_to_the_cheapest(make_chain: Callable[..., Chain], cheap: MockTarget, mid: MockTarget,
+                                   strong: MockTarget) -> None:
+    budget = Budget(limit_usd=0.001, tenants={"vip": None, "small": 0.0})
+    chain = make_chain(ModelRouter([strong, mid, cheap], budget=budget))
+    spend(chain, "acme")
+    response = chain.complete(ask("more"), model="strong", metadata={"tenant": "acme"})
+    assert response.served_by == "target:cheap"
+    info = response.info["route"]
+    assert info["budget"]["tenant"] == "acme" and info["budget"]["action"] == "downgrade"
+    assert "over budget" in info["rejected"]["strong"] and "over budget" in info["rejected"]["mid"]
+    spend(chain, "vip", times=3)  # unlimited
+    assert chain.complete(ask("x"), model="strong", metadata={"tenant": "vip"}).served_by == "target:strong"
+    assert chain.complete(ask("x"), model="strong", metadata={"tenant": "small"}).served_by == "target:cheap"
+
+
+def test_downgrade_to_named_targets(make_chain: Callable[..., Chain], cheap: MockTarget, mid: MockTarget,
+                                    strong: MockTarget) -> None:
+    chain = make_chain(ModelRouter([strong, mid, cheap], budget=Budget(limit_usd=0.0, downgrade_to=["mid"])))
+    assert chain.complete(ask(), model="strong").served_by == "target:mid"
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    only_cheap = make_chain(ModelRouter([strong, cheap], budget=Budget(limit_usd=0.0, downgrade_to=["cheap"])))
+    with pytest.raises(BudgetExceeded, match="none of \\['cheap'\\]"):
+        only_cheap.complete(ask(), model="strong", tools=tools)
+
+
+def test_periods_start_on_calendar_boundaries() -> None:
+    now = calendar.timegm((2024, 5, 15, 13, 45, 10))  # a Wednesday
+    assert Budget(period="day").period_start(now) == calendar.timegm((2024, 5, 15, 0, 0, 0))
+    assert Budget(period="hour").period_start(now) == calendar.timegm((2024, 5, 15, 13, 0, 0))
+    assert Budget(period="week").period_start(now) == calendar.timegm((2024, 5, 13, 0, 0, 0))
+    assert Budget(period="month").period_start(now) == calendar.timegm((2024, 5, 1, 0, 0, 0))
+    assert Budget(period=600).period_start(now) == now - 600
+
+
+def test_spend_outside_the_period_does_not_count(make_chain: Callable[..., Chain], cheap: MockTarget,
+                                                 strong: MockTarget) -> None:
+    now = [time.time()]
+    budget = Budget(limit_usd=0.001, period=60, action="refuse", clock=lambda: now[0])
+    chain = make_chain(ModelRouter([cheap, strong], budget=budget))
+    spend(chain, "acme")
+    with pytest.raises(BudgetExceeded):
+        spend(chain, "acme")
+    now[0] += 3600  # an hour later the spend has left the 60 s window
+    spend(chain, "acme")
+    assert len(strong.calls) == 2
+
+
+def test_bad_budgets_fail_fast(cheap: MockTarget) -> None:
+    with pytest.raises(ConfigError, match="action"):
+        ModelRouter([cheap], budget={"limit_usd": 1, "action": "shout"})
+    with pytest.raises(ConfigError, match="period"):
+        Budget(limit_usd=1, period="fortnight")
+    with pytest.raises(ConfigError, match=">= 0"):
+        Budget(limit_usd=-1)
+    assert Budget.coerce(2.5) == Budget(limit_usd=2.5)
