@@ -35,6 +35,10 @@ _TARGET_KINDS: dict[str, str] = {
     "litellm": "costmw.adapters:LiteLLMTarget",
     "callable": "costmw.adapters:CallableTarget",
     "mock": "costmw.adapters:MockTarget",
+    "hf": "costmw.adapters:HFTarget",
+    "llamacpp": "costmw.adapters:LlamaCppTarget",
+    "classifier": "costmw.adapters:ClassifierTarget",
+    "dir": "costmw.adapters:load",
 }
 
 

@@ -64,6 +64,14 @@ def __dir__() -> list[str]:
     return sorted(set(__all__) | set(_LAZY))
 
 
-def default_plugins() -> list[Plugin]:
-    """The plugins of the embedded default chain, outermost first."""
-    return []
+def default_plugins(cache_store: str | None = None) -> list[Plugin]:
+    """The plugins of the embedded default chain, outermost first: SemanticCache (SQLite on disk
+    unless ``cache_store`` says otherwise), PromptMinifier (safe rewrites) and Batcher.
+
+    A ModelRouter needs to know your targets, so it joins only when you configure one.
+    """
+    from .batcher import Batcher
+    from .cache import SemanticCache
+    from .minifier import PromptMinifier
+
+    return [SemanticCache(store=cache_store), PromptMinifier(), Batcher()]

@@ -81,7 +81,7 @@ def converted_model_dir(gguf_path: str | Path, cache_dir: str | Path | None = No
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
         loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
         config = AutoConfig.from_pretrained(folder, gguf_file=name)
-        fresh = AutoModelForCausalLM.from_config(config)
+        fresh = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
         fresh.load_state_dict(loaded.state_dict(), strict=False)
         if getattr(config, "tie_word_embeddings", False):
             fresh.tie_weights()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import statistics
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,13 +63,18 @@ class RunResult:
     wrong_cache: int = 0
     latencies: list[float] = field(default_factory=list)
     served: dict[str, int] = field(default_factory=dict)
+    batch_sizes: list[int] = field(default_factory=list)
 
 
-def demo_plugins(premium: Target, small: Target, items: list[DemoItem]) -> list[Plugin]:
-    """The chain the demo runs with: costmw's built-in plugins on their embedded defaults."""
-    from ..plugins import default_plugins
+def demo_plugins(premium: Target, small: Target) -> list[Plugin]:
+    """The chain the demo runs with: the built-in plugins on their defaults (the cache kept in
+    memory so every demo starts cold), and a router that sends label tasks to the small model."""
+    from ..plugins import ModelRouter, default_plugins
+    from ..plugins.router import Rule, Rules
 
-    return default_plugins()
+    cache, minifier, batcher = default_plugins(cache_store="memory")
+    router = ModelRouter([small, premium], strategy=Rules([Rule(small.name, tags=["label"])]))
+    return [cache, minifier, router, batcher]
 
 
 def demo_chain(items: list[DemoItem], *, with_costmw: bool, ledger: Ledger | None = None) -> Chain:
@@ -76,24 +83,36 @@ def demo_chain(items: list[DemoItem], *, with_costmw: bool, ledger: Ledger | Non
     small = SimulatedModel("gpt-4o-mini", weak=True, answers=answers)
     if not with_costmw:
         return Chain(targets=[premium], ledger=ledger)
-    return Chain(plugins=demo_plugins(premium, small, items), targets=[premium, small], ledger=ledger)
+    return Chain(plugins=demo_plugins(premium, small), targets=[premium, small], ledger=ledger)
 
 
-def run_workload(chain: Chain, items: list[DemoItem], label: str, progress: Progress | None = None) -> RunResult:
+def run_workload(chain: Chain, items: list[DemoItem], label: str, progress: Progress | None = None,
+                 callers: int = 8) -> RunResult:
+    """Send the workload from ``callers`` threads at once, as a busy app would."""
     result = RunResult(label, chain.ledger)
     task = progress.add_task(label, total=len(items)) if progress else None
-    for item in items:
+    lock = threading.Lock()
+
+    def send(item: DemoItem) -> None:
         meta = {"tenant": "northwind", "demo_key": item.key, **item.metadata}
         started = time.perf_counter()
         response = chain.complete(item.messages, model="gpt-4o", metadata=meta, temperature=0)
-        result.latencies.append(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
         ok = item.answer.lower() in response.text.lower()
-        result.correct += ok
-        if response.served_by.startswith("cache") and not ok:
-            result.wrong_cache += 1
-        result.served[response.served_by] = result.served.get(response.served_by, 0) + 1
+        with lock:
+            result.latencies.append(elapsed)
+            result.correct += ok
+            if response.served_by.startswith("cache") and not ok:
+                result.wrong_cache += 1
+            result.served[response.served_by] = result.served.get(response.served_by, 0) + 1
+            size = int((response.info.get("batch") or {}).get("batch_size", 0))
+            if size:
+                result.batch_sizes.append(size)
         if progress is not None and task is not None:
             progress.advance(task)
+
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        list(pool.map(send, items))
     return result
 
 
@@ -108,6 +127,8 @@ def _print(console: Console, base: RunResult, opt: RunResult, n: int) -> dict[st
     table.add_row("wrong answers served from cache", "-", str(opt.wrong_cache))
     table.add_row("p50 latency (ms)", f"{statistics.median(base.latencies) * 1e3:.2f}",
                   f"{statistics.median(opt.latencies) * 1e3:.2f}")
+    if opt.batch_sizes:
+        table.add_row("mean batch size at the model", "1", f"{statistics.fmean(opt.batch_sizes):.1f}")
     console.print(table)
     plugins = Table(title="where the savings came from")
     plugins.add_column("plugin")

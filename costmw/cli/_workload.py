@@ -138,7 +138,7 @@ def build_workload(n: int = 400, seed: int = 7) -> list[DemoItem]:
         review = rng.choice(POSITIVE if positive else NEGATIVE)
         q = f"Classify the sentiment of this product review as positive or negative.\nReview: {review}"
         items.append(DemoItem("label", f"label-{i}", [{"role": "user", "content": q}],
-                              "positive" if positive else "negative", {"task": "label"}))
+                              "positive" if positive else "negative", {"task": "label", "tags": ["label"]}))
     for i in range(int(n * share["hard"])):
         items.append(_hard(rng, i))
     for _ in range(n - len(items)):
@@ -150,7 +150,7 @@ def build_workload(n: int = 400, seed: int = 7) -> list[DemoItem]:
             ("How many points a year does Gold status need?", str(gold)),
         ])
         text = VERBOSE.format(policy=policy, question=question)
-        items.append(DemoItem("long", f"long-{rate}-{months}-{gold}-{question[:12]}",
+        items.append(DemoItem("long", f"long-{rate}-{months}-{gold}-{answer}-{len(question)}",
                               [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}], answer))
     rng.shuffle(items)
     return items
