@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from costmw.adapters import MockTarget
 from typer.testing import CliRunner
 
@@ -36,3 +37,19 @@ def test_demo_runs_and_compares(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "without costmw" in result.output and "with costmw" in result.output
     assert len(Ledger(tmp_path / "demo.db")) == 40
+
+
+@pytest.mark.slow
+def test_demo_workload_saves_money_and_never_serves_a_wrong_cached_answer() -> None:
+    from costmw.cli._demo import demo_chain, run_workload
+    from costmw.cli._workload import build_workload
+
+    items = build_workload(200, seed=3)
+    base = run_workload(demo_chain(items, with_costmw=False), items, "base")
+    opt = run_workload(demo_chain(items, with_costmw=True), items, "opt")
+    assert opt.wrong_cache == 0
+    assert opt.correct == base.correct == len(items)
+    saved = 1 - opt.ledger.summary()["cost_usd"] / base.ledger.summary()["cost_usd"]
+    assert saved > 0.4
+    assert {"semantic_cache", "prompt_minifier", "model_router"} <= set(opt.ledger.summary()["by_plugin"])
+    assert any(s.startswith("cache:semantic") for s in opt.served)
