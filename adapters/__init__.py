@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "tune_lora": ".make",
     "tune_full": ".make",
     "distill": ".make",
+    "distill_from_ledger": ".make",
     "prune": ".make",
     "quantize": ".make",
 }
