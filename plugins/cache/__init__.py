@@ -1,1 +1,33 @@
-"""(being written)"""
+"""The semantic cache: exact and meaning-based hits, a verifier against wrong hits, tenant scopes,
+single flight, TTL and LRU, and stores in memory, SQLite, Redis or a GPTCache data manager.
+
+Heavy dependencies (redis, gptcache, usearch, sentence-transformers) load only when a store or
+embedder that needs them is used.
+"""
+
+from __future__ import annotations
+
+from ._cache import SemanticCache
+from ._entry import Entry
+from ._gptcache import GPTCacheStore
+from ._redis import RedisStore
+from ._select import Choice, select
+from ._sqlite import SQLiteStore
+from ._store import MemoryStore, Store, store_from_spec
+from ._verify import CHECKS, Verdict, Verifier
+
+__all__ = [
+    "CHECKS",
+    "Choice",
+    "Entry",
+    "GPTCacheStore",
+    "MemoryStore",
+    "RedisStore",
+    "SQLiteStore",
+    "SemanticCache",
+    "Store",
+    "Verdict",
+    "Verifier",
+    "select",
+    "store_from_spec",
+]

@@ -1,0 +1,63 @@
+"""Choosing the answer to serve among the nearest cached questions, or none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._entry import Entry
+
+__all__ = ["Choice", "select"]
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """``entry`` to serve (None: a miss), its ``similarity``, and ``reason`` for a miss."""
+
+    entry: Entry | None
+    similarity: float = 0.0
+    tier: str = "semantic"
+    reason: str = ""
+
+
+def _clip(x: float) -> float:
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, threshold: float,
+           margin: float, verify: Callable[[str, str], Any] | None, fallthrough: float = 0.05) -> Choice:
+    """Pick the hit for ``query`` among ``found`` (entry, cosine) pairs, or refuse.
+
+    A candidate must reach ``threshold`` and pass ``verify``. The pick is refused when a closer
+    question was judged different (more than ``fallthrough`` closer), or when another passing
+    candidate with a different answer is within ``margin`` of it: the query is then ambiguous.
+    """
+    ranked = sorted(((e, _clip(s)) for e, s in found), key=lambda pair: -pair[1])
+    for entry, _ in ranked:
+        if entry.key == exact_key:
+            return Choice(entry, 1.0, "exact")
+    if not ranked:
+        return Choice(None, reason="empty")
+    top = ranked[0][1]
+    passing: list[tuple[Entry, float]] = []
+    refusal = ""
+    for entry, sim in ranked:
+        if sim < threshold - _EPS:
+            break
+        verdict = True if verify is None or entry.text == query else verify(query, entry.text)
+        if verdict:
+            passing.append((entry, sim))
+        elif not refusal:
+            refusal = f"verifier:{getattr(verdict, 'reason', '') or 'refused'}"
+    if not passing:
+        return Choice(None, top, reason=refusal or "below_threshold")
+    best, best_sim = passing[0]
+    if best_sim < top - fallthrough:
+        return Choice(None, best_sim, reason=refusal or "closer_question_differs")
+    for other, sim in passing[1:]:
+        if best_sim - sim < margin and other.response.get("text") != best.response.get("text"):
+            return Choice(None, best_sim, reason="ambiguous")
+    return Choice(best, best_sim, "semantic")

@@ -1,0 +1,300 @@
+"""Reading a question for what changes its answer: numbers, dates, units, names, identifiers,
+negation, the output format asked for. The verifier compares two of these readings."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import re
+from dataclasses import dataclass
+
+from . import _lexicon as lx
+
+__all__ = ["Facts", "lemma", "read_facts"]
+
+_CONTRACTIONS = ((re.compile(r"\b(can)'t\b", re.I), r"\1 not"), (re.compile(r"\bwon't\b", re.I), "will not"),
+                 (re.compile(r"\bshan't\b", re.I), "shall not"), (re.compile(r"n't\b", re.I), " not"))
+_TOKEN = re.compile(r"[$€£¥%]|[A-Za-z0-9_]+(?:[.\-/+#@&'][A-Za-z0-9_]+)*(?:\+\+|#)?")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9_.])(\d{1,3}(?:,\d{3})+|\d+)((?:\.\d+)*)(?:st|nd|rd|th)?(?![A-Za-z0-9_])")
+_VERSION = re.compile(r"\bv(\d+(?:\.\d+)+)\b", re.I)
+_QUOTED = re.compile(r"`([^`]{1,80})`|(?<![\w])'([^'\n]{1,60})'(?![\w])|\"([^\"\n]{1,60})\"|[“‘]([^”’\n]{1,60})[”’]")
+_IDENT = re.compile(
+    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"                      # e-mail
+    r"|https?://\S+|www\.\S+"                             # URL
+    r"|(?<![\w])(?:/[\w.\-]+){2,}|[A-Za-z]:\\[\w\\.\-]+"  # path
+    r"|#\d+"                                              # ticket, build, order number
+    r"|\b\w+\(\)"                                         # a call
+    r"|\b[A-Za-z0-9]+(?:[_.][A-Za-z0-9]+)+\b"             # snake_case, dotted.name
+    r"|\b(?=[\w-]*\d)[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+\b"    # CODE-123
+    r"|\b[a-z]+[A-Z]\w*\b"                                # camelCase
+    r"|\b(?=\w*\d)(?=\w*[A-Za-z])\w+\b"                   # letters and digits mixed: E1042, jsmith42
+)
+_PLAIN_NUMBER_WORD = re.compile(r"^\d+(?:st|nd|rd|th)?(?:-?[a-z]{3,})?$")
+_LIST_MARKER = re.compile(r"(?m)(?:^\s*|[:;]\s+)\(?\d{1,2}[.)](?=\s)")
+_DIGIT = re.compile(r"\d").search
+_OR_NOT = re.compile(r"\bor not\b", re.I)
+_INTERJECTION = re.compile(r"^\s*(?:yes|no|yeah|nope|sure|ok|okay)\s*[,.!]\s+", re.I)
+_SENTENCE_END = re.compile(r"[.!?:;\n]\s*[\"'“‘(\[]*")
+_CUES = frozenset({"to", "into", "than", "from", "in", "vs", "versus", "over", "per", "before", "after"})
+_MULTIPLIERS = {"hundred": 100.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+_DATE_CONTEXT = frozenset({"in", "on", "of", "during", "since", "until", "by", "this", "next", "last", "early",
+                           "late", "mid", "every"})
+
+
+def _phrases() -> dict[tuple[str, ...], str]:
+    names: set[str] = set()
+    names.update(lx.NAMED_ENTITIES, lx.FORMATS, (w for pair in lx.OPPOSITES for w in pair))
+    return {tuple(n.split("_")): n for n in names if "_" in n}
+
+
+_PHRASES = _phrases()
+_MAX_PHRASE = max(len(p) for p in _PHRASES)
+_OPPOSITE_OF: dict[str, set[str]] = {}
+
+
+@functools.lru_cache(maxsize=65536)
+def lemma(word: str) -> str:
+    """A crude singular, lower-case form, enough to match 'dicts' with 'dict'."""
+    w = _bare(word)
+    if w in lx.NAMED_ENTITIES or word[1:] != word[1:].lower():
+        return w
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if (len(w) > 4 and w.endswith("es") and w[-3] in "sxz") or w.endswith(("ches", "shes")):
+        return w[:-2]
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")) and w not in lx.STOPWORDS:
+        return w[:-1]
+    return w
+
+
+@functools.lru_cache(maxsize=65536)
+def _bare(word: str) -> str:
+    """Lower case without a possessive ending."""
+    w = word.lower()
+    if w.endswith(("'s", "’s")):
+        w = w[:-2]
+    return w.rstrip("'’")
+
+
+for _a, _b in lx.OPPOSITES:
+    _OPPOSITE_OF.setdefault(lemma(_a), set()).add(lemma(_b))
+    _OPPOSITE_OF.setdefault(lemma(_b), set()).add(lemma(_a))
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What one text says that a cached answer depends on."""
+
+    lower: str
+    words: frozenset[str]
+    numbers: frozenset[str]
+    units: frozenset[str]
+    dates: frozenset[str]
+    entities: tuple[str, ...]
+    identifiers: frozenset[str]
+    formats: frozenset[str]
+    negated: bool
+    pairs: frozenset[tuple[str, str]]
+
+
+@dataclass(slots=True)
+class _Token:
+    raw: str
+    low: str
+    lem: str
+    initial: bool
+
+
+def _tokens(text: str) -> list[_Token]:
+    starts = {m.end() for m in _SENTENCE_END.finditer(text)}
+    out: list[_Token] = []
+    for m in _TOKEN.finditer(text):
+        raw = m.group(0)
+        initial = not out or m.start() in starts
+        out.append(_Token(raw, _bare(raw), lemma(raw), initial))
+    return _join_phrases(out)
+
+
+def _join_phrases(tokens: list[_Token]) -> list[_Token]:
+    out: list[_Token] = []
+    i = 0
+    while i < len(tokens):
+        for n in range(min(_MAX_PHRASE, len(tokens) - i), 1, -1):
+            key = tuple(t.low for t in tokens[i:i + n])
+            name = _PHRASES.get(key) or _PHRASES.get((*key[:-1], tokens[i + n - 1].lem))
+            if name:
+                raw = " ".join(t.raw for t in tokens[i:i + n])
+                out.append(_Token(raw, name, name, tokens[i].initial))
+                i += n
+                break
+        else:
+            out.append(tokens[i])
+            i += 1
+    return out
+
+
+def _canonical_number(digits: str, decimals: str = "") -> str:
+    digits = digits.replace(",", "")
+    if decimals.count(".") >= 2:
+        return digits + decimals
+    return f"{float(digits + decimals):.12g}"
+
+
+def _numbers(text: str, tokens: list[_Token]) -> set[str]:
+    text = _LIST_MARKER.sub(" ", text)
+    found = {_canonical_number(*m.groups()) for m in _NUMBER.finditer(text)}
+    found |= {_canonical_number(v.split(".", 1)[0], "." + v.split(".", 1)[1]) for v in _VERSION.findall(text)}
+    values: list[float] = []
+    for i, t in enumerate(tokens):
+        prev = tokens[i - 1].low if i else ""
+        for part in t.low.split("-"):
+            if part in lx.ORDINALS and prev not in lx.DETERMINERS:
+                continue
+            if part == "second" and (prev == "per" or _is_number(prev)):
+                continue
+            if part in _MULTIPLIERS and not (_is_number(prev) or prev in ("a", "one")):
+                continue
+            if part in lx.NUMBER_WORDS:
+                values.append(lx.NUMBER_WORDS[part])
+            elif part in lx.ROMAN and t.raw.isupper():
+                values.append(float(lx.ROMAN[part]))
+    found |= {f"{v:.12g}" for v in _combine(values)}
+    return found
+
+
+def _combine(values: list[float]) -> list[float]:
+    """'twenty five' -> 25, 'two hundred' -> 200 (adjacent number words read as one number)."""
+    out: list[float] = []
+    for v in values:
+        if out and v in _MULTIPLIERS.values() and out[-1] < v:
+            out[-1] *= v
+        elif out and 20 <= out[-1] < 100 and out[-1] % 10 == 0 and 0 < v < 10:
+            out[-1] += v
+        else:
+            out.append(v)
+    return out
+
+
+def _is_number(word: str) -> bool:
+    return word.replace(",", "").replace(".", "", 1).isdigit() or word in lx.NUMBER_WORDS
+
+
+def _identifiers(text: str) -> set[str]:
+    found: set[str] = set()
+    for m in _QUOTED.finditer(text):
+        inner = next(g for g in m.groups() if g is not None)
+        found.add(" ".join(inner.lower().split()))
+    for m in _IDENT.finditer(text):
+        ident = m.group(0).lower().rstrip(".,;:!?)'\"")
+        if ident.endswith("'s"):
+            ident = ident[:-2]
+        if _PLAIN_NUMBER_WORD.match(ident) or ident in lx.NAMED_ENTITIES or ident in ("e.g", "i.e", "etc"):
+            continue
+        if _VERSION.fullmatch(ident) or re.fullmatch(r"[\d.,]+", ident):
+            continue
+        found.add(ident)
+    return found
+
+
+def _is_entity(t: _Token, prev: _Token | None) -> bool:
+    if t.lem in lx.STOPWORDS or t.low in lx.STOPWORDS or t.raw == "I" or t.lem in lx.DATES:
+        return False
+    name = t.low if t.low in lx.NAMED_ENTITIES else t.lem if t.lem in lx.NAMED_ENTITIES else None
+    shaped = len(t.raw) > 1 and (t.raw.isupper() or (t.raw[0].isupper() and any(c.isupper() for c in t.raw[1:])))
+    capital = t.raw[:1].isupper() and not t.initial
+    if name is not None:
+        if name not in lx.AMBIGUOUS_NAMES:
+            return True
+        return capital or shaped or (prev is not None and prev.low in lx.PREPOSITIONS)
+    if t.low in lx.FORMATS or t.low in lx.UNITS or _DIGIT(t.raw):
+        return False
+    return shaped or (capital and not t.low.endswith("ing"))
+
+
+def _units(tokens: list[_Token]) -> set[str]:
+    found: set[str] = set()
+    for i, t in enumerate(tokens):
+        for part in t.low.split("-") if "-" in t.low else [t.low]:
+            unit = lx.UNITS.get(part) or lx.UNITS.get(lemma(part))
+            if unit is None:
+                continue
+            weak = len(part) <= 3 and part not in ("$", "€", "£", "¥", "%", "km", "kg", "mph", "usd", "eur", "gbp")
+            if weak and not (i and _is_number(tokens[i - 1].low)) and "-" not in t.low:
+                continue
+            prev = tokens[i - 1].low if i else ""
+            if part in ("second", "pound") and not (prev in ("per", "a") or _is_number(prev)):
+                continue
+            found.add(unit)
+    return found
+
+
+def _dates(tokens: list[_Token]) -> set[str]:
+    found: set[str] = set()
+    for i, t in enumerate(tokens):
+        date = lx.DATES.get(t.low)
+        if date is None:
+            continue
+        if t.low in lx.AMBIGUOUS_DATES:
+            near = [tokens[j].low for j in (i - 1, i + 1) if 0 <= j < len(tokens)]
+            if not (t.raw[0].isupper() and not t.initial) and not any(
+                    _is_number(w) or w in _DATE_CONTEXT for w in near[:1]) and not any(_is_number(w) for w in near):
+                continue
+        found.add(date)
+    return found
+
+
+def read_facts(text: str) -> Facts:
+    """Read ``text`` once; the verifier compares two readings."""
+    text = text.replace("’", "'").replace("‘", "'") if "’" in text and "‘" not in text else text
+    for pattern, repl in _CONTRACTIONS:
+        text = pattern.sub(repl, text)
+    text = _INTERJECTION.sub("", _OR_NOT.sub(" ", text))
+    tokens = _tokens(text)
+    words: set[str] = set()
+    for t in tokens:
+        words.update((t.low, t.lem))
+        if "-" in t.low:
+            words.update(lemma(p) for p in t.low.split("-"))
+    words.update(_acronyms(tokens))
+    entities: list[str] = []
+    for i, t in enumerate(tokens):
+        key = t.low if t.low in lx.NAMED_ENTITIES else t.lem
+        if _is_entity(t, tokens[i - 1] if i else None) and key not in entities:
+            entities.append(key)
+    formats = {lx.FORMATS[w] for w in (t.low for t in tokens) if w in lx.FORMATS}
+    formats |= {lx.FORMATS[t.lem] for t in tokens if t.lem in lx.FORMATS}
+    units = _units(tokens)
+    pairs = _directed_pairs(tokens, entities, units)
+    negated = any(t.low in lx.NEGATIONS or t.low.startswith("non-") for t in tokens)
+    return Facts(
+        lower=" ".join(text.lower().split()), words=frozenset(words), numbers=frozenset(_numbers(text, tokens)),
+        units=frozenset(units), dates=frozenset(_dates(tokens)), entities=tuple(entities),
+        identifiers=frozenset(_identifiers(text)), formats=frozenset(formats), negated=negated,
+        pairs=frozenset(pairs),
+    )
+
+
+def _acronyms(tokens: list[_Token]) -> set[str]:
+    """Initials of short runs of words ("Natural Language Processing" -> "nlp"), so an acronym in
+    one text matches the words it stands for in the other."""
+    heads = [t.low[0] for t in tokens if t.low[:1].isalpha() and t.low not in ("of", "and", "the", "for")]
+    return {"".join(heads[i:i + n]) for n in range(2, 6) for i in range(len(heads) - n + 1)}
+
+
+def _directed_pairs(tokens: list[_Token], entities: list[str], units: set[str]) -> set[tuple[str, str]]:
+    """Ordered (a, b) for "a to b", "a than b", "from a into b": order that changes the answer."""
+    keys: list[tuple[int, str]] = []
+    for i, t in enumerate(tokens):
+        key = lx.FORMATS.get(t.low) or (lx.UNITS.get(t.low) if lx.UNITS.get(t.low) in units else None) \
+            or next((k for k in (t.low, t.lem) if k in entities), None)
+        if key:
+            keys.append((i, key))
+    pairs: set[tuple[str, str]] = set()
+    for (i, a), (j, b) in itertools.pairwise(keys):
+        if a != b and j - i <= 5 and any(tokens[k].low in _CUES for k in range(i + 1, j)):
+            pairs.add((a, b))
+    return pairs
+
+
+def opposites_of(word: str) -> set[str]:
+    return _OPPOSITE_OF.get(word, set())

@@ -1,0 +1,161 @@
+"""The verifier: the step between "a near neighbour was found" and "serve its answer".
+
+Embeddings place "capital of France" next to "capital of Germany"; the verifier reads both
+questions and refuses a hit when they differ in what changes the answer: numbers, dates, units,
+named things (places, people, products, programming languages and libraries), identifiers such
+as order numbers, negation, direction (install/uninstall, A than B / B than A) and the output
+format asked for. Rules and word lists were tuned on costmw's own hand-written pairs
+(``tests/plugins/cache/data/verifier_dev.tsv``), never on the benchmark data.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ._lexicon import NAMED_ENTITIES
+from ._text import Facts, opposites_of, read_facts
+
+__all__ = ["CHECKS", "Verdict", "Verifier"]
+
+CHECKS = ("identifier", "number", "date", "unit", "format", "negation", "entity", "direction")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The verifier's answer: ``ok`` to serve, else ``reason`` names the check that refused."""
+
+    ok: bool
+    reason: str = ""
+    detail: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+_OK = Verdict(True)
+
+
+class Verifier:
+    """Decides whether the answer cached for one question may serve another that looks like it.
+
+    ``checks`` picks which of :data:`CHECKS` run (all by default). Readings of texts are kept in
+    a small LRU, so a cached question is read once however often it is a candidate.
+    """
+
+    def __init__(self, checks: Iterable[str] | None = None, cache_size: int = 8192) -> None:
+        chosen = tuple(CHECKS if checks is None else checks)
+        unknown = [c for c in chosen if c not in CHECKS]
+        if unknown:
+            raise ValueError(f"unknown verifier check(s) {unknown}; choose from {list(CHECKS)}")
+        self.checks = chosen
+        self._runs: list[Callable[[Facts, Facts], Verdict | None]] = [getattr(self, f"_{c}") for c in chosen]
+        self._size = cache_size
+        self._facts: OrderedDict[str, Facts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def facts(self, text: str) -> Facts:
+        with self._lock:
+            found = self._facts.get(text)
+            if found is not None:
+                self._facts.move_to_end(text)
+                return found
+        found = read_facts(text)
+        with self._lock:
+            self._facts[text] = found
+            while len(self._facts) > self._size:
+                self._facts.popitem(last=False)
+        return found
+
+    def check(self, query: str, cached: str) -> Verdict:
+        """Whether the answer cached for ``cached`` also answers ``query``."""
+        if query == cached:
+            return _OK
+        q, c = self.facts(query), self.facts(cached)
+        for run in self._runs:
+            verdict = run(q, c)
+            if verdict is not None:
+                return verdict
+        return _OK
+
+    __call__ = check
+
+    # -- the checks: each returns a refusing Verdict, or None to pass ------------------------
+    @staticmethod
+    def _identifier(q: Facts, c: Facts) -> Verdict | None:
+        for ident in q.identifiers:
+            if not _mentions(c.lower, ident):
+                return Verdict(False, "identifier", ident)
+        for ident in c.identifiers:
+            if not _mentions(q.lower, ident):
+                return Verdict(False, "identifier", ident)
+        return None
+
+    @staticmethod
+    def _number(q: Facts, c: Facts) -> Verdict | None:
+        if q.numbers != c.numbers:
+            return Verdict(False, "number", _diff(q.numbers, c.numbers))
+        return None
+
+    @staticmethod
+    def _date(q: Facts, c: Facts) -> Verdict | None:
+        if q.dates != c.dates:
+            return Verdict(False, "date", _diff(q.dates, c.dates))
+        return None
+
+    @staticmethod
+    def _unit(q: Facts, c: Facts) -> Verdict | None:
+        if q.units and c.units and q.units != c.units:
+            return Verdict(False, "unit", _diff(q.units, c.units))
+        return None
+
+    @staticmethod
+    def _format(q: Facts, c: Facts) -> Verdict | None:
+        if q.formats != c.formats:
+            return Verdict(False, "format", _diff(q.formats, c.formats))
+        return None
+
+    @staticmethod
+    def _negation(q: Facts, c: Facts) -> Verdict | None:
+        if q.negated != c.negated:
+            return Verdict(False, "negation")
+        return None
+
+    @staticmethod
+    def _entity(q: Facts, c: Facts) -> Verdict | None:
+        q_only = [e for e in q.entities if not _named_in(e, c)]
+        c_only = [e for e in c.entities if not _named_in(e, q)]
+        if (q_only and (c_only or not c.entities)) or (c_only and not q.entities):
+            return Verdict(False, "entity", f"{q_only} vs {c_only}")
+        return None
+
+    @staticmethod
+    def _direction(q: Facts, c: Facts) -> Verdict | None:
+        for word in q.words:
+            for other in opposites_of(word):
+                if other in c.words and other not in q.words and word not in c.words:
+                    return Verdict(False, "direction", f"{word} vs {other}")
+        for a, b in q.pairs:
+            if (b, a) in c.pairs and (a, b) not in c.pairs:
+                return Verdict(False, "direction", f"{a}->{b} vs {b}->{a}")
+        return None
+
+
+def _named_in(entity: str, other: Facts) -> bool:
+    """Whether ``other`` names ``entity`` (a known name exactly; other names also as part of a word)."""
+    if entity in other.words:
+        return True
+    if entity in NAMED_ENTITIES or len(entity) < 4:
+        return False
+    return any(len(w) >= 4 and w not in NAMED_ENTITIES and (entity in w or w in entity) for w in other.words)
+
+
+def _mentions(text: str, ident: str) -> bool:
+    return re.search(r"(?<![\w])" + re.escape(ident) + r"(?![\w])", text) is not None
+
+
+def _diff(a: frozenset[str], b: frozenset[str]) -> str:
+    return f"{sorted(a - b)} vs {sorted(b - a)}"

@@ -1,0 +1,245 @@
+"""PromptMinifier: send fewer input tokens for the same answer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..._errors import ConfigError
+from ..._plugin import CallNext, Plugin, StreamNext, register_plugin
+from ..._target import Target
+from ..._tokens import count_message_tokens, count_tokens
+from ..._types import Chunk, Message, Request, Response, Saving, message_text
+from ._history import SummaryCache, fit_history, render_transcript
+from ._levels import LEVELS, Level
+from ._longctx import LongContext
+from ._messages import map_text
+from ._rules import RuleOptions, minify_text
+from ._scorer import Scorer
+from ._summary import cheapest_target, summarize_with
+
+if TYPE_CHECKING:
+    from ..._chain import Chain
+
+__all__ = ["PromptMinifier"]
+
+log = logging.getLogger("costmw.minifier")
+_INLINE_CHARS = 20_000  # longer prompts are rewritten in a worker thread, off the event loop
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What the minifier did to one request; settled into savings once the answer is back."""
+
+    before: int
+    after: int
+    steps: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    summary_cost_usd: float = 0.0
+
+
+@register_plugin("prompt_minifier")
+class PromptMinifier(Plugin):
+    """Cut input tokens at three strengths while keeping what the answer depends on.
+
+    ``level``: ``"safe"`` (deterministic rewrites only), ``"balanced"`` (also drops hedges and
+    compresses long context to half with a local LM), ``"aggressive"`` (compresses to a third,
+    from a lower length, history included). ``budget_tokens`` caps the conversation: older turns
+    are replaced by a summary from ``summarizer`` (a target or a target's name; by default the
+    cheapest capable target of the chain). ``compress``, ``rate``, ``target_tokens`` and
+    ``min_tokens`` override the level's compression settings; ``scorer`` is the LM used to score
+    tokens (a Scorer, a transformers model directory, or None for SmolLM2-135M).
+    """
+
+    def __init__(
+        self,
+        level: str = "safe",
+        budget_tokens: int | None = None,
+        *,
+        summarizer: Target | str | None = None,
+        summary_max_tokens: int = 256,
+        summary_timeout_s: float = 30.0,
+        trim_to: float = 1.0,
+        compress: bool | None = None,
+        rate: float | None = None,
+        target_tokens: int | None = None,
+        min_tokens: int | None = None,
+        scorer: Scorer | str | None = None,
+        dedupe: bool = True,
+        cache_size: int = 256,
+    ) -> None:
+        if level not in LEVELS:
+            raise ConfigError(f"prompt_minifier: level must be one of {sorted(LEVELS)}, got {level!r}")
+        if budget_tokens is not None and (not isinstance(budget_tokens, int) or budget_tokens < 64):
+            raise ConfigError(f"prompt_minifier: budget_tokens must be an integer >= 64, got {budget_tokens!r}")
+        if not 0 < trim_to <= 1:
+            raise ConfigError(f"prompt_minifier: trim_to must be in (0, 1], got {trim_to!r}")
+        if summarizer is not None and not isinstance(summarizer, (Target, str)):
+            raise ConfigError(f"prompt_minifier: summarizer must be a target or a target name, got {summarizer!r}")
+        if summary_max_tokens < 16 or summary_timeout_s <= 0 or cache_size < 1:
+            raise ConfigError("prompt_minifier: summary_max_tokens >= 16, summary_timeout_s > 0 and cache_size >= 1")
+        self.level: Level = LEVELS[level]
+        self.budget_tokens = budget_tokens
+        self.summarizer = summarizer
+        self.summary_max_tokens = summary_max_tokens
+        self.summary_timeout_s = summary_timeout_s
+        self.trim_to = trim_to
+        self.dedupe = dedupe
+        self.summaries = SummaryCache(cache_size)
+        self.long_context = LongContext.configure(self.level, compress=compress, rate=rate,
+                                                  target_tokens=target_tokens, min_tokens=min_tokens, scorer=scorer)
+        self.stats: Counter[str] = Counter()
+        self._chain: Chain | None = None
+        self._warned: set[str] = set()
+
+    def bind(self, chain: Chain) -> None:
+        self._chain = chain
+        if isinstance(self.summarizer, str) and chain.targets and self.summarizer not in chain.targets:
+            raise ConfigError(f"prompt_minifier: summarizer {self.summarizer!r} is not a target of this chain "
+                              f"(targets: {', '.join(chain.targets)})")
+
+    # -- the chain hooks -------------------------------------------------------------------
+    async def handle(self, request: Request, call_next: CallNext) -> Response:
+        changed, plan = await self.prepare(request)
+        response = await call_next(changed)
+        self._settle(request, plan, response)
+        return response
+
+    async def astream(self, request: Request, call_next: StreamNext) -> AsyncIterator[Chunk]:
+        changed, plan = await self.prepare(request)
+        async for chunk in call_next(changed):
+            if chunk.response is not None:
+                self._settle(request, plan, chunk.response)
+            yield chunk
+
+    # -- the work --------------------------------------------------------------------------
+    async def prepare(self, request: Request) -> tuple[Request, _Plan | None]:
+        """The minified request and what was done (the request itself and None when nothing helps)."""
+        self.stats["calls"] += 1
+        if request.metadata.get("minify") is False:
+            return request, None
+        model, tools = request.model, request.params.get("tools")
+        before: int = request.context.memo(
+            "original_prompt_tokens", lambda: count_message_tokens(request.messages, model, tools))
+        plan = _Plan(before, before)
+        opts = RuleOptions(instructions=True, dedupe=self.dedupe, hedges=self.level.hedges,
+                           compact_json="response_format" not in request.params)
+        if sum(len(message_text(m)) for m in request.messages) > _INLINE_CHARS:
+            messages = await asyncio.to_thread(lambda: [self._rewrite(m, opts) for m in request.messages])
+        else:
+            messages = [self._rewrite(m, opts) for m in request.messages]
+        self._step(plan, "rules", request.messages, messages, model, tools)
+        if self.budget_tokens is not None:
+            fitted = await self._fit(messages, model, plan)
+            messages = self._step(plan, "history", messages, fitted, model, tools)
+        if self.long_context.enabled:
+            compressed = await self._compress(messages, model, plan)
+            messages = self._step(plan, "compression", messages, compressed, model, tools)
+        if plan.after >= before:
+            self.stats["unchanged"] += 1
+            request.context.remember("prompt_tokens", before)
+            request.context.info["minifier"] = {"level": self.level.name, "tokens_before": before,
+                                                "tokens_after": before, "removed_tokens": 0}
+            return request, None
+        self.stats["minified"] += 1
+        request.context.remember("prompt_tokens", plan.after)
+        request.context.info["minifier"] = {
+            "level": self.level.name, "tokens_before": before, "tokens_after": plan.after,
+            "removed_tokens": before - plan.after, "by_step": dict(plan.steps), **plan.notes}
+        return request.replace(messages=messages), plan
+
+    def _rewrite(self, message: Message, opts: RuleOptions) -> Message:
+        role = message.get("role")
+        role_opts = opts if role in ("system", "developer", "user") else RuleOptions(
+            instructions=False, dedupe=False, hedges=False, compact_json=opts.compact_json)
+        return map_text(message, lambda text: minify_text(text, role_opts))
+
+    @staticmethod
+    def _step(plan: _Plan, name: str, old: Sequence[Message], new: list[Message], model: str,
+              tools: Any) -> list[Message]:
+        """Count what step ``name`` saved (counting only when it changed something); returns ``new``."""
+        if len(old) != len(new) or any(a is not b for a, b in zip(old, new)):
+            now = count_message_tokens(new, model, tools)
+            if now < plan.after:
+                plan.steps[name] = plan.after - now
+            plan.after = now
+        return new
+
+    async def _fit(self, messages: list[Message], model: str, plan: _Plan) -> list[Message]:
+        async def summarize(previous: str | None, older: Any) -> tuple[str, float]:
+            target = self._summary_target(previous, older)
+            if target is None:
+                raise LookupError("no target can write the summary")
+            plan.notes["summarizer"] = target.name
+            return await summarize_with(target, previous, older, max_tokens=self.summary_max_tokens,
+                                        timeout_s=self.summary_timeout_s)
+
+        summarizer = summarize if (self.summarizer is not None or self._chain is not None) else None
+        fit = await fit_history(messages, budget=self.budget_tokens or 0,
+                                count=lambda ms: count_message_tokens(ms, model), summarize=summarizer,
+                                cache=self.summaries, salt=self._summary_salt(), trim_to=self.trim_to,
+                                summary_tokens=self.summary_max_tokens)
+        if fit.how != "unchanged":
+            plan.notes["history"] = fit.how
+            plan.notes["history_replaced_messages"] = fit.replaced
+            self.stats[f"history_{fit.how}"] += 1
+        if fit.error:
+            self._warn_once("summary", f"prompt_minifier: the summary failed, older turns were dropped: {fit.error}")
+        if fit.summary_cost_usd:
+            plan.summary_cost_usd += fit.summary_cost_usd
+            plan.notes["summary_cost_usd"] = fit.summary_cost_usd
+        return fit.messages
+
+    def _summary_salt(self) -> str:
+        s = self.summarizer
+        return s.name if isinstance(s, Target) else s or "cheapest"
+
+    def _summary_target(self, previous: str | None, older: Any) -> Target | None:
+        if isinstance(self.summarizer, Target):
+            return self.summarizer
+        chain = self._chain
+        if chain is None:
+            return None
+        targets = chain.targets
+        if isinstance(self.summarizer, str):
+            return targets.get(self.summarizer)
+        prompt = count_tokens(render_transcript(previous, older)) + 80
+        return cheapest_target(targets.values(), prompt, self.summary_max_tokens)
+
+    async def _compress(self, messages: list[Message], model: str, plan: _Plan) -> list[Message]:
+        try:
+            result = await asyncio.to_thread(self.long_context.apply, messages, model)
+        except Exception as exc:  # a failing scorer never fails the call
+            self.stats["compress_errors"] += 1
+            self._warn_once("compress", f"prompt_minifier: compression skipped: {type(exc).__name__}: {exc}")
+            return messages
+        if result.scored_tokens:
+            plan.notes["compression"] = {"rate": result.rate, "scored_tokens": result.scored_tokens,
+                                         "seconds": round(result.seconds, 3), "texts": result.texts}
+        return result.messages
+
+    # -- savings ---------------------------------------------------------------------------
+    def _settle(self, request: Request, plan: _Plan | None, response: Response) -> None:
+        if plan is None or response.served_by.startswith("cache"):
+            return
+        removed = plan.before - plan.after
+        ctx = request.context
+        price = ctx.target.price if ctx.target is not None else (
+            self._chain.price_of(request.model) if self._chain is not None else None)
+        usd = (removed * price.input_per_1m / 1e6 if price else 0.0) - plan.summary_cost_usd
+        detail = f"{removed} input tokens removed ({plan.before} -> {plan.after})"
+        if plan.summary_cost_usd:
+            detail += f", less {plan.summary_cost_usd:.6f} USD for the history summary"
+        ctx.savings.append(Saving(self.plugin_name, usd, detail, tokens=removed))
+        info = ctx.info.get("minifier")
+        if isinstance(info, dict):
+            info["saved_usd"] = usd
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning(message)

@@ -1,0 +1,58 @@
+"""Choosing among near neighbours: one threshold scale, 0 and 1 honoured, ambiguity refused."""
+
+from __future__ import annotations
+
+from costmw.plugins.cache import Entry, Verifier, select
+
+
+def entry(key: str, text: str, answer: str | None = None) -> Entry:
+    return Entry(key=key, group="g", scope="s", text=text, response={"text": answer or f"re: {text}"})
+
+
+def pick(found, query: str = "capital of France?", **kw):  # type: ignore[no-untyped-def]
+    kw.setdefault("threshold", 0.8)
+    kw.setdefault("margin", 0.02)
+    kw.setdefault("verify", None)
+    return select(query, "exact-key", found, **kw)
+
+
+def test_threshold_is_inclusive_and_one_means_identical() -> None:
+    e = entry("a", "capital of France")
+    assert pick([(e, 0.8)]).entry is e
+    assert pick([(e, 0.79)]).entry is None
+    assert pick([(e, 0.9999999)], threshold=1.0).entry is e
+    assert pick([(e, 0.99)], threshold=1.0).entry is None
+
+
+def test_threshold_zero_is_a_real_value_not_unset() -> None:
+    e = entry("a", "anything at all")
+    assert pick([(e, 0.0)], threshold=0.0).entry is e
+    assert pick([(e, -0.3)], threshold=0.0).entry is e  # cosine below 0 is clipped to 0
+
+
+def test_exact_key_among_results_is_an_exact_hit() -> None:
+    e = entry("exact-key", "capital of France?")
+    choice = pick([(entry("b", "x"), 0.99), (e, 0.5)])
+    assert choice.entry is e and choice.tier == "exact"
+
+
+def test_verifier_refusal_is_reported() -> None:
+    choice = pick([(entry("a", "capital of Germany?"), 0.95)], verify=Verifier())
+    assert choice.entry is None and choice.reason == "verifier:entity"
+
+
+def test_close_rivals_with_different_answers_are_ambiguous() -> None:
+    a, b = entry("a", "q1", "one"), entry("b", "q2", "two")
+    assert pick([(a, 0.90), (b, 0.89)]).reason == "ambiguous"
+    assert pick([(a, 0.90), (b, 0.85)]).entry is a
+    same = entry("c", "q3", "one")
+    assert pick([(a, 0.90), (same, 0.895)]).entry is a  # same answer: nothing to choose between
+    assert pick([(a, 0.90), (b, 0.89)], margin=0.0).entry is a
+
+
+def test_a_closer_question_judged_different_blocks_farther_ones() -> None:
+    closer = entry("a", "What is the capital of Germany?")
+    farther = entry("b", "capital of France")
+    choice = pick([(closer, 0.97), (farther, 0.85)], verify=Verifier())
+    assert choice.entry is None
+    assert pick([(closer, 0.88), (farther, 0.85)], verify=Verifier()).entry is farther

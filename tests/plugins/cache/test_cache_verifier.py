@@ -1,0 +1,92 @@
+"""The verifier refuses look-alike questions that need a different answer, and lets
+paraphrases through. Its word lists were tuned on data/verifier_dev.tsv (costmw's own pairs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from costmw.plugins.cache import CHECKS, Verifier
+
+DEV = Path(__file__).parent / "data" / "verifier_dev.tsv"
+
+
+def load_pairs(path: Path) -> list[tuple[bool, str, str, str]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            label, kind, a, b = line.split("\t")
+            rows.append((label == "1", kind, a, b))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    return Verifier()
+
+
+@pytest.mark.parametrize(("a", "b", "reason"), [
+    ("What is the capital of France?", "What is the capital of Germany?", "entity"),
+    ("what is the currency of japan?", "what is the currency of china?", "entity"),
+    ("Give me 3 tips for better sleep.", "Give me 5 tips for better sleep.", "number"),
+    ("Who was the first president of the United States?", "Who was the second president of the United States?",
+     "number"),
+    ("Which holidays are in December?", "Which holidays are in November?", "date"),
+    ("Convert 5 kilograms to pounds.", "Convert 5 kilograms to ounces.", "unit"),
+    ("Which foods are safe for dogs?", "Which foods are not safe for dogs?", "negation"),
+    ("Show me hotels with free parking.", "Show me hotels without free parking.", "negation"),
+    ("How do I install Docker?", "How do I uninstall Docker?", "direction"),
+    ("Why is Python slower than C?", "Why is C slower than Python?", "direction"),
+    ("Translate this from English to French.", "Translate this from French to English.", "direction"),
+    ("How do I reverse a string in Python?", "How do I reverse a string in JavaScript?", "entity"),
+    ("How do I make an HTTP request with requests?", "How do I make an HTTP request with httpx?", "entity"),
+    ("What is the status of order #48213?", "What is the status of order #48219?", "identifier"),
+    ("Send the invoice to anna@example.com", "Send the invoice to anne@example.com", "identifier"),
+    ("Give me the list of EU countries as JSON.", "Give me the list of EU countries as CSV.", "format"),
+    ("Write a poem about the sea.", "Write a haiku about the sea.", "format"),
+])
+def test_refuses_what_changes_the_answer(verifier: Verifier, a: str, b: str, reason: str) -> None:
+    verdict = verifier.check(a, b)
+    assert not verdict.ok
+    assert verdict.reason == reason
+    assert not verifier.check(b, a).ok
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("What is the capital of France?", "Which city is the capital of France?"),
+    ("How do I merge two dictionaries in Python?", "What's the best way to combine two dicts in Python?"),
+    ("What year did World War II end?", "When did the Second World War end?"),
+    ("How many ounces are in a cup?", "How many oz in one cup?"),
+    ("What does the `load_dataset` function return?", "What is returned by the `load_dataset` function?"),
+    ("Version 3.2 adds support for async callbacks.", "Support for async callbacks was added in version 3.2."),
+    ("What is natural language processing used for?", "What is NLP used for?"),
+    ("No, it does not exist in v2.10.0.", "It is not available in version 2.10.0."),
+])
+def test_lets_paraphrases_through(verifier: Verifier, a: str, b: str) -> None:
+    assert verifier.check(a, b).ok, verifier.check(a, b)
+    assert verifier.check(b, a).ok
+
+
+def test_on_its_tuning_pairs_it_refuses_negatives_and_keeps_paraphrases(verifier: Verifier) -> None:
+    pairs = load_pairs(DEV)
+    positives = [(a, b) for same, _, a, b in pairs if same]
+    negatives = [(a, b) for same, _, a, b in pairs if not same]
+    kept = sum(verifier.check(a, b).ok and verifier.check(b, a).ok for a, b in positives)
+    refused = sum(not (verifier.check(a, b).ok and verifier.check(b, a).ok) for a, b in negatives)
+    assert len(positives) >= 80 and len(negatives) >= 75
+    assert kept / len(positives) >= 0.95
+    assert refused / len(negatives) >= 0.97
+
+
+def test_checks_can_be_chosen_and_unknown_ones_are_named(verifier: Verifier) -> None:
+    only_numbers = Verifier(checks=["number"])
+    assert only_numbers.check("What is the capital of France?", "What is the capital of Germany?").ok
+    assert not only_numbers.check("Give me 3 tips", "Give me 5 tips").ok
+    assert set(CHECKS) >= {"entity", "number", "negation", "format"}
+    with pytest.raises(ValueError, match="spelling"):
+        Verifier(checks=["spelling"])
+
+
+def test_identical_text_always_passes(verifier: Verifier) -> None:
+    text = "Is 97 a prime number, not 91?"
+    assert verifier.check(text, text).ok
