@@ -28,6 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from ._errors import ConfigError
 from ._plugin import Plugin, get_plugin_class
 
+if typing.TYPE_CHECKING:
+    from ._chain import Chain
+
 __all__ = ["chain_from_config", "load_config_file", "register_target_kind"]
 
 # target kind -> "module:attribute" (imported only when a config uses it)
@@ -194,7 +197,7 @@ def build_target(i: int, spec: Mapping[str, Any]) -> Any:
         raise ConfigError(f"{what}: {exc}") from exc
 
 
-def chain_from_config(config: Mapping[str, Any] | str | Path) -> Any:
+def chain_from_config(config: Mapping[str, Any] | str | Path) -> Chain:
     from ._chain import Chain
     from ._ledger import Ledger
 

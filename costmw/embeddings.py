@@ -104,7 +104,8 @@ def _normalise(m: np.ndarray) -> np.ndarray:
         m = m[None, :]
     norms = np.linalg.norm(m, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (m / norms).astype(np.float32)
+    out: np.ndarray = (m / norms).astype(np.float32)
+    return out
 
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
@@ -182,8 +183,9 @@ class LocalEmbedder(_CachingEmbedder):
         return self._model
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        return self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                 normalize_embeddings=True, show_progress_bar=False)
+        vectors: np.ndarray = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                                normalize_embeddings=True, show_progress_bar=False)
+        return vectors
 
 
 class LiteLLMEmbedder(_CachingEmbedder):
@@ -261,7 +263,7 @@ async def aembed_request(request: Request, embedder: Embedder, text: str | None 
     cached = request.context.recall(key)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    vector = (await asyncio.to_thread(embedder.embed, [text]))[0]
+    vector: np.ndarray = (await asyncio.to_thread(embedder.embed, [text]))[0]
     request.context.remember(key, vector)
     return vector
 

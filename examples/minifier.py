@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import importlib.util
 
-import costmw
 from costmw.adapters import MockTarget
 from costmw.plugins import PromptMinifier
+
+import costmw
 
 VERBOSE = """
     Hello! I would like you to please write a product description for our latest smartphone model,
