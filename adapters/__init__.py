@@ -5,9 +5,7 @@ Heavy targets (transformers, llama.cpp) are imported only when first used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._lazy import lazy_exports
 from .._pricing import Price
 from .._target import Capabilities, Target
 from ._callable import CallableTarget, MockTarget
@@ -43,15 +41,5 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'costmw.adapters' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
 

@@ -5,9 +5,7 @@ Each is imported only when first used, so ``import costmw`` stays fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._lazy import lazy_exports
 from .._plugin import Plugin
 from .passthrough import PassThrough
 
@@ -51,17 +49,7 @@ BUILTIN_PLUGIN_MODULES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'costmw.plugins' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
 
 
 def default_plugins(cache_store: str | None = None) -> list[Plugin]:
