@@ -54,14 +54,24 @@ def minilm_vectors(texts: Sequence[str]) -> dict[str, np.ndarray]:
 
 class PrecomputedEmbedder:
     """Looks vectors up instead of computing them, so lookups are timed without embedding; it
-    names the same space as the model that made the vectors."""
+    names the same space as the model that made the vectors. Texts it was not given (the cache's
+    template check embeds parts of prompts) are embedded by all-MiniLM-L6-v2 on the spot."""
 
     def __init__(self, vectors: dict[str, np.ndarray], name: str = "all-MiniLM-L6-v2") -> None:
         self.vectors = vectors
         self.name = name
         self.dim = int(next(iter(vectors.values())).shape[0]) if vectors else 0
+        self._model: Any = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in texts if t not in self.vectors]
+        if missing:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from costmw.embeddings import LocalEmbedder
+
+                self._model = LocalEmbedder()
+            self.vectors.update(zip(missing, self._model.embed(missing)))
         return np.stack([self.vectors[t] for t in texts])
 
 
