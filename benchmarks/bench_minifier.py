@@ -186,6 +186,12 @@ def bench_passages(docs: list[dict[str, Any]], answer: Answerer | None, settings
     first = [answer(p) for p in prompts] if answer else []
     originals = [right(a, q["references"]) for a, (_, q) in zip(first, cases)]
     out: dict[str, Any] = {"documents": len(docs), "questions": len(cases), "rows": []}
+    if answer is not None:
+        # the answering model's own noise: the same prompt with one more blank line, nothing removed
+        spaced = [[p[0], {**p[1], "content": p[1]["content"].replace("\n\nQuestion:", "\n\n\nQuestion:")}]
+                  for p in prompts]
+        control = [right(answer(p), q["references"]) for p, (_, q) in zip(spaced, cases)]
+        out["control_extra_blank_line"] = _retention(list(zip(originals, control)))
     for scorer, rate in settings:
         plugin = PromptMinifier(level="balanced", rate=rate, scorer=scorer, min_tokens=600)
         ctx = plugin.long_context
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-answers", action="store_true", help="token counts and speed only, no answer model")
     parser.add_argument("--device", default="auto", help="where the answer model runs: auto, cpu or cuda")
     parser.add_argument("--per-doc", type=int, default=None, help="questions per document (1..3)")
-    parser.add_argument("--context", action="store_true", help="also score in context with the LM on this device")
+    parser.add_argument("--context", action="store_true", help="with --quick: also score with the LM in context")
     parser.add_argument("--sections", default="verbose,chats,documents", help="which parts to run (comma-separated)")
     parser.add_argument("--rates", default="0.5,0.33", help="compression rates for the documents (kept fraction)")
     args = parser.parse_args(argv)
@@ -230,13 +236,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     verbose = [c for c in corpus if c["kind"] == "verbose"]
     chats = [c for c in corpus if c["kind"] == "chat"]
     docs = [c for c in corpus if c["kind"] == "passage"]
-    per_doc = args.per_doc or (1 if args.quick or device == "cpu" else 3)
+    per_doc = args.per_doc or (1 if args.quick else 3)
     rates = [float(x) for x in args.rates.split(",")]
     settings = [("prior", rate) for rate in rates]
-    if args.context or device == "cuda":
+    if not args.quick or args.context:
         settings.append(("context", rates[0]))
     if args.quick:
-        docs, chats, settings = docs[:2], chats[:1], settings[:1]
+        docs, chats, settings = docs[2:5], chats[:1], settings[:1]
     started = time.perf_counter()
     answer = None if args.no_answers else Answerer(device)
     results: dict[str, Any] = {"device": device, "tokenizer_model": MODEL, "quick": args.quick}
@@ -270,6 +276,10 @@ def _report(r: dict[str, Any]) -> None:
     for name, v in r.get("chats", {}).items():
         rows.append([f"chat histories, {name}", v["tokens_before"], v["tokens_after"], _pct(v["reduction"]), "-",
                      f"{v.get('kept', '-')}/{v.get('right_before', '-')}", _pct(v.get("retention"))])
+    control = r.get("passages", {}).get("control_extra_blank_line")
+    if control:
+        rows.append(["documents, control: one extra blank line", "-", "-", "0.0%", "-",
+                     f"{control['kept']}/{control['right_before']}", _pct(control.get("retention"))])
     for v in r.get("passages", {}).get("rows", []):
         rows.append([f"documents, {v['scorer_used']} rate {v['rate']}", "-", "-", _pct(1 - 1 / v["compression"]),
                      f"{v['compression']:.2f}x @ {v['tokens_per_s']:.0f} tok/s",

@@ -42,7 +42,7 @@ _NORM = re.compile(r"[^a-z0-9]+")
 # (negations, restrictions, and the conjunctions and commas that hold lists and clauses apart).
 _KEEP = frozenset(_words("not no never nor none neither without cannot nothing nobody nowhere only except unless "
                          "and or but"))
-_KEEP_PUNCT = frozenset(",;:")
+_KEEP_PUNCT = frozenset(",;:()[]")
 
 
 @lru_cache(maxsize=65536)
@@ -91,6 +91,11 @@ class _Sentence:
     lead: str = ""               # what separated it from the previous sentence of its block
     score: float = 0.0
     kept: list[bool] = field(default_factory=list)
+    nats: list[float] = field(default_factory=list)  # self-information of each token (0 for spaces)
+
+    def density(self, cost: Callable[[Tok], int]) -> float:
+        """Nats per token of the sentence: how much it says for its length."""
+        return sum(self.nats) / max(1, sum(cost(t) for t in self.toks))
 
 
 def _bm25(sents: list[_Sentence], query: set[str], k1: float = 1.2, b: float = 0.75) -> list[float]:
@@ -117,7 +122,7 @@ class Compressor:
     kept; the coarse stage drops the rest of what the request asks for.
     """
 
-    def __init__(self, scorer: Scorer, *, model: str | None = None, fine_keep: float = 0.85) -> None:
+    def __init__(self, scorer: Scorer, *, model: str | None = None, fine_keep: float = 0.9) -> None:
         if not 0 < fine_keep <= 1:
             raise ValueError(f"fine_keep must be in (0, 1], got {fine_keep}")
         self.scorer = scorer
@@ -150,8 +155,9 @@ class Compressor:
         if not sents or prose_goal >= prose_total:
             return Compression(text, before, before, seconds=time.perf_counter() - started)
         query = question_terms(question)
+        scored = self._score(sents, question)
         kept = self._coarse(sents, query, prose_goal)
-        scored = self._fine(kept, query, question, prose_goal)
+        self._fine(kept, query, prose_goal)
         out = self._assemble(blocks, sents)
         after = count_tokens(out, self.model)
         if after >= before:
@@ -167,28 +173,38 @@ class Compressor:
         return int(self._cost(" " + tok.text))
 
     def _coarse(self, sents: list[_Sentence], query: set[str], prose_goal: int) -> list[_Sentence]:
-        """Keep the sentences most relevant to the question, about prose_goal / fine_keep tokens."""
+        """Keep the sentences most relevant to the question, about prose_goal / fine_keep tokens.
+
+        Relevance is BM25 against the question plus a share of the neighbours' (an answer often
+        spans two sentences), plus the sentence's information density under the scoring LM as a
+        standardised score, which decides among sentences the question says nothing about.
+        """
         total = sum(s.tokens for s in sents)
         coarse_goal = prose_goal / self.fine_keep
         raw = _bm25(sents, query)
+        dens = [s.density(self._tok_cost) for s in sents]
+        mean = sum(dens) / len(dens)
+        spread = math.sqrt(sum((d - mean) ** 2 for d in dens) / len(dens)) or 1.0
         for i, s in enumerate(sents):
             near = max(raw[i - 1] if i else 0.0, raw[i + 1] if i + 1 < len(raw) else 0.0)
-            s.score = raw[i] + 0.3 * near
-        if coarse_goal >= total or not query:
+            s.score = raw[i] + 0.3 * near + (dens[i] - mean) / spread
+        chosen: set[int] = set()
+        if coarse_goal >= total:
             chosen = set(range(len(sents)))
         else:
-            chosen, used = set(), 0
+            used = 0
             for i in sorted(range(len(sents)), key=lambda i: (-sents[i].score, i)):
                 if used + sents[i].tokens <= coarse_goal or not chosen:
                     chosen.add(i)
                     used += sents[i].tokens
+        chosen -= _orphan_headings(sents, chosen)
         for i, s in enumerate(sents):
             s.kept = [i in chosen] * len(s.toks)
         return [s for i, s in enumerate(sents) if i in chosen]
 
-    def _fine(self, kept: list[_Sentence], query: set[str], question: str, prose_goal: int) -> int:
+    def _fine(self, kept: list[_Sentence], query: set[str], prose_goal: int) -> None:
         """Drop the most predictable words of the kept sentences until prose_goal tokens remain."""
-        spans, nats, scored = self._score(kept, question)
+        spans = [(si, ti) for si, s in enumerate(kept) for ti, t in enumerate(s.toks) if t.kind not in ("ws", "nl")]
         forced: set[int] = set()
         terminal: list[int] = []
         optional: list[tuple[float, int, int]] = []
@@ -200,7 +216,7 @@ class Compressor:
                 terminal.append(k)
             else:
                 cost = self._tok_cost(tok)
-                optional.append((nats[k] / cost, k, cost))
+                optional.append((kept[si].nats[ti] / cost, k, cost))
         order = sorted(optional, key=lambda x: (-x[0], x[1]))
         chosen: set[int] = set()
         used = sum(self._tok_cost(kept[spans[k][0]].toks[spans[k][1]]) for k in forced)
@@ -213,16 +229,16 @@ class Compressor:
         for k, (si, ti) in enumerate(spans):
             if k not in keep:
                 kept[si].kept[ti] = False
-        return scored
 
-    def _score(self, kept: list[_Sentence], question: str) -> tuple[list[tuple[int, int]], list[float], int]:
-        """(sentence, token) of every word, punctuation mark and protected chunk of the kept sentences,
-        with its self-information (summed over the scorer's tokens inside it), and how many were scored."""
+    def _score(self, sents: list[_Sentence], question: str) -> int:
+        """Fill each sentence's ``nats``: the self-information of every word, punctuation mark and
+        protected chunk (summed over the scorer's tokens inside it). Returns how many were scored."""
         pieces: list[str] = []
         bounds: list[tuple[int, int]] = []
-        spans: list[tuple[int, int]] = []
+        where: list[tuple[int, int]] = []
         pos = 0
-        for si, s in enumerate(kept):
+        for si, s in enumerate(sents):
+            s.nats = [0.0] * len(s.toks)
             for ti, t in enumerate(s.toks):
                 if t.kind in ("ws", "nl"):
                     continue
@@ -231,9 +247,8 @@ class Compressor:
                     pos += 1
                 pieces.append(t.text)
                 bounds.append((pos, pos + len(t.text)))
-                spans.append((si, ti))
+                where.append((si, ti))
                 pos += len(t.text)
-        nats = [0.0] * len(spans)
         scored = self.scorer.surprisal(question, "".join(pieces))
         j = 0
         for start, end, value in scored:
@@ -241,8 +256,9 @@ class Compressor:
             while j < len(bounds) and bounds[j][1] <= last:
                 j += 1
             if j < len(bounds) and bounds[j][0] <= last:
-                nats[j] += value if math.isfinite(value) else 50.0
-        return spans, nats, len(scored)
+                si, ti = where[j]
+                sents[si].nats[ti] += value if math.isfinite(value) else 50.0
+        return len(scored)
 
     @staticmethod
     def _assemble(blocks: list[Block], sents: list[_Sentence]) -> str:
@@ -269,6 +285,18 @@ class Compressor:
             elif block.kind != "blank":
                 out.append(block.text)
         return "\n\n".join(out)
+
+
+def _orphan_headings(sents: list[_Sentence], chosen: set[int]) -> set[int]:
+    """Short first sentences ("Storage.") whose paragraph was otherwise dropped: a title of nothing."""
+    firsts: dict[int, int] = {}
+    kept_in: Counter[int] = Counter()
+    for i, s in enumerate(sents):
+        firsts.setdefault(s.block, i)
+        if i in chosen:
+            kept_in[s.block] += 1
+    return {i for b, i in firsts.items() if i in chosen and kept_in[b] == 1 and len(sents[i].terms) <= 4
+            and i + 1 < len(sents) and sents[i + 1].block == b}
 
 
 def _meaning_word(tok: Tok) -> bool:

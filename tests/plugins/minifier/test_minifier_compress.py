@@ -92,10 +92,10 @@ def test_question_terms_and_the_relevant_sentence_survive() -> None:
 def test_negations_are_never_dropped_one_by_one() -> None:
     doc = " ".join(f"Staff in team {i} must not share passwords and never leave laptop {i} unlocked in the office."
                    for i in range(30))
-    result = Compressor(WordScorer()).compress(doc, "", rate=0.6)
-    assert result.tokens_after < result.tokens_before * 0.7
+    result = Compressor(WordScorer(), fine_keep=0.6).compress(doc, "", rate=0.5)
     sentences = [s for s in result.text.split(".") if s.strip()]
-    assert len(sentences) == 30
+    assert len(sentences) >= 10
+    assert result.text.count(" the ") < len(sentences)  # words were dropped inside the kept sentences
     assert all(" not " in f" {s} " and " never " in f" {s} " for s in sentences)
 
 
