@@ -51,14 +51,14 @@ def _request(text: str, namespace: str | None = None) -> Request:
 
 
 # -- quality ---------------------------------------------------------------------------------
-async def _costmw_mock(data: list[dict[str, str]], vectors: dict[str, np.ndarray],
+async def _costmw_mock(data: list[dict[str, str]], vectors: dict[str, np.ndarray], thresholds: tuple[float, ...],
                        verifier: bool = True, margin: float = 0.02) -> list[dict[str, Any]]:
     cache = SemanticCache(store=MemoryStore(max_entries=None), embedder=PrecomputedEmbedder(vectors),
                           verifier=verifier, margin=margin)
     for origin in dict.fromkeys(d["origin"] for d in data):
         await cache.astore(_request(origin), Response(text=origin))
     rows = []
-    for threshold in THRESHOLDS:
+    for threshold in thresholds:
         cache.threshold = threshold
         hits = correct = 0
         for pair in data:
@@ -146,10 +146,12 @@ def quality(quick: bool) -> dict[str, Any]:
     if data is None:
         out["mock_data"] = "skipped: ../shared/data/gptcache/mock_data.json not found"
     else:
+        thresholds = (0.7, DEFAULT, 0.9) if quick else THRESHOLDS
         out["mock_data"] = {"queries": len(data), "origins": len(set(d["origin"] for d in data)),
-                            "costmw": asyncio.run(_costmw_mock(data, vectors)),
-                            "costmw_without_verifier_or_margin": asyncio.run(
-                                _costmw_mock(data, vectors, verifier=False, margin=0.0))}
+                            "costmw": asyncio.run(_costmw_mock(data, vectors, thresholds))}
+        if not quick:
+            out["mock_data"]["costmw_without_verifier_or_margin"] = asyncio.run(
+                _costmw_mock(data, vectors, thresholds, verifier=False, margin=0.0))
     why_not = gptcache_available()
     if why_not is None and data is not None:
         out["mock_data"]["gptcache"] = _gptcache_mock(data, vectors, quick)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# the default SemanticCache store is a SQLite file; keep the tests' one out of the checkout and
+# fresh for every run, so no answer cached by one run is served in the next
+os.environ["COSTMW_SEMANTIC_CACHE"] = str(Path(tempfile.mkdtemp(prefix="costmw-test-cache-")) / "cache.db")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..._errors import ConfigError
@@ -120,7 +122,8 @@ class SemanticCache(Plugin):
     @staticmethod
     def _make_store(store: Store | str | None, max_entries: int | None) -> Store:
         if store is None:
-            return SQLiteStore(DEFAULT_PATH, max_entries=max_entries)
+            path = os.environ.get("COSTMW_SEMANTIC_CACHE") or DEFAULT_PATH
+            return SQLiteStore(Path(path), max_entries=max_entries)
         if isinstance(store, Store):
             return store
         if isinstance(store, str):
