@@ -1,11 +1,11 @@
-"""Question-aware compression of long context, in two stages.
+"""Question-aware compression of long context: score, then drop sentences, then drop words.
 
-Coarse: sentences are ranked by BM25 relevance to the question (smoothed over neighbours) and the
-least relevant ones are dropped. Fine: the words of the kept sentences are scored by a causal LM's
-self-information (nats per token, read after the question) and the most predictable ones are
-dropped until the requested size is reached. Protected spans (numbers, codes, URLs, quotes, inline
-code), words of the question, negations ("not", "never", "only", ...), conjunctions and commas are
-never dropped by the fine stage; code blocks, JSON, tables and other verbatim blocks are kept whole.
+Every word is scored by a causal LM's self-information (nats, read after the question). Coarse:
+sentences are ranked by BM25 relevance to the question (smoothed over neighbours) plus their
+information density, and the lowest are dropped. Fine: the most predictable words of the kept
+sentences are dropped until the requested size is reached. Protected spans (numbers, codes, URLs,
+quotes, inline code), words of the question, negations, conjunctions, commas and brackets are never
+dropped by the fine stage; code blocks, JSON, tables and other verbatim blocks are kept whole.
 """
 
 from __future__ import annotations
