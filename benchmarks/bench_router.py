@@ -7,6 +7,12 @@ judged on the held-out fold. Reported: APGR, the share of GPT-4 calls needed for
 performance gap and for 95% of GPT-4's accuracy, the cost saved there (LiteLLM prices), the
 calibrated operating point, and the routing decision's latency.
 
+Routers compared: costmw's learned router (prompt only: embedding and text features), on GSM8K
+costmw's cascade (Mixtral always answers first; a TrainedScorer over the prompt and checks of
+Mixtral's answer from the data file decides whether to escalate; both calls are priced), a random
+router, the oracle, and on MMLU a "subject oracle" that knows each held-out subject's true share of
+prompts Mixtral answers as well as GPT-4: the best any router can do that only tells subjects apart.
+
     python -m benchmarks.bench_router [--quick]
 """
 
@@ -42,10 +48,12 @@ class Task:
     groups: np.ndarray  # subject id (MMLU) or 0
     out_weak: np.ndarray  # answer tokens, for pricing
     out_strong: np.ndarray
+    answers: list[str] | None = None  # Mixtral's answers, where the file has them (GSM8K)
 
     def take(self, idx: np.ndarray) -> Task:
         return Task(self.name, [self.prompts[i] for i in idx], self.weak[idx], self.strong[idx], self.groups[idx],
-                    self.out_weak[idx], self.out_strong[idx])
+                    self.out_weak[idx], self.out_strong[idx],
+                    None if self.answers is None else [self.answers[i] for i in idx])
 
 
 def _contaminated(name: str) -> set[str]:
@@ -63,7 +71,8 @@ def load_tasks() -> dict[str, Task]:
     tasks["gsm8k"] = Task("gsm8k", [r["prompt"] for r in rows], np.array([r[WEAK] == "True" for r in rows]),
                           np.array([r[STRONG] == "True" for r in rows]), np.zeros(len(rows), int),
                           np.array([count_tokens(r[WEAK + "_response"], "gpt-4") for r in rows]),
-                          np.array([count_tokens(r[STRONG + "_response"], "gpt-4") for r in rows]))
+                          np.array([count_tokens(r[STRONG + "_response"], "gpt-4") for r in rows]),
+                          [r[WEAK + "_response"] for r in rows])
     drop = _contaminated("mmlu")
     prompts, weak, strong, groups = [], [], [], []
     for gid, path in enumerate(sorted((DATA / "mmlu").glob("*.csv"))):
@@ -160,6 +169,32 @@ def cross_fit(task: Task, emb: np.ndarray, extra: tuple[Task, np.ndarray] | None
     return scores, to_strong, notes
 
 
+def cascade_fit(task: Task, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Held-out cascade scores: a TrainedScorer judges Mixtral's answer; True = escalate to GPT-4."""
+    from costmw.plugins.router import QualityModel, TrainedScorer, threshold_for_quality
+
+    assert task.answers is not None
+    answers = task.answers
+    scores = np.zeros(len(task.prompts))
+    to_strong = np.zeros(len(task.prompts), bool)
+    notes = []
+    for k, test in enumerate(folds(task)):
+        train = np.setdiff1d(np.arange(len(task.prompts)), test)
+        fit_idx, cal_idx = _split_calibration(task, train, seed=k)
+        scorer = TrainedScorer(QualityModel(answers=True))
+        scorer.fit([task.prompts[i] for i in fit_idx], [answers[i] for i in fit_idx], adequate(task)[fit_idx],
+                   embeddings=emb[fit_idx])
+        cal = scorer.predict([task.prompts[i] for i in cal_idx], [answers[i] for i in cal_idx],
+                             embeddings=emb[cal_idx])
+        threshold = threshold_for_quality(cal, 0.95, task.weak[cal_idx], task.strong[cal_idx])
+        scores[test] = scorer.predict([task.prompts[i] for i in test], [answers[i] for i in test],
+                                      embeddings=emb[test])
+        to_strong[test] = scores[test] < threshold
+        notes.append({"fold": k, "train": len(fit_idx), "calibration": len(cal_idx), "test": len(test),
+                      "c": scorer.model.info["c"], "threshold": round(threshold, 4)})
+    return scores, to_strong, notes
+
+
 def _costs(task: Task) -> tuple[np.ndarray, np.ndarray]:
     from costmw._pricing import lookup_price
     from costmw._tokens import count_tokens
@@ -171,8 +206,11 @@ def _costs(task: Task) -> tuple[np.ndarray, np.ndarray]:
             np.array([strong_price.cost(int(t), int(o)) for t, o in zip(tokens, task.out_strong, strict=True)]))
 
 
-def curve_metrics(task: Task, scores: np.ndarray | None) -> dict[str, float]:
-    """APGR and strong-call shares; ``scores=None`` is the random router (its expected curve)."""
+def curve_metrics(task: Task, scores: np.ndarray | None, cascade: bool = False) -> dict[str, float]:
+    """APGR and strong-call shares; ``scores=None`` is the random router (its expected curve).
+
+    ``cascade``: the weak model answers every prompt and the strong one is called on top.
+    """
     from costmw.plugins.router import routing_curve, share_needed
 
     w, s = task.weak.astype(float), task.strong.astype(float)
@@ -197,15 +235,17 @@ def curve_metrics(task: Task, scores: np.ndarray | None) -> dict[str, float]:
         strong_mask = np.zeros(len(w), bool)
         strong_mask[order[:k]] = True
         cost = weak_cost[~strong_mask].sum() + strong_cost[strong_mask].sum()
+        if cascade:
+            cost = weak_cost.sum() + strong_cost[strong_mask].sum()
     out["cost_saved_pct_at_95"] = float(100.0 * (1 - cost / strong_cost.sum()))
     return out
 
 
-def calibrated_point(task: Task, to_strong: np.ndarray) -> dict[str, float]:
+def calibrated_point(task: Task, to_strong: np.ndarray, cascade: bool = False) -> dict[str, float]:
     """What the threshold set on the training side did on the held-out prompts."""
     acc = np.where(to_strong, task.strong, task.weak).mean()
     weak_cost, strong_cost = _costs(task)
-    cost = weak_cost[~to_strong].sum() + strong_cost[to_strong].sum()
+    cost = (weak_cost.sum() if cascade else weak_cost[~to_strong].sum()) + strong_cost[to_strong].sum()
     return {"strong_share": float(to_strong.mean()), "accuracy": float(acc),
             "pct_of_gpt4_accuracy": float(100 * acc / task.strong.mean()),
             "cost_saved_pct": float(100 * (1 - cost / strong_cost.sum()))}
@@ -270,11 +310,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         extra = (tasks["gsm8k"], vectors["gsm8k"]) if name == "mmlu" else None
         scores, to_strong, notes = cross_fit(task, vectors[name], extra, args.quick)
         oracle = -(task.strong.astype(float) - task.weak.astype(float))
-        routers = {"costmw learned": curve_metrics(task, scores), "random": curve_metrics(task, None),
-                   "oracle": curve_metrics(task, oracle)}
+        routers = {"costmw learned": curve_metrics(task, scores)}
+        calibrated = {"costmw learned": calibrated_point(task, to_strong)}
+        if task.answers is not None:
+            c_scores, c_strong, c_notes = cascade_fit(task, vectors[name])
+            routers["costmw cascade"] = curve_metrics(task, c_scores, cascade=True)
+            calibrated["costmw cascade"] = calibrated_point(task, c_strong, cascade=True)
+            notes += [{"cascade": True, **n} for n in c_notes]
+        routers |= {"random": curve_metrics(task, None), "oracle": curve_metrics(task, oracle)}
+        if len(set(task.groups.tolist())) > 1:
+            good = adequate(task)
+            by_subject = {g: good[task.groups == g].mean() for g in set(task.groups.tolist())}
+            ties = np.random.default_rng(0).random(len(good)) * 1e-9  # random order within a subject
+            routers["subject oracle"] = curve_metrics(task, np.array([by_subject[g] for g in task.groups]) + ties)
         results["tasks"][name] = {"prompts": len(task.prompts), "weak_accuracy": float(task.weak.mean()),
                                   "strong_accuracy": float(task.strong.mean()), "routers": routers,
-                                  "calibrated": calibrated_point(task, to_strong), "folds": notes}
+                                  "calibrated": calibrated, "folds": notes}
         for router, m in routers.items():
             rows.append([name, router, m["apgr"], m["cpt50"], m["cpt80"], m["cpt95"], m["share_at_95pct_gpt4"],
                          m["fewer_strong_calls_pct"], m["cost_saved_pct_at_95"]])
@@ -282,9 +333,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ["task", "router", "APGR", "CPT50", "CPT80", "CPT95", "share@95%GPT4", "fewer%", "cost saved%"],
                 rows)
     print_table("Threshold calibrated on the training side (target: 95% of GPT-4), applied held-out",
-                ["task", "strong share", "% of GPT-4 acc", "cost saved %"],
-                [[n, r["calibrated"]["strong_share"], r["calibrated"]["pct_of_gpt4_accuracy"],
-                  r["calibrated"]["cost_saved_pct"]] for n, r in results["tasks"].items()])
+                ["task", "router", "strong share", "% of GPT-4 acc", "cost saved %"],
+                [[n, router, c["strong_share"], c["pct_of_gpt4_accuracy"], c["cost_saved_pct"]]
+                 for n, r in results["tasks"].items() for router, c in r["calibrated"].items()])
     lat = latency(tasks["mmlu"], vectors["mmlu"], 60 if args.quick else 200)
     results["latency"] = lat
     print_table("Routing decision latency (MMLU prompts, one at a time)",

@@ -1,4 +1,4 @@
-"""ModelRouter, offline: rules, a learned router, a cascade, fallbacks, a budget and feedback.
+"""ModelRouter, offline: rules, a learned router, cascades, fallbacks, a budget and feedback.
 
 Two mock targets stand in for a cheap and a strong model (no API key, no network). The learned
 router uses the dependency-free HashingEmbedder so the example runs in seconds; leave
@@ -52,6 +52,8 @@ def main() -> None:
                 raise costmw.RateLimitError("429 from the provider", target="small")
         if "poem" in request.last_user_text:
             return "I'm sorry, I can't write poems."
+        if "apples" in request.last_user_text:  # a worked answer whose arithmetic is off
+            return "3 bags of 14 apples: 3 * 14 = 44 apples.\n#### 44"
         return f"(small) answer to: {request.last_user_text}"
 
     small = MockTarget(small_model, name="small", price=(0.15, 0.60), capabilities=Capabilities(tools=False))
@@ -83,8 +85,10 @@ def main() -> None:
     show("needs tools", ask("weather in Oslo?", tools=tools))
     show("tenant over budget", ask("derive the closed form of the series x1", metadata={"tenant": "trial"}))
 
-    cascade_chain = costmw.Chain([ModelRouter([small, large], strategy=Cascade(scorer="refusal"))])
+    cascade_chain = costmw.Chain([ModelRouter([small, large], strategy=Cascade(scorer=["refusal", "arithmetic"]))])
     show("cascade: refusal", cascade_chain.complete([{"role": "user", "content": "write a poem"}], model="large"))
+    show("cascade: bad arithmetic", cascade_chain.complete(
+        [{"role": "user", "content": "How many apples are in 3 bags of 14?"}], model="large"))
 
     good = ask("give a synonym for x5")
     chain.feedback(good.request_id, good=True)

@@ -3,9 +3,10 @@ with fallbacks, cooldowns, budgets and an explanation of every decision."""
 
 from __future__ import annotations
 
+from ._answer import answer_features, check_arithmetic
 from ._budget import Budget
 from ._calibrate import routing_curve, share_needed, threshold_for_quality, threshold_for_share
-from ._cascade import AgreementScorer, Cascade, LogprobScorer, RefusalScorer, Scorer, TrainedScorer
+from ._cascade import AgreementScorer, ArithmeticScorer, Cascade, LogprobScorer, RefusalScorer, Scorer, TrainedScorer
 from ._features import text_features
 from ._learned import CostAware, Learned
 from ._model import QualityModel
@@ -16,6 +17,7 @@ from ._strategy import Cheapest, FirstOf, Requested, Strategy, register_strategy
 
 __all__ = [
     "AgreementScorer",
+    "ArithmeticScorer",
     "Budget",
     "Cascade",
     "Cheapest",
@@ -34,6 +36,8 @@ __all__ = [
     "Scorer",
     "Strategy",
     "TrainedScorer",
+    "answer_features",
+    "check_arithmetic",
     "register_strategy",
     "routing_curve",
     "share_needed",

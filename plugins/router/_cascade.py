@@ -16,12 +16,14 @@ from typing import Any
 from ..._errors import ConfigError
 from ..._target import Target
 from ..._types import Request, Response
-from ...embeddings import Embedder
+from ...embeddings import Embedder, aembed_request
+from ._answer import check_arithmetic, final_answer
 from ._model import QualityModel
 from ._route import Route, RouteContext
 from ._strategy import Strategy, register_strategy
 
-__all__ = ["AgreementScorer", "Cascade", "LogprobScorer", "RefusalScorer", "Scorer", "TrainedScorer", "as_scorer"]
+__all__ = ["AgreementScorer", "ArithmeticScorer", "Cascade", "LogprobScorer", "RefusalScorer", "Scorer",
+           "TrainedScorer", "as_scorer"]
 
 Sample = Callable[..., Awaitable[Response]]  # sample(**params): one more cheap answer
 
@@ -114,7 +116,13 @@ class LogprobScorer(Scorer):
 
 
 class TrainedScorer(Scorer):
-    """A QualityModel over the prompt and the cheap answer together; train it with :meth:`fit`."""
+    """A QualityModel that judges the cheap answer; train it with :meth:`fit` on answers and labels.
+
+    By default the model reads the prompt's embedding (shared with the cache and the router, so
+    it costs nothing more), the prompt's text features and checks of the answer: its worked
+    arithmetic, its final answer, the prompt's numbers it uses, hedges (see ``answer_features``).
+    A QualityModel made without ``answers=True`` reads the prompt and answer as one text instead.
+    """
 
     name = "trained"
 
@@ -122,23 +130,65 @@ class TrainedScorer(Scorer):
                  path: str | Path | None = None) -> None:
         spec = path if model is None else model
         self.model = spec if isinstance(spec, QualityModel) else (
-            QualityModel.load(spec, embedder=embedder) if spec is not None else QualityModel(embedder))
+            QualityModel.load(spec, embedder=embedder) if spec is not None else QualityModel(embedder, answers=True))
 
     @staticmethod
     def text(prompt: str, answer: str) -> str:
         return f"{prompt}\n\nAnswer: {answer}"
 
-    def fit(self, prompts: Sequence[str], answers: Sequence[str], labels: Sequence[float]) -> TrainedScorer:
-        self.model.fit([self.text(p, a) for p, a in zip(prompts, answers, strict=True)], labels)
+    def fit(self, prompts: Sequence[str], answers: Sequence[str], labels: Sequence[float], *,
+            embeddings: Any = None) -> TrainedScorer:
+        """Learn from the cheap target's ``answers`` to ``prompts``; a label is 1 when the answer was good enough.
+
+        ``embeddings`` are the prompts' embeddings when already computed (ignored by a model that
+        reads prompt and answer as one text).
+        """
+        if len(answers) != len(prompts):
+            raise ConfigError(f"fit got {len(prompts)} prompts but {len(answers)} answers")
+        if self.model.use_answers:
+            self.model.fit(prompts, labels, answers=answers, embeddings=embeddings)
+        else:
+            self.model.fit([self.text(p, a) for p, a in zip(prompts, answers, strict=True)], labels)
         return self
+
+    def predict(self, prompts: Sequence[str], answers: Sequence[str], *, embeddings: Any = None) -> Any:
+        """The chance, per answer, that it is as good as the strong target's would be."""
+        if self.model.use_answers:
+            return self.model.predict(prompts, answers=answers, embeddings=embeddings)
+        return self.model.predict([self.text(p, a) for p, a in zip(prompts, answers, strict=True)])
 
     async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
         import asyncio
 
         if not self.model.fitted:
             return None
-        text = self.text(request.last_user_text, response.text)
+        prompt = request.last_user_text
+        if self.model.use_answers:
+            vector = await aembed_request(request, self.model.embedder, prompt)
+            return self.model.predict_one(prompt, vector, response.text)
+        text = self.text(prompt, response.text)
         return float((await asyncio.to_thread(self.model.predict, [text]))[0])
+
+
+class ArithmeticScorer(Scorer):
+    """Re-computes the answer's worked calculations (``12 * 3 = 36``, ``<<12*3=36>>``); no model needed.
+
+    0 when a calculation does not add up, or when ``require_final`` and the answer gives no
+    final number; 1 when every calculation checks out; None (no opinion) when there is nothing
+    to check.
+    """
+
+    name = "arithmetic"
+
+    def __init__(self, require_final: bool = False) -> None:
+        self.require_final = require_final
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        text = response.text
+        check = check_arithmetic(text)
+        if check.wrong or (self.require_final and final_answer(text) is None):
+            return 0.0
+        return 1.0 if check.checked else None
 
 
 class _FunctionScorer(Scorer):
@@ -169,6 +219,7 @@ class _Lowest(Scorer):
 
 _SCORERS: dict[str, Callable[..., Scorer]] = {
     "refusal": RefusalScorer, "agreement": AgreementScorer, "logprob": LogprobScorer, "trained": TrainedScorer,
+    "arithmetic": ArithmeticScorer,
 }
 
 

@@ -1,8 +1,9 @@
 """QualityModel: the chance that a cheaper target answers a prompt as well as the strong one.
 
 A logistic regression over the prompt's embedding (all-MiniLM-L6-v2 by default) and a few text
-features. Inference is a dot product in numpy; training is Newton's method in numpy, with the
-L2 strength picked by cross-validation on the training data. Saved as JSON plus ``.npy`` files.
+features; with ``answers=True`` also over checks of the cheap target's answer (a cascade's
+scorer). Inference is a dot product in numpy; training is Newton's method in numpy, with the L2
+strength picked by cross-validation on the training data. Saved as JSON plus ``.npy`` files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from ..._errors import ConfigError
 from ...embeddings import Embedder
+from ._answer import ANSWER_FEATURE_NAMES, answer_features
 from ._features import FEATURE_NAMES, text_features
 
 __all__ = ["QualityModel", "fit_logistic", "make_embedder"]
@@ -80,18 +82,21 @@ def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
 class QualityModel:
     """Predicts, per prompt, the chance in [0, 1] that the cheap target's answer is as good as the strong one's.
 
-    ``features`` adds :func:`text_features` to the embedding; ``c`` is the inverse L2 strength
-    (None: chosen by 5-fold cross-validation on the training data).
+    ``features`` adds :func:`text_features` to the embedding; ``answers`` adds
+    :func:`~costmw.plugins.router._answer.answer_features` of the cheap answer, which ``fit`` and
+    ``predict`` then need (``answers=[...]``); ``c`` is the inverse L2 strength (None: chosen by
+    5-fold cross-validation on the training data).
     """
 
     def __init__(self, embedder: Embedder | str | None = None, *, c: float | None = None,
-                 features: bool = True) -> None:
+                 features: bool = True, answers: bool = False) -> None:
         self._embedder_spec = embedder
         self._embedder: Embedder | None = embedder if embedder is not None and not isinstance(embedder, str) else None
         self.embedder_name = getattr(self._embedder, "name", None) or ("all-MiniLM-L6-v2" if embedder in (
             None, "onnx", "local") else str(embedder))
         self.c = c
         self.use_features = features
+        self.use_answers = answers
         self.coef: np.ndarray | None = None
         self.intercept = 0.0
         self.mean: np.ndarray | None = None
@@ -109,32 +114,56 @@ class QualityModel:
     def fitted(self) -> bool:
         return self.coef is not None
 
-    def _matrix(self, prompts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The names of the columns added to the embedding, in order."""
+        return (FEATURE_NAMES if self.use_features else ()) + (ANSWER_FEATURE_NAMES if self.use_answers else ())
+
+    def _features(self, prompts: Sequence[str], answers: Sequence[str] | None) -> np.ndarray:
+        if self.use_answers:
+            if answers is None:
+                raise ConfigError("this QualityModel judges answers: pass answers=[...] alongside the prompts")
+            if len(answers) != len(prompts):
+                raise ConfigError(f"{len(prompts)} prompts but {len(answers)} answers")
+        rows = []
+        for i, prompt in enumerate(prompts):
+            parts = [text_features(prompt)] if self.use_features else []
+            if self.use_answers and answers is not None:
+                parts.append(answer_features(prompt, answers[i]))
+            rows.append(np.concatenate(parts))
+        return np.stack(rows) if rows else np.zeros((0, len(self.feature_names)), np.float32)
+
+    def _matrix(self, prompts: Sequence[str], embeddings: np.ndarray | None,
+                answers: Sequence[str] | None = None) -> np.ndarray:
         emb = self.embedder.embed(list(prompts)) if embeddings is None else np.asarray(embeddings, np.float32)
         if emb.ndim == 1:
             emb = emb[None, :]
         if len(emb) != len(prompts):
             raise ConfigError(f"{len(prompts)} prompts but {len(emb)} embeddings")
-        if not self.use_features:
+        if not self.feature_names:
             return emb
-        feats = np.stack([text_features(p) for p in prompts]) if prompts else np.zeros((0, len(FEATURE_NAMES)))
+        feats = self._features(prompts, answers)
         if self.mean is not None and self.std is not None:
             feats = (feats - self.mean) / self.std
         return np.hstack([emb, feats]).astype(np.float32)
 
     # -- training and inference --------------------------------------------------------
     def fit(self, prompts: Sequence[str], labels: Sequence[float] | np.ndarray, *,
-            embeddings: np.ndarray | None = None, weights: Sequence[float] | None = None) -> QualityModel:
-        """Train on prompts and labels (1/True: the cheap target was good enough; floats allowed)."""
+            embeddings: np.ndarray | None = None, weights: Sequence[float] | None = None,
+            answers: Sequence[str] | None = None) -> QualityModel:
+        """Train on prompts and labels (1/True: the cheap target was good enough; floats allowed).
+
+        ``answers`` are the cheap target's answers, for a model made with ``answers=True``.
+        """
         y = np.asarray(labels, dtype=np.float64).ravel()
         if len(y) != len(prompts):
             raise ConfigError(f"fit got {len(prompts)} prompts but {len(y)} labels")
         if len(y) < 4 or np.any((y < 0) | (y > 1)) or np.all(y == y[0]):
             raise ConfigError("fit needs at least 4 labels in [0, 1], not all equal")
         self.mean = self.std = None
-        x = self._matrix(prompts, embeddings)
-        if self.use_features:
-            d = len(FEATURE_NAMES)
+        x = self._matrix(prompts, embeddings, answers)
+        if self.feature_names:
+            d = len(self.feature_names)
             self.mean = x[:, -d:].mean(0)
             self.std = x[:, -d:].std(0) + 1e-6
             x[:, -d:] = (x[:, -d:] - self.mean) / self.std
@@ -161,15 +190,18 @@ class QualityModel:
             best = min(best, (float(np.mean(losses)), c))
         return best[1]
 
-    def predict(self, prompts: Sequence[str], *, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """The chance, per prompt, that the cheap target answers as well as the strong one."""
+    def predict(self, prompts: Sequence[str], *, embeddings: np.ndarray | None = None,
+                answers: Sequence[str] | None = None) -> np.ndarray:
+        """The chance, per prompt, that the cheap target answers (or, given ``answers``, answered) as well
+        as the strong one."""
         if self.coef is None:
             raise ConfigError("this QualityModel is not trained: call fit(prompts, labels) or load it")
-        x = self._matrix(list(prompts), embeddings)
+        x = self._matrix(list(prompts), embeddings, answers)
         return _sigmoid(x.astype(np.float64) @ self.coef + self.intercept)
 
-    def predict_one(self, prompt: str, embedding: np.ndarray) -> float:
-        return float(self.predict([prompt], embeddings=embedding[None, :])[0])
+    def predict_one(self, prompt: str, embedding: np.ndarray, answer: str | None = None) -> float:
+        answers = None if answer is None else [answer]
+        return float(self.predict([prompt], embeddings=embedding[None, :], answers=answers)[0])
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -182,7 +214,8 @@ class QualityModel:
         if self.mean is not None and self.std is not None:
             np.save(folder / "quality_scale.npy", np.stack([self.mean, self.std]), allow_pickle=False)
         meta = {"format": FORMAT, "embedder": self.embedder_name, "features": list(FEATURE_NAMES)
-                if self.use_features else [], "intercept": self.intercept, "c": self.c, "info": self.info}
+                if self.use_features else [], "answer_features": list(ANSWER_FEATURE_NAMES) if self.use_answers
+                else [], "intercept": self.intercept, "c": self.c, "info": self.info}
         (folder / "quality.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return folder
 
@@ -197,18 +230,21 @@ class QualityModel:
             raise ConfigError(f"{str(folder)!r} holds format {meta.get('format')!r}, expected {FORMAT!r}")
         if meta["features"] and list(meta["features"]) != list(FEATURE_NAMES):
             raise ConfigError(f"{str(folder)!r} was trained with other text features; retrain it")
+        answer_names = list(meta.get("answer_features") or [])
+        if answer_names and answer_names != list(ANSWER_FEATURE_NAMES):
+            raise ConfigError(f"{str(folder)!r} was trained with other answer checks; retrain it")
         if embedder is not None and not isinstance(embedder, str) and embedder.name != meta["embedder"]:
             raise ConfigError(f"{str(folder)!r} was trained on {meta['embedder']!r} embeddings, "
                               f"not {embedder.name!r}")
         spec = embedder if embedder is not None else (
             "onnx" if meta["embedder"] == "all-MiniLM-L6-v2" else meta["embedder"])
-        model = cls(spec, c=meta.get("c"), features=bool(meta["features"]))
+        model = cls(spec, c=meta.get("c"), features=bool(meta["features"]), answers=bool(answer_names))
         if embedder is None:
             model.embedder_name = meta["embedder"]
         model.coef = np.load(folder / "quality_coef.npy", allow_pickle=False)
         model.intercept = float(meta["intercept"])
         model.info = dict(meta.get("info") or {})
-        if model.use_features:
+        if model.feature_names:
             scale = np.load(folder / "quality_scale.npy", allow_pickle=False)
             model.mean, model.std = scale[0], scale[1]
         return model

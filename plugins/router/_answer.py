@@ -1,0 +1,194 @@
+"""Checks of a cheap answer that need no model: its worked arithmetic, its final answer, its use of the prompt.
+
+A wrong answer to a worked problem often shows it: a calculation that does not add up, no final
+answer, a number the question gives that the working never uses, a hedge ("assuming", "not enough
+information"). :func:`check_arithmetic` re-computes every calculation written as ``a op b = c``
+(and ``<<a*b=c>>`` calculator notes); :func:`answer_features` turns these checks into the
+fixed-length vector a :class:`~costmw.plugins.router.QualityModel` learns from. Microseconds per
+answer, no model, no network.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ANSWER_FEATURE_NAMES", "ArithmeticCheck", "answer_features", "check_arithmetic", "final_answer",
+           "safe_eval"]
+
+ANSWER_FEATURE_NAMES = (
+    "a_log_chars", "a_lines", "a_has_final_marker", "a_has_number", "a_final_integer", "a_final_negative",
+    "a_log_final", "a_final_in_prompt", "a_final_computed", "a_checked", "a_wrong", "a_wrong_share",
+    "a_prompt_numbers_unused", "a_hedges", "a_variables", "a_refusal", "a_length_ratio", "a_repeats",
+)
+
+_NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
+_NUMBER = re.compile(r"(?<![\w.])-?" + _NUM)
+_CALC_NOTE = re.compile(r"<<([^<>=]{1,200})=([^<>]{1,60})>>")
+# "12 * 3 = 36", "$4 + $5.50 = $9.50 = 9.5", "(3+4)*2 = 14": runs of arithmetic with at least one "="
+_CHAIN = re.compile(r"[\d$€£(][\d$€£.,%()\s+\-*/×÷x^]*(?:\s*=[\d$€£.,%()\s+\-*/×÷x^]*[\d)%])+")
+_DIGIT = re.compile(r"\d")
+_OPERATION = re.compile(r"[\d)%]\s*[-+*/×÷x^]\s*\$?[\d(]")
+_FINAL_MARKER = re.compile(r"####|\bthe (?:final )?answer is\b|\bfinal answer\b|\\boxed\{|\btherefore\b|\bso the\b"
+                           r"|\bin total\b|\btotal of\b", re.IGNORECASE)
+_HEDGE = re.compile(r"\b(assum\w*|approximately|roughly|not enough information|cannot be determined|can't be "
+                    r"determined|unclear|ambiguous|not possible to|insufficient|estimate\w*|unknown|mistake|"
+                    r"actually|re-?evaluate|wait)\b", re.IGNORECASE)
+_VARIABLE = re.compile(r"(?:\b[a-wyz]\b\s*[=+\-*/]|[=+\-*/(]\s*\b[a-wyz]\b|\blet [a-z] be\b)", re.IGNORECASE)
+_REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|as an ai\b|i don'?t know\b)",
+                      re.IGNORECASE)
+_WORD_NUMBERS = {w: float(i) for i, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
+_WORD_NUMBERS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+                      "ninety": 90, "hundred": 100, "thousand": 1000, "dozen": 12, "half": 0.5, "twice": 2,
+                      "double": 2, "triple": 3, "quarter": 0.25})
+_WORD = re.compile(r"[a-z]+")
+
+_OPS: dict[type, Callable[[float, float], float]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+}
+
+
+def safe_eval(expression: str) -> float | None:
+    """The value of a plain arithmetic expression (numbers, + - * / // % ^ and brackets), else None.
+
+    Only a parsed tree of numbers and those operators is evaluated; names, calls and anything
+    else make it None, as do huge powers and division by zero.
+    """
+    text = (expression.replace("×", "*").replace("÷", "/").replace("^", "**").replace("$", "")
+            .replace("€", "").replace("£", "").replace(",", ""))
+    text = re.sub(r"(?<=[\d)])\s*x\s*(?=[\d(])", "*", text)  # "3 x 4"
+    text = re.sub(r"(\d+(?:\.\d+)?)\s*%", r"(\1/100)", text)
+    if not text.strip() or len(text) > 200:
+        return None
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+
+    def walk(node: ast.AST) -> float:
+        if isinstance(node, ast.Expression):
+            return walk(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+            return float(node.value)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            value = walk(node.operand)
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            left, right = walk(node.left), walk(node.right)
+            if isinstance(node.op, ast.Pow) and (abs(right) > 12 or abs(left) > 1e6):
+                raise ValueError("power too large")
+            return _OPS[type(node.op)](left, right)
+        raise ValueError(f"not arithmetic: {type(node).__name__}")
+
+    try:
+        value = walk(tree)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _number(token: str) -> float | None:
+    try:
+        return float(token.replace(",", "").replace("$", "").strip())
+    except ValueError:
+        return None
+
+
+def _close(a: float, b: float) -> bool:
+    """Equal up to the rounding people write: 2 decimals, or 1% of the size."""
+    return abs(a - b) <= max(0.011, 0.01 * max(abs(a), abs(b)))
+
+
+@dataclass(frozen=True)
+class ArithmeticCheck:
+    """Calculations found in an answer: how many could be re-computed, and which did not add up."""
+
+    checked: int
+    wrong: tuple[str, ...]
+
+
+def check_arithmetic(answer: str) -> ArithmeticCheck:
+    """Re-computes ``<<expr=value>>`` notes and ``a op b = c`` lines of ``answer``."""
+    checked, wrong = 0, []
+    seen: set[str] = set()
+    for match in _CALC_NOTE.finditer(answer):
+        left, right = safe_eval(match.group(1)), _number(match.group(2))
+        seen.add(match.group(0))
+        if left is None or right is None:
+            continue
+        checked += 1
+        if not _close(left, right):
+            wrong.append(match.group(0))
+    for chain in _CHAIN.findall(_CALC_NOTE.sub("", answer)):
+        pieces = [p.strip() for p in chain.split("=")]
+        for lhs, rhs in itertools.pairwise(pieces):
+            if not (_DIGIT.search(lhs) and _DIGIT.search(rhs)):
+                continue
+            if not (_OPERATION.search(lhs) or _OPERATION.search(rhs)):
+                continue  # "x = 3", or a bare number on both sides
+            left, right = safe_eval(lhs), safe_eval(rhs)
+            if left is None or right is None:
+                continue
+            checked += 1
+            if not _close(left, right):
+                wrong.append(f"{lhs} = {rhs}")
+    return ArithmeticCheck(checked, tuple(wrong))
+
+
+def final_answer(answer: str) -> float | None:
+    """The answer's final number: after ``####``, "the answer is" or ``\\boxed{}``, else its last number."""
+    for pattern in (r"####\s*\$?\s*(-?" + _NUM + ")", r"\\boxed\{\s*\$?(-?" + _NUM + ")",
+                    r"answer is:?\s*\$?\s*(-?" + _NUM + ")"):
+        found = re.findall(pattern, answer, flags=re.IGNORECASE)
+        if found:
+            return _number(found[-1])
+    numbers = _NUMBER.findall(answer)
+    return _number(numbers[-1]) if numbers else None
+
+
+def _numbers_in(text: str) -> list[float]:
+    values = [v for v in (_number(t) for t in _NUMBER.findall(text)) if v is not None]
+    values += [_WORD_NUMBERS[w] for w in _WORD.findall(text.lower()) if w in _WORD_NUMBERS]
+    return values
+
+
+def answer_features(prompt: str, answer: str) -> np.ndarray:
+    """A fixed-length float vector of :data:`ANSWER_FEATURE_NAMES` for a prompt's answer."""
+    text = answer.strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    final = final_answer(text)
+    prompt_numbers = [v for v in _numbers_in(prompt) if v not in (0.0,)]
+    answer_numbers = _numbers_in(text)
+    check = check_arithmetic(text)
+    body = text[: text.rfind("####")] if "####" in text else text
+    computed = [v for v in (_number(m.group(2)) for m in _CALC_NOTE.finditer(body)) if v is not None]
+    computed += [v for chain in _CHAIN.findall(_CALC_NOTE.sub("", body))
+                 if (v := safe_eval(chain.split("=")[-1])) is not None]
+    unused = [p for p in set(prompt_numbers) if not any(_close(p, a) for a in answer_numbers)]
+    line_counts: dict[str, int] = {}
+    for line in lines:
+        line_counts[line.strip().lower()] = line_counts.get(line.strip().lower(), 0) + 1
+    values = [
+        math.log1p(len(text)), math.log1p(len(lines)), float(bool(_FINAL_MARKER.search(text))),
+        float(final is not None), float(final is not None and float(final).is_integer()),
+        float(final is not None and final < 0), math.log1p(min(abs(final), 1e12)) if final is not None else 0.0,
+        float(final is not None and any(_close(final, p) for p in prompt_numbers)),
+        float(final is not None and any(_close(final, c) for c in computed)),
+        math.log1p(check.checked), float(len(check.wrong)),
+        len(check.wrong) / check.checked if check.checked else 0.0,
+        len(unused) / len(set(prompt_numbers)) if prompt_numbers else 0.0,
+        float(len(_HEDGE.findall(text))), float(min(len(_VARIABLE.findall(text)), 20)),
+        float(not text or bool(_REFUSAL.search(text))), math.log1p(len(text)) - math.log1p(len(prompt)),
+        float(sum(c - 1 for c in line_counts.values())),
+    ]
+    return np.asarray(values, dtype=np.float32)
