@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
 PAIRS = REPO / "benchmarks" / "data" / "cache_pairs.tsv"
+DEV_SIBLINGS = REPO / "benchmarks" / "data" / "cache_dev_siblings.tsv"
+DEV_PAIRS = REPO / "tests" / "plugins" / "cache" / "data" / "verifier_dev.tsv"
 MOCK_DATA = SHARED_DATA / "gptcache" / "mock_data.json"
 
 
@@ -26,9 +28,19 @@ def load_mock_data() -> list[dict[str, str]] | None:
     return list(json.loads(MOCK_DATA.read_text(encoding="utf-8")))
 
 
-def load_pairs() -> list[tuple[bool, str, str, str]]:
+def load_dev_siblings() -> list[dict[str, str]]:
+    """costmw's tuning set in mock_data's shape: near-duplicate origins, one paraphrase each."""
     rows = []
-    for line in PAIRS.read_text(encoding="utf-8").splitlines():
+    for line in DEV_SIBLINGS.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            group, origin, similar = line.split("\t")
+            rows.append({"group": group, "origin": origin, "similar": similar})
+    return rows
+
+
+def load_pairs(path: Path = PAIRS) -> list[tuple[bool, str, str, str]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             label, kind, a, b = line.split("\t")
             rows.append((label == "1", kind, a, b))

@@ -3,9 +3,12 @@ side by side with GPTCache on the same embeddings.
 
     python -m benchmarks.bench_cache           # full: 1k/10k/100k/1M entries
     python -m benchmarks.bench_cache --quick   # under two minutes: 1k/10k entries
+    python -m benchmarks.bench_cache --dev     # quality on costmw's own tuning data only
 
 Quality uses GPTCache's mock_data (every origin stored, every paraphrase asked; a hit is correct
 only when it returns its own origin) and costmw's held-out pairs in benchmarks/data/cache_pairs.tsv.
+``--dev`` measures the same on the data the cache's rules were tuned on instead
+(benchmarks/data/cache_dev_siblings.tsv and tests/plugins/cache/data/verifier_dev.tsv).
 Speed uses random unit vectors; "embedding included" adds all-MiniLM-L6-v2's time per query.
 """
 
@@ -27,11 +30,13 @@ import numpy as np
 from costmw.plugins.cache import MemoryStore, SemanticCache, SQLiteStore
 
 from benchmarks._cache_support import (
+    DEV_PAIRS,
     RESULTS,
     GPTCacheSide,
     PrecomputedEmbedder,
     gptcache_available,
     gptcache_threshold_for_cosine,
+    load_dev_siblings,
     load_mock_data,
     load_pairs,
     minilm_vectors,
@@ -163,6 +168,34 @@ def quality(quick: bool) -> dict[str, Any]:
     return out
 
 
+def quality_dev() -> dict[str, Any]:
+    """The quality measures on costmw's tuning data (where thresholds and rules may be tuned)."""
+    data = load_dev_siblings()
+    pairs = load_pairs(DEV_PAIRS)
+    vectors = minilm_vectors([d["origin"] for d in data] + [d["similar"] for d in data]
+                             + [t for _, _, a, b in pairs for t in (a, b)])
+    origins = len({d["origin"] for d in data})
+    return {"embedder": "all-MiniLM-L6-v2", "siblings": {
+        "queries": len(data), "origins": origins, "groups": len({d["group"] for d in data}),
+        "costmw": asyncio.run(_costmw_mock(data, vectors, THRESHOLDS)),
+        "costmw_without_verifier_or_margin": asyncio.run(
+            _costmw_mock(data, vectors, (DEFAULT,), verifier=False, margin=0.0))},
+        "pairs": {"pairs": len(pairs), "costmw": asyncio.run(_costmw_pairs(pairs, vectors, DEFAULT))}}
+
+
+def _print_dev(dev: dict[str, Any]) -> None:
+    s = dev["siblings"]
+    print(f"\ndev siblings: {s['queries']} paraphrases of {s['origins']} origins in {s['groups']} groups")
+    print(f"{'system':<34}{'threshold':>10}{'hit rate':>10}{'precision':>11}")
+    for label, key in (("costmw", "costmw"), ("costmw, verifier+margin off", "costmw_without_verifier_or_margin")):
+        for row in s[key]:
+            mark = " *" if key == "costmw" and row["threshold"] == DEFAULT else ""
+            print(f"{label + mark:<34}{row['threshold']:>10}{row['hit_rate']:>10.3f}{(row['precision'] or 0):>11.4f}")
+    r = dev["pairs"]["costmw"]
+    print(f"dev pairs ({dev['pairs']['pairs']}): false hits {r['false_hits']}/{r['negative_queries']}, "
+          f"paraphrase hits {r['paraphrase_hit_rate']:.1%}")
+
+
 # -- speed -----------------------------------------------------------------------------------
 def _word(i: int) -> str:
     letters = string.ascii_lowercase
@@ -246,17 +279,21 @@ def _embedding_samples(count: int) -> list[float]:
     return samples
 
 
-def speed(quick: bool, sizes: list[int]) -> dict[str, Any]:
+def speed(quick: bool, sizes: list[int], ann: bool = True) -> dict[str, Any]:
     queries = 100 if quick else 300
     embed = _embedding_samples(queries)
     rows: list[dict[str, Any]] = []
+    recall: list[dict[str, Any]] = []
     why_not = gptcache_available()
     for size in sizes:
         stored, asked, vectors = _synthetic(size, queries)
         runs: list[tuple[str, Any]] = []
         if size <= 100_000:
             runs.append(("costmw memory, exact numpy", lambda: MemoryStore(max_entries=None, ann=False)))
-        if size >= 20_000:
+        if size >= 5_000:
+            runs.append(("costmw memory, sign-code prefilter", lambda: MemoryStore(max_entries=None)))
+            recall.append(_prefilter_recall(stored, asked, vectors))
+        if ann and size >= 20_000:
             runs.append(("costmw memory, ANN (usearch)", lambda: MemoryStore(max_entries=None, ann=True, ann_min=1)))
         if size <= 100_000:
             runs.append(("costmw sqlite (default store)", lambda: SQLiteStore(
@@ -267,7 +304,31 @@ def speed(quick: bool, sizes: list[int]) -> dict[str, Any]:
         if why_not is None and size <= 100_000:
             rows.append(_speed_row(size, "gptcache sqlite + faiss", _gptcache_speed(stored, asked, vectors), embed))
     return {"queries_per_row": queries, "embedding_ms": percentiles(embed), "rows": rows,
+            "prefilter_recall": recall,
             "gptcache": why_not or "sqlite + faiss, SearchDistanceEvaluation, same cosine threshold"}
+
+
+def _prefilter_recall(stored: list[str], asked: list[str], vectors: dict[str, Any]) -> dict[str, Any]:
+    """How often the sign-code prefilter returns exact search's top-1: for the benchmark's queries
+    (a neighbour at cosine ~0.97) and for queries at cosine exactly 0.8 (the default threshold)."""
+    from costmw.plugins.cache._index import VectorIndex
+
+    exact, bits = VectorIndex(len(vectors[stored[0]]), ann=False), VectorIndex(len(vectors[stored[0]]), ann="bits")
+    for i, text in enumerate(stored):
+        exact.add(str(i), vectors[text])
+        bits.add(str(i), vectors[text])
+    rng = np.random.default_rng(11)
+    hard = []
+    for i in rng.choice(len(stored), size=len(asked), replace=False):
+        v = vectors[stored[int(i)]]
+        noise = rng.standard_normal(v.shape[0]).astype(np.float32)
+        noise -= (noise @ v) * v
+        hard.append(0.8 * v + 0.6 * noise / np.linalg.norm(noise))
+    out: dict[str, Any] = {"entries": len(stored), "uses_prefilter": bits.uses_prefilter}
+    for name, queries in (("benchmark_queries", [vectors[t] for t in asked]), ("queries_at_cosine_0.8", hard)):
+        same = sum(exact.search(q, 1)[0][0] == bits.search(q, 1)[0][0] for q in queries)
+        out[name] = round(same / len(queries), 4)
+    return out
 
 
 def _speed_row(size: int, name: str, result: dict[str, Any], embed: list[float]) -> dict[str, Any]:
@@ -303,10 +364,14 @@ def _print_tables(results: dict[str, Any]) -> None:
     s = results["speed"]
     print(f"\nlookup latency, {s['queries_per_row']} queries per row; MiniLM embedding alone: "
           f"p50 {s['embedding_ms']['p50_ms']:.2f} ms")
-    print(f"{'entries':>9}  {'system':<32}{'p50 ms':>9}{'p99 ms':>9}{'+embed p50':>12}{'+embed p99':>12}{'hits':>6}")
+    print(f"{'entries':>9}  {'system':<36}{'p50 ms':>9}{'p99 ms':>9}{'+embed p50':>12}{'+embed p99':>12}{'hits':>6}")
     for r in s["rows"]:
-        print(f"{r['entries']:>9}  {r['system']:<32}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
+        print(f"{r['entries']:>9}  {r['system']:<36}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
               f"{r['with_embedding']['p50_ms']:>12.2f}{r['with_embedding']['p99_ms']:>12.2f}{r['hit_rate']:>6.2f}")
+    for r in s.get("prefilter_recall", []):
+        print(f"sign-code prefilter at {r['entries']} entries: top-1 equal to exact search for "
+              f"{r['benchmark_queries']:.1%} of the benchmark's queries, {r['queries_at_cosine_0.8']:.1%} of "
+              f"queries at cosine 0.8")
 
 
 def _single_threaded() -> Any:
@@ -323,7 +388,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_cache", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k and 10k entries only (under two minutes)")
     parser.add_argument("--sizes", default=None, help="comma-separated entry counts, e.g. 1000,100000")
+    parser.add_argument("--dev", action="store_true", help="quality on costmw's tuning data only (no speed)")
+    parser.add_argument("--no-ann", action="store_true", help="skip the usearch HNSW rows (slow to build at 1M)")
+    parser.add_argument("--out", default="cache.json", help="file name under benchmarks/results/")
     args = parser.parse_args(argv)
+    if args.dev:
+        with _single_threaded():
+            dev = quality_dev()
+        _print_dev(dev)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "cache_dev.json").write_text(json.dumps(dev, indent=2), encoding="utf-8")
+        return dev
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000])
     started = time.time()
@@ -331,13 +406,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results: dict[str, Any] = {
             "benchmark": "cache", "quick": args.quick, "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
             "threads": "one BLAS/OpenMP thread for both systems", "load_average_start": os.getloadavg()[0],
-            "quality": quality(args.quick), "speed": speed(args.quick, sizes)}
+            "quality": quality(args.quick), "speed": speed(args.quick, sizes, ann=not args.no_ann)}
     results["seconds"] = round(time.time() - started, 1)
     results["load_average_end"] = os.getloadavg()[0]
     _print_tables(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cache.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"\nwrote {RESULTS / 'cache.json'} in {results['seconds']} s")
+    (RESULTS / args.out).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"\nwrote {RESULTS / args.out} in {results['seconds']} s")
     return results
 
 

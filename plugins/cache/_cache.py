@@ -37,6 +37,19 @@ _NOT_STORED = frozenset({"error", "content_filter"})
 
 
 @dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What the synchronous part of a lookup found: an exact ``entry``, a ``choice``, candidates
+    still to be chosen among (``found``), or the part that ``failed``."""
+
+    choice: Choice | None = None
+    exact: Entry | None = None
+    found: list[tuple[Entry, float]] | None = None
+    failed: tuple[str, Exception] | None = None
+    pending: bool = False
+    choose_in_thread: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class _Plan:
     key: CacheKey
     store: bool
@@ -243,36 +256,31 @@ class SemanticCache(Plugin):
 
     # -- lookups ---------------------------------------------------------------------------
     async def _lookup(self, request: Request, plan: _Plan) -> Response | None:
+        """Exact key, then (on a miss) embed, search and choose: in one worker-thread hop for a
+        blocking store or when the query still needs embedding, inline otherwise."""
         self.stats["lookups"] += 1
         if not self._up("store"):
             return self._miss(request, "store_unavailable")
+        semantic = bool(plan.key.semantic) and self.embedder is not None and self._up("embedder")
+        vector = self._known_vector(request) if semantic else None
         now = time.time()
-        try:
-            entry = await self._call(self.storage.get, plan.key.exact, now)
-        except Exception as exc:
-            self._failed("store", exc)
-            return self._miss(request, "store_error")
-        if entry is not None:
-            return self._serve(request, entry, "exact", 1.0)
-        if not plan.key.semantic or self.embedder is None or not self._up("embedder"):
-            return self._miss(request, "miss")
-        try:
-            vector = await aembed_request(request, self.embedder)
-        except Exception as exc:
-            self._failed("embedder", exc)
-            return self._miss(request, "embedder_error")
-        try:
-            found = await self._call(self.storage.search, plan.key.group, vector, self.candidates, now)
-        except Exception as exc:
-            self._failed("store", exc)
-            return self._miss(request, "store_error")
-        if not found:
-            choice = Choice(None, reason="miss")
-        elif self.template_check is not None and any(
-                template_slots(plan.key.text, e.text) for e, s in found if s >= self.threshold - 1e-6):
-            choice = await asyncio.to_thread(self._choose, plan, found)  # embeds the template slots
+        if self.storage.blocking:
+            outcome = await asyncio.to_thread(self._probe, request, plan, semantic, vector, now, True)
         else:
-            choice = self._choose(plan, found)
+            outcome = self._probe(request, plan, semantic, vector, now, vector is not None)
+            if outcome.pending:  # the exact tier missed: the rest needs the embedder, off the loop
+                outcome = await asyncio.to_thread(self._probe, request, plan, semantic, vector, now, True, False)
+            elif outcome.choose_in_thread and outcome.found is not None:
+                outcome = _Outcome(await asyncio.to_thread(self._choose, plan, outcome.found))
+        if outcome.failed is not None:
+            part, exc = outcome.failed
+            self._failed(part, exc)
+            return self._miss(request, f"{part}_error")
+        if outcome.exact is not None:
+            return self._serve(request, outcome.exact, "exact", 1.0)
+        choice = outcome.choice
+        if choice is None:
+            choice = Choice(None, reason="miss") if outcome.found is None else self._choose(plan, outcome.found)
         if choice.entry is None:
             if choice.reason == "ambiguous":
                 self.stats["ambiguous"] += 1
@@ -280,6 +288,44 @@ class SemanticCache(Plugin):
                 self.stats["rejected"] += 1
             return self._miss(request, choice.reason, choice.similarity)
         return self._serve(request, choice.entry, choice.tier, choice.similarity)
+
+    def _known_vector(self, request: Request) -> Any:
+        assert self.embedder is not None
+        return request.context.recall(("embedding", self.embedder.name, request.last_user_text))
+
+    def _probe(self, request: Request, plan: _Plan, semantic: bool, vector: Any, now: float, may_block: bool,
+               exact: bool = True) -> _Outcome:
+        """The synchronous part of a lookup. ``may_block``: embedding and the template check may
+        run here (a worker thread); otherwise the outcome says what is left for one."""
+        if exact:
+            try:
+                entry = self.storage.get(plan.key.exact, now)
+            except Exception as exc:
+                return _Outcome(failed=("store", exc))
+            if entry is not None:
+                return _Outcome(exact=entry)
+        if not semantic:
+            return _Outcome(Choice(None, reason="miss"))
+        if vector is None:
+            if not may_block:
+                return _Outcome(pending=True)
+            assert self.embedder is not None
+            try:
+                vector = self.embedder.embed([request.last_user_text])[0]
+            except Exception as exc:
+                return _Outcome(failed=("embedder", exc))
+            request.context.remember(("embedding", self.embedder.name, request.last_user_text), vector)
+        try:
+            found = self.storage.search(plan.key.group, vector, self.candidates, now)
+        except Exception as exc:
+            return _Outcome(failed=("store", exc))
+        if not found:
+            return _Outcome(Choice(None, reason="miss"))
+        if may_block:
+            return _Outcome(self._choose(plan, found))
+        templated = self.template_check is not None and any(
+            template_slots(plan.key.text, e.text) for e, s in found if s >= self.threshold - 1e-6)
+        return _Outcome(found=found, choose_in_thread=templated)
 
     def _choose(self, plan: _Plan, found: list[tuple[Entry, float]]) -> Choice:
         verify = self.verifier
@@ -335,7 +381,7 @@ class SemanticCache(Plugin):
         return float(answer.get("cost_usd") or 0.0)
 
     def _touch(self, key: str) -> None:
-        if not self.storage.blocking:
+        if not self.storage.blocking or self.storage.cheap_touch:
             try:
                 self.storage.touch(key, time.time())
             except Exception as exc:

@@ -95,6 +95,12 @@ chase barclays hsbc citibank wells_fargo goldman_sachs nasa fifa nba nfl unesco 
 
 NAMED_ENTITIES = COUNTRIES | PLACES | NATURAL_LANGUAGES | PROGRAMMING | ORGANISATIONS
 
+# Short names that mean the same thing as a longer one ("JS" is JavaScript).
+ALIASES: dict[str, str] = {
+    "js": "javascript", "ts": "typescript", "py": "python", "k8s": "kubernetes", "postgres": "postgresql",
+    "golang": "go",
+}
+
 # A word and its opposite: a pair that differs only in these asks for a different answer.
 OPPOSITES: tuple[tuple[str, str], ...] = tuple(
     tuple(pair.split("/"))  # type: ignore[misc]
@@ -141,7 +147,7 @@ FORMATS: dict[str, str] = {
     **_alias("story stories", "story"),
     **_alias("song lyrics", "song"),
     **_alias("plain_text plaintext", "plain"),
-    **_alias("one_line one-liner oneliner tl;dr tldr", "one_line"),
+    **_alias("one_line single_line one-line one-liner oneliner tl;dr tldr", "one_line"),
     "one_word": "one_word", "one_sentence": "one_sentence", "one_paragraph": "paragraph",
     **_alias("in_detail detailed in_depth thorough technical technical_detail", "detailed"),
     **_alias("simple_terms plain_english layman layman's_terms", "simple"),

@@ -27,13 +27,19 @@ def _clip(x: float) -> float:
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
+def _answer(entry: Entry) -> Any:
+    return entry.response.get("text"), entry.response.get("tool_calls")
+
+
 def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, threshold: float,
            margin: float, verify: Callable[[str, str], Any] | None, fallthrough: float = 0.05) -> Choice:
     """Pick the hit for ``query`` among ``found`` (entry, cosine) pairs, or refuse.
 
-    A candidate must reach ``threshold`` and pass ``verify``. The pick is refused when a closer
-    question was judged different (more than ``fallthrough`` closer), or when another passing
-    candidate with a different answer is within ``margin`` of it: the query is then ambiguous.
+    A candidate must reach ``threshold`` and pass ``verify``; the closest passing one is the
+    pick. It is refused when a question judged different by ``verify`` was closer by more than
+    ``fallthrough`` and has another answer, or when another passing candidate with a different
+    answer is within ``margin`` of it: the query is then ambiguous. Candidates with the same
+    answer never block each other.
     """
     ranked = sorted(((e, _clip(s)) for e, s in found), key=lambda pair: -pair[1])
     for entry, _ in ranked:
@@ -43,6 +49,7 @@ def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, 
         return Choice(None, reason="empty")
     top = ranked[0][1]
     passing: list[tuple[Entry, float]] = []
+    refused: list[tuple[Entry, float]] = []
     refusal = ""
     for entry, sim in ranked:
         if sim < threshold - _EPS:
@@ -50,14 +57,16 @@ def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, 
         verdict = True if verify is None or entry.text == query else verify(query, entry.text)
         if verdict:
             passing.append((entry, sim))
-        elif not refusal:
-            refusal = f"verifier:{getattr(verdict, 'reason', '') or 'refused'}"
+        else:
+            refused.append((entry, sim))
+            refusal = refusal or f"verifier:{getattr(verdict, 'reason', '') or 'refused'}"
     if not passing:
         return Choice(None, top, reason=refusal or "below_threshold")
     best, best_sim = passing[0]
-    if best_sim < top - fallthrough:
+    answer = _answer(best)
+    if any(sim > best_sim + fallthrough and _answer(other) != answer for other, sim in refused):
         return Choice(None, best_sim, reason=refusal or "closer_question_differs")
     for other, sim in passing[1:]:
-        if best_sim - sim < margin and other.response.get("text") != best.response.get("text"):
+        if best_sim - sim < margin and _answer(other) != answer:
             return Choice(None, best_sim, reason="ambiguous")
     return Choice(best, best_sim, "semantic")

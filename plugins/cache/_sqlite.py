@@ -1,16 +1,20 @@
 """SQLiteStore: the embedded, persistent store. Entries are rows (JSON answer, float32 vector);
-each process keeps the vectors in memory for search and picks up rows other processes wrote."""
+each process keeps the vectors in memory for search and follows what other processes change:
+rows they add (by ``seq``) and rows they delete (a log that a trigger fills), checked only when
+``PRAGMA data_version`` says another connection committed."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._entry import Entry, vector_from_bytes, vector_to_bytes
-from ._index import VectorIndex
+from ._index import VectorIndex, check_ann
 from ._store import Store, _check_max
 
 if TYPE_CHECKING:
@@ -20,6 +24,7 @@ __all__ = ["DEFAULT_PATH", "SQLiteStore"]
 
 DEFAULT_PATH = Path(".costmw-cache") / "semantic_cache.db"
 _COLUMNS = "key, grp, scope, text, response, vector, created, expires, hits"
+_FOUND_COLUMNS = _COLUMNS.replace("vector", "NULL")  # search results need no vector: the index has it
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, scope TEXT NOT NULL,
@@ -27,21 +32,29 @@ CREATE TABLE IF NOT EXISTS entries (
     last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
+CREATE TABLE IF NOT EXISTS deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, grp TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS entries_deleted AFTER DELETE ON entries
+    BEGIN INSERT INTO deletions (key, grp) VALUES (old.key, old.grp); END;
 """
+_KEEP_DELETIONS = 50_000  # a process that falls further behind than this reloads its index
 
 
 class SQLiteStore(Store):
     """A SQLite file shared safely by threads and processes (WAL mode, busy timeout).
 
     ``max_entries`` bounds the table (least recently used rows go first); expired rows are never
-    returned and are swept out as new rows arrive.
+    returned and are swept out as new rows arrive. Hits are counted in memory and written in one
+    transaction with the next put, or by a search once 256 are waiting or the oldest is 2 s old,
+    so a cache hit never waits for a write.
     """
 
     name = "sqlite"
+    cheap_touch = True
 
     def __init__(self, path: str | Path = DEFAULT_PATH, *, max_entries: int | None = 100_000,
-                 ann: bool | str = "auto", ann_min: int = 20_000, sweep_every: int = 64) -> None:
+                 ann: bool | str = "auto", ann_min: int = 5_000, sweep_every: int = 64) -> None:
         self.max_entries = _check_max(max_entries)
+        check_ann(ann)
         self.path = path if path == ":memory:" else Path(path)
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,21 +67,34 @@ class SQLiteStore(Store):
         self._db.executescript(_SCHEMA)
         self._groups: dict[str, VectorIndex] = {}
         self._seen = 0
+        self._deleted = -1  # the last entry of the deletions log applied; -1: none yet (load everything)
         self._indexed = 0
         self._version = -1
         self._puts = 0
+        self._touched: dict[str, tuple[float, int]] = {}
+        self._touched_since = 0.0
+        self._touch_lock = threading.Lock()
         self._sync()
 
     # -- keeping the in-memory vectors in step with the table ---------------------------
     def _sync(self) -> None:
+        """Apply what other connections committed since the last look: rows they deleted (the
+        ``deletions`` log, filled by a trigger) and rows they added (``seq`` past the last seen)."""
         version = self._db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._version:
             return
         self._version = version
-        total = self._db.execute("SELECT count(*) FROM entries WHERE vector IS NOT NULL").fetchone()[0]
-        if total < self._indexed:  # rows were deleted elsewhere: rebuild
-            self._groups.clear()
+        first, last = self._db.execute(
+            "SELECT (SELECT min(seq) FROM deletions), "
+            "(SELECT seq FROM sqlite_sequence WHERE name = 'deletions')").fetchone()
+        last = last or 0
+        if (first if first is not None else last + 1) > self._deleted + 1 and last > self._deleted:
+            self._groups.clear()  # deletions we never saw were pruned from the log: reload
             self._seen = self._indexed = 0
+        else:
+            for key, grp in self._db.execute("SELECT key, grp FROM deletions WHERE seq > ?", (self._deleted,)):
+                self._index_remove(key, grp)
+        self._deleted = last
         rows = self._db.execute("SELECT seq, key, grp, vector FROM entries WHERE seq > ? AND vector IS NOT NULL",
                                 (self._seen,)).fetchall()
         for seq, key, grp, blob in rows:
@@ -97,7 +123,7 @@ class SQLiteStore(Store):
         row = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,)).fetchone()
         if row is None:
             return None
-        entry = Entry.from_json(_row_json(row), vector_from_bytes(row[5]))
+        entry = _entry(row)
         if entry.expired(now):
             self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
             self._index_remove(key, entry.group)
@@ -111,21 +137,35 @@ class SQLiteStore(Store):
     def search(self, group: str, vector: np.ndarray, k: int, now: float) -> list[tuple[Entry, float]]:
         with self._lock:
             self._sync()
+            self._flush_touches(unless_fresh=True)
             index = self._groups.get(group)
             if index is None:
                 return []
+            found = index.search(vector, k)
+            if not found:
+                return []
+            marks = ",".join("?" * len(found))
+            rows = {row[0]: row for row in self._db.execute(
+                f"SELECT {_FOUND_COLUMNS} FROM entries WHERE key IN ({marks})", [key for key, _ in found])}
             out: list[tuple[Entry, float]] = []
-            for key, sim in index.search(vector, k):
-                entry = self._row(key, now)
-                if entry is None:
-                    self._index_remove(key, group)
+            for key, sim in found:
+                row = rows.get(key)
+                entry = None if row is None else _entry(row)
+                if entry is None or entry.expired(now):
+                    self._forget(key, group, expired=entry is not None)
                 else:
                     out.append((entry, sim))
             return out
 
+    def _forget(self, key: str, group: str, *, expired: bool) -> None:
+        if expired:
+            self._db.execute("DELETE FROM entries WHERE key = ? AND expires IS NOT NULL", (key,))
+        self._index_remove(key, group)
+
     def put(self, entry: Entry) -> None:
         blob = None if entry.vector is None else vector_to_bytes(entry.vector)
         with self._lock:
+            self._flush_touches()
             self._db.execute(
                 f"INSERT OR REPLACE INTO entries ({_COLUMNS}, last_used) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (entry.key, entry.group, entry.scope, entry.text, _dumps(entry.response), blob, entry.created,
@@ -150,10 +190,36 @@ class SQLiteStore(Store):
             self._db.executemany("DELETE FROM entries WHERE key = ?", [(key,) for key, _ in doomed])
             for key, group in doomed:
                 self._index_remove(key, group)
+        self._db.execute("DELETE FROM deletions WHERE seq <= (SELECT max(seq) FROM deletions) - ?",
+                         (_KEEP_DELETIONS,))
 
     def touch(self, key: str, now: float) -> None:
-        with self._lock:
-            self._db.execute("UPDATE entries SET last_used = ?, hits = hits + 1 WHERE key = ?", (now, key))
+        with self._touch_lock:
+            last, count = self._touched.get(key, (now, 0))
+            if not self._touched:
+                self._touched_since = time.monotonic()
+            self._touched[key] = (max(last, now), count + 1)
+
+    def _flush_touches(self, *, unless_fresh: bool = False) -> None:
+        """Write the buffered hits (call with ``self._lock`` held)."""
+        with self._touch_lock:
+            if not self._touched or (unless_fresh and len(self._touched) < 256
+                                     and time.monotonic() - self._touched_since < 2.0):
+                return
+            pending, self._touched = self._touched, {}
+        with self._transaction():
+            self._db.executemany("UPDATE entries SET last_used = max(last_used, ?), hits = hits + ? WHERE key = ?",
+                                 [(at, count, key) for key, (at, count) in pending.items()])
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def delete(self, key: str) -> None:
         with self._lock:
@@ -164,7 +230,9 @@ class SQLiteStore(Store):
 
     def clear(self) -> None:
         with self._lock:
-            self._db.execute("DELETE FROM entries")
+            with self._transaction():
+                self._db.execute("DELETE FROM entries")
+                self._db.execute("DELETE FROM deletions")  # other processes see a gap in the log and reload
             self._groups.clear()
             self._seen = self._indexed = 0
 
@@ -174,7 +242,10 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            try:
+                self._flush_touches()
+            finally:
+                self._db.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, max_entries={self.max_entries})"
@@ -186,9 +257,14 @@ def _dumps(response: dict[str, object]) -> str:
     return json.dumps(response, ensure_ascii=False, separators=(",", ":"))
 
 
-def _row_json(row: tuple[object, ...]) -> str:
+def _entry(row: tuple[Any, ...]) -> Entry:
+    """An entry from a row of ``_COLUMNS`` (the answer is JSON; the vector float32 bytes)."""
     import json
 
-    key, grp, scope, text, response, _vector, created, expires, hits = row
-    return json.dumps({"v": 1, "key": key, "group": grp, "scope": scope, "text": text,
-                       "response": json.loads(str(response)), "created": created, "expires": expires, "hits": hits})
+    key, grp, scope, text, response, vector, created, expires, hits = row
+    answer = json.loads(str(response))
+    if not isinstance(answer, dict):
+        raise ValueError(f"cache row {key!r} holds no answer object")
+    return Entry(key=str(key), group=str(grp), scope=str(scope), text=str(text), response=answer,
+                 vector=vector_from_bytes(vector), created=float(created),
+                 expires=None if expires is None else float(expires), hits=int(hits))

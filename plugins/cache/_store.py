@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..._errors import ConfigError
 from ._entry import Entry
-from ._index import VectorIndex
+from ._index import VectorIndex, check_ann
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,6 +27,8 @@ class Store:
 
     name = "store"
     blocking = True
+    #: ``touch`` only records in memory (written out later), so callers may call it on the event loop
+    cheap_touch = False
     max_entries: int | None = None
 
     def get(self, key: str, now: float) -> Entry | None:
@@ -74,8 +76,9 @@ class MemoryStore(Store):
     blocking = False
 
     def __init__(self, max_entries: int | None = 100_000, *, ann: bool | str = "auto",
-                 ann_min: int = 20_000) -> None:
+                 ann_min: int = 5_000) -> None:
         self.max_entries = _check_max(max_entries)
+        check_ann(ann)
         self._ann = ann
         self._ann_min = ann_min
         self._entries: OrderedDict[str, Entry] = OrderedDict()

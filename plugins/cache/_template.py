@@ -22,12 +22,16 @@ _FILLER = frozenset(
 )
 
 
-def template_slots(query: str, cached: str, min_shared: int = 8, min_share: float = 0.5) -> tuple[str, str] | None:
+def template_slots(query: str, cached: str, min_shared: int = 8, min_share: float = 0.5,
+                   long_shared: int = 16) -> tuple[str, str] | None:
     """The differing middles of two texts that share a template, or None when they do not.
 
     A template is ``min_shared`` words or more, and at least ``min_share`` of the shorter text,
-    kept as a common prefix and suffix; a question in which one word was swapped for another
-    ("express" for "standard") counts too.
+    kept as a common prefix and suffix, in a prompt that looks built from one: a shared part of
+    ``long_shared`` words or more, or a structured one (a line break, or a "Label:" before the
+    variable part). A sentence reworded in the middle ("is a platform to host" / "serves as a
+    repository for") is a paraphrase, not a template. A question in which one word was swapped
+    for another ("express" for "standard") counts too.
     """
     q, c = _WORD.findall(query), _WORD.findall(cached)
     if q == c:
@@ -41,8 +45,12 @@ def template_slots(query: str, cached: str, min_shared: int = 8, min_share: floa
         s += 1
     shared = p + s
     one_word_swap = len(q) == len(c) == shared + 1 and shared >= 3
-    if not one_word_swap and (shared < min_shared or shared < min_share * limit):
-        return None
+    if not one_word_swap:
+        if shared < min_shared or shared < min_share * limit:
+            return None
+        structured = "\n" in query or "\n" in cached or any(w.endswith(":") for w in q[:p])
+        if shared < long_shared and not structured:
+            return None
     return " ".join(q[p:len(q) - s]), " ".join(c[p:len(c) - s])
 
 

@@ -32,6 +32,7 @@ _IDENT = re.compile(
 _PLAIN_NUMBER_WORD = re.compile(r"^\d+(?:st|nd|rd|th)?(?:-?[a-z]{3,})?$")
 _LIST_MARKER = re.compile(r"(?m)(?:^\s*|[:;]\s+)\(?\d{1,2}[.)](?=\s)")
 _DIGIT = re.compile(r"\d").search
+_ACRONYM_PLURAL = re.compile(r"[A-Z][A-Z0-9]+s").fullmatch
 _OR_NOT = re.compile(r"\bor not\b", re.I)
 _INTERJECTION = re.compile(r"^\s*(?:yes|no|yeah|nope|sure|ok|okay)\s*[,.!]\s+", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;\n]\s*[\"'“‘(\[]*")
@@ -49,6 +50,7 @@ def _phrases() -> dict[tuple[str, ...], str]:
 
 _PHRASES = _phrases()
 _MAX_PHRASE = max(len(p) for p in _PHRASES)
+_PHRASE_STARTS = frozenset(p[0] for p in _PHRASES)
 _OPPOSITE_OF: dict[str, set[str]] = {}
 
 
@@ -56,6 +58,8 @@ _OPPOSITE_OF: dict[str, set[str]] = {}
 def lemma(word: str) -> str:
     """A crude singular, lower-case form, enough to match 'dicts' with 'dict'."""
     w = _bare(word)
+    if _ACRONYM_PLURAL(word):  # LLMs, APIs, GPUs
+        return w[:-1]
     if w in lx.NAMED_ENTITIES or word[1:] != word[1:].lower():
         return w
     if len(w) > 4 and w.endswith("ies"):
@@ -119,6 +123,10 @@ def _join_phrases(tokens: list[_Token]) -> list[_Token]:
     out: list[_Token] = []
     i = 0
     while i < len(tokens):
+        if tokens[i].low not in _PHRASE_STARTS:
+            out.append(tokens[i])
+            i += 1
+            continue
         for n in range(min(_MAX_PHRASE, len(tokens) - i), 1, -1):
             key = tuple(t.low for t in tokens[i:i + n])
             name = _PHRASES.get(key) or _PHRASES.get((*key[:-1], tokens[i + n - 1].lem))
@@ -256,16 +264,19 @@ def read_facts(text: str) -> Facts:
         if "-" in t.low:
             words.update(lemma(p) for p in t.low.split("-"))
     words.update(_acronyms(tokens))
+    words.update(lx.ALIASES[w] for w in list(words) if w in lx.ALIASES)
     entities: list[str] = []
     for i, t in enumerate(tokens):
         key = t.low if t.low in lx.NAMED_ENTITIES else t.lem
+        key = lx.ALIASES.get(key, key)
         if _is_entity(t, tokens[i - 1] if i else None) and key not in entities:
             entities.append(key)
     formats = {lx.FORMATS[w] for w in (t.low for t in tokens) if w in lx.FORMATS}
     formats |= {lx.FORMATS[t.lem] for t in tokens if t.lem in lx.FORMATS}
     units = _units(tokens)
     pairs = _directed_pairs(tokens, entities, units)
-    negated = any(t.low in lx.NEGATIONS or t.low.startswith("non-") for t in tokens)
+    negated = any((t.low in lx.NEGATIONS or t.low.startswith(("non-", "no-"))) and not _idiom(tokens, i)
+                  for i, t in enumerate(tokens))
     return Facts(
         lower=" ".join(text.lower().split()), words=frozenset(words), numbers=frozenset(_numbers(text, tokens)),
         units=frozenset(units), dates=frozenset(_dates(tokens)), entities=tuple(entities),
@@ -274,10 +285,21 @@ def read_facts(text: str) -> Facts:
     )
 
 
+_EASE = frozenset({"simpler", "easier"})
+_FUSS = frozenset({"hassle", "effort", "fuss", "trouble", "difficulty"})
+
+
+def _idiom(tokens: list[_Token], i: int) -> bool:
+    """A negation that says "easily": "nothing is simpler", "could not be easier", "without hassle"."""
+    after = [t.low for t in tokens[i + 1:i + 4]]
+    return any(w in _EASE for w in after) or (tokens[i].low == "without" and bool(after) and after[0] in _FUSS)
+
+
 def _acronyms(tokens: list[_Token]) -> set[str]:
     """Initials of short runs of words ("Natural Language Processing" -> "nlp"), so an acronym in
     one text matches the words it stands for in the other."""
-    heads = [t.low[0] for t in tokens if t.low[:1].isalpha() and t.low not in ("of", "and", "the", "for")]
+    parts = [p for t in tokens for p in t.low.split("-") if p]
+    heads = [p[0] for p in parts if p[:1].isalpha() and p not in ("of", "and", "the", "for")]
     return {"".join(heads[i:i + n]) for n in range(2, 6) for i in range(len(heads) - n + 1)}
 
 

@@ -56,3 +56,9 @@ def test_a_closer_question_judged_different_blocks_farther_ones() -> None:
     choice = pick([(closer, 0.97), (farther, 0.85)], verify=Verifier())
     assert choice.entry is None
     assert pick([(closer, 0.88), (farther, 0.85)], verify=Verifier()).entry is farther
+
+
+def test_a_refused_closer_question_with_the_same_answer_does_not_block() -> None:
+    closer = entry("a", "What is the capital of Germany?", "same answer")
+    farther = entry("b", "capital of France", "same answer")
+    assert pick([(closer, 0.97), (farther, 0.85)], verify=Verifier()).entry is farther

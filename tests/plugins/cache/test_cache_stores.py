@@ -193,3 +193,56 @@ def test_lsh_finds_neighbours_above_the_default_threshold() -> None:
         found += bool(filed & set(lsh.probes(b)))
     assert found / 300 >= 0.97
     assert HyperplaneLSH(384).buckets(a) == lsh.buckets(a)  # every process files alike
+
+
+def test_sqlite_hits_are_buffered_and_written_once(tmp_path: Path) -> None:
+    path = tmp_path / "hits.db"
+    store = SQLiteStore(path, max_entries=None)
+    store.put(make("a", unit(1)))
+    for _ in range(3):
+        store.touch("a", time.time())
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT hits FROM entries WHERE key = 'a'").fetchone() == (0,)  # not written yet
+    store.put(make("b", unit(2)))  # the next write carries them
+    assert other.execute("SELECT hits FROM entries WHERE key = 'a'").fetchone() == (3,)
+    store.touch("b", time.time())
+    store.close()  # and closing writes what is left
+    assert other.execute("SELECT hits FROM entries WHERE key = 'b'").fetchone() == (1,)
+    other.close()
+
+
+def test_sqlite_search_reads_a_row_replaced_by_another_writer(tmp_path: Path) -> None:
+    path = tmp_path / "replaced.db"
+    reader, writer = SQLiteStore(path), SQLiteStore(path)
+    writer.put(make("k", unit(1)))
+    assert reader.search("g", unit(1), 1, time.time())[0][0].response == {"text": "answer k"}
+    replaced = make("k", unit(2))
+    replaced.response = {"text": "a new answer"}
+    writer.put(replaced)
+    found = reader.search("g", unit(2), 1, time.time())
+    assert found[0][0].response == {"text": "a new answer"} and found[0][1] == pytest.approx(1.0, abs=1e-5)
+    reader.close()
+    writer.close()
+
+
+def test_sqlite_readers_follow_deletions_and_clears_elsewhere(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from costmw.plugins.cache import _sqlite
+
+    path = tmp_path / "follow.db"
+    reader, writer = SQLiteStore(path, max_entries=None), SQLiteStore(path, max_entries=3)
+    for i in range(3):
+        writer.put(make(f"k{i}", unit(i)))
+    assert [e.key for e, _ in reader.search("g", unit(0), 1, time.time())] == ["k0"]
+    writer.put(make("k3", unit(3)))  # evicts k0, the least recently used
+    assert "k0" not in [e.key for e, _ in reader.search("g", unit(0), 3, time.time())]
+    assert reader._indexed == 3  # the eviction came through the deletions log, not a reload
+    monkeypatch.setattr(_sqlite, "_KEEP_DELETIONS", 0)  # a log pruned past what the reader saw...
+    for i in range(4, 8):
+        writer.put(make(f"k{i}", unit(i)))
+    found = [e.key for e, _ in reader.search("g", unit(7), 5, time.time())]
+    assert found[0] == "k7" and set(found) == {"k5", "k6", "k7"}  # ...makes it reload, and stay right
+    writer.clear()
+    assert reader.search("g", unit(7), 5, time.time()) == []
+    reader.close()
+    writer.close()

@@ -46,3 +46,14 @@ def test_cache_refuses_a_hit_for_another_slot_value() -> None:
     r = chain.complete([{"role": "user", "content": second}], model="mock")
     assert r.served_by == "target:mock" and r.text == second[-12:]
     assert r.info["cache"]["hit"] is False
+
+
+def test_a_sentence_reworded_in_the_middle_is_not_a_template() -> None:
+    a = "The Hub is a platform to host Git-based models, datasets and demo apps for everyone."
+    b = "The Hub serves as a repository for Git-based models, datasets and demo apps for everyone."
+    assert template_slots(a, b) is None
+    # the same shape with a label before the variable part, or a long shared text, is a template
+    assert template_slots(f"Summarize: {a}", f"Summarize: {b}") is not None
+    long_a = f"Read the notes below and answer in one word. {a} Notes end here, answer now please."
+    long_b = f"Read the notes below and answer in one word. {b} Notes end here, answer now please."
+    assert template_slots(long_a, long_b) is not None

@@ -90,3 +90,28 @@ def test_checks_can_be_chosen_and_unknown_ones_are_named(verifier: Verifier) -> 
 def test_identical_text_always_passes(verifier: Verifier) -> None:
     text = "Is 97 a prime number, not 91?"
     assert verifier.check(text, text).ok
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("How do LLMs handle long prompts?", "How does an LLM handle long prompts?"),
+    ("What APIs does the service offer?", "Which API does the service offer?"),
+    ("Is React a JS library?", "Is React a JavaScript library?"),
+    ("How does RAG reduce hallucinations?", "How does retrieval-augmented generation reduce hallucinations?"),
+    ("AutoTrain is a no-code tool for training models.", "AutoTrain trains models with no code."),
+    ("Nothing is simpler than the pipeline function for inference.",
+     "The pipeline function is the easiest way to run inference."),
+    ("Spaces hosts demo apps without hassle.", "Spaces makes hosting demo apps easy."),
+])
+def test_paraphrases_the_verifier_used_to_refuse(verifier: Verifier, a: str, b: str) -> None:
+    assert verifier(a, b), verifier(a, b)
+    assert verifier(b, a), verifier(b, a)
+
+
+@pytest.mark.parametrize(("a", "b", "reason"), [
+    ("Why is Python not faster than C?", "Why is Python faster than C?", "negation"),
+    ("Can I make this cake without sugar?", "Can I make this cake with sugar?", "negation"),
+    ("Is React a JS library?", "Is React a Python library?", "entity"),
+])
+def test_the_new_readings_keep_refusing_look_alikes(verifier: Verifier, a: str, b: str, reason: str) -> None:
+    verdict = verifier(a, b)
+    assert not verdict and verdict.reason == reason
