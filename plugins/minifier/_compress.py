@@ -1,11 +1,13 @@
 """Question-aware compression of long context: score, then drop sentences, then drop words.
 
 Every word is scored by a causal LM's self-information (nats, read after the question). Coarse:
-sentences are ranked by BM25 relevance to the question (smoothed over neighbours) plus their
-information density, and the lowest are dropped. Fine: the most predictable words of the kept
-sentences are dropped until the requested size is reached. Protected spans (numbers, codes, URLs,
-quotes, inline code), words of the question, negations, conjunctions, commas and brackets are never
-dropped by the fine stage; code blocks, JSON, tables and other verbatim blocks are kept whole.
+sentences are ranked by BM25 relevance to the question (raised for sentences that also state a
+number, code or name, smoothed over neighbours) plus their information density, and the lowest are
+dropped; the best matches for the question are kept first. Fine: the most predictable words of the
+other kept sentences are dropped until the requested size is reached; the best matches stay word for
+word. Protected spans (numbers, codes, URLs, quotes, inline code), words of the question, negations,
+conjunctions, commas and brackets are never dropped by the fine stage; code blocks, JSON, tables and
+other verbatim blocks are kept whole.
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class _Sentence:
     terms: list[str]
     lead: str = ""               # what separated it from the previous sentence of its block
     score: float = 0.0
+    relevant: bool = False       # among the best matches for the question: kept word for word
     kept: list[bool] = field(default_factory=list)
     nats: list[float] = field(default_factory=list)  # self-information of each token (0 for spaces)
 
@@ -119,15 +122,26 @@ class Compressor:
     """Compress text to a ``rate`` (kept fraction of tokens) or to ``target_tokens``.
 
     ``fine_keep`` is the fraction of words the fine stage keeps of the sentences the coarse stage
-    kept; the coarse stage drops the rest of what the request asks for.
+    kept; the coarse stage drops the rest of what the request asks for. ``relevant_share``: the
+    sentences whose relevance to the question is at least this share of the best one's are kept
+    word for word (within half the requested size). ``fact_bonus``: relevance is multiplied by
+    ``1 + fact_bonus`` for sentences that state a number, code or name. Both were tuned on the dev
+    split of the benchmark's generated documents (``benchmarks/gen_minifier_docs.py``).
     """
 
-    def __init__(self, scorer: Scorer, *, model: str | None = None, fine_keep: float = 0.9) -> None:
+    def __init__(self, scorer: Scorer, *, model: str | None = None, fine_keep: float = 0.9,
+                 relevant_share: float = 0.3, fact_bonus: float = 0.5) -> None:
         if not 0 < fine_keep <= 1:
             raise ValueError(f"fine_keep must be in (0, 1], got {fine_keep}")
+        if not 0 < relevant_share <= 1:
+            raise ValueError(f"relevant_share must be in (0, 1], got {relevant_share}")
+        if fact_bonus < 0:
+            raise ValueError(f"fact_bonus must be >= 0, got {fact_bonus}")
         self.scorer = scorer
         self.model = model
         self.fine_keep = fine_keep
+        self.relevant_share = relevant_share
+        self.fact_bonus = fact_bonus
         self._cost: Callable[[str], int] = lru_cache(maxsize=65536)(lambda w: count_tokens(w, model))
 
     def compress(self, text: str, question: str = "", *, rate: float | None = 0.5,
@@ -175,13 +189,18 @@ class Compressor:
     def _coarse(self, sents: list[_Sentence], query: set[str], prose_goal: int) -> list[_Sentence]:
         """Keep the sentences most relevant to the question, about prose_goal / fine_keep tokens.
 
-        Relevance is BM25 against the question plus a share of the neighbours' (an answer often
-        spans two sentences), plus the sentence's information density under the scoring LM as a
-        standardised score, which decides among sentences the question says nothing about.
+        Relevance is BM25 against the question, raised by the factor ``1 + fact_bonus`` for sentences
+        that also state a fact (a number, code or name: what a question usually asks for), plus a share of
+        the neighbours' relevance (an answer often spans two sentences), plus the sentence's
+        information density under the scoring LM as a standardised score, which decides among
+        sentences the question says nothing about. The best matches (see :meth:`_mark_relevant`)
+        are kept first and word for word.
         """
         total = sum(s.tokens for s in sents)
-        coarse_goal = prose_goal / self.fine_keep
-        raw = _bm25(sents, query)
+        raw = [r * (1 + self.fact_bonus) if r > 0 and _states_a_fact(s.toks) else r
+               for r, s in zip(_bm25(sents, query), sents)]
+        fixed = self._mark_relevant(sents, raw, prose_goal)
+        coarse_goal = fixed + max(0.0, prose_goal - fixed) / self.fine_keep
         dens = [s.density(self._tok_cost) for s in sents]
         mean = sum(dens) / len(dens)
         spread = math.sqrt(sum((d - mean) ** 2 for d in dens) / len(dens)) or 1.0
@@ -193,7 +212,7 @@ class Compressor:
             chosen = set(range(len(sents)))
         else:
             used = 0
-            for i in sorted(range(len(sents)), key=lambda i: (-sents[i].score, i)):
+            for i in sorted(range(len(sents)), key=lambda i: (not sents[i].relevant, -sents[i].score, i)):
                 if used + sents[i].tokens <= coarse_goal or not chosen:
                     chosen.add(i)
                     used += sents[i].tokens
@@ -202,15 +221,31 @@ class Compressor:
             s.kept = [i in chosen] * len(s.toks)
         return [s for i, s in enumerate(sents) if i in chosen]
 
+    def _mark_relevant(self, sents: list[_Sentence], raw: list[float], prose_goal: int) -> int:
+        """Mark the best matches for the question, to be kept whole: sentences scoring at least
+        ``relevant_share`` of the best relevance score, best first, within half the prose goal (so that
+        the other sentences keep room). Returns their tokens."""
+        top = max(raw, default=0.0)
+        used = 0
+        if top <= 0:
+            return 0
+        for i in sorted(range(len(sents)), key=lambda i: (-raw[i], i)):
+            if raw[i] < self.relevant_share * top or used + sents[i].tokens > prose_goal / 2:
+                break
+            sents[i].relevant = True
+            used += sents[i].tokens
+        return used
+
     def _fine(self, kept: list[_Sentence], query: set[str], prose_goal: int) -> None:
-        """Drop the most predictable words of the kept sentences until prose_goal tokens remain."""
+        """Drop the most predictable words of the kept sentences until prose_goal tokens remain
+        (none of the sentences marked relevant)."""
         spans = [(si, ti) for si, s in enumerate(kept) for ti, t in enumerate(s.toks) if t.kind not in ("ws", "nl")]
         forced: set[int] = set()
         terminal: list[int] = []
         optional: list[tuple[float, int, int]] = []
         for k, (si, ti) in enumerate(spans):
             tok = kept[si].toks[ti]
-            if tok.kind == "prot" or _term(tok.text) in query or _meaning_word(tok):
+            if kept[si].relevant or tok.kind == "prot" or _term(tok.text) in query or _meaning_word(tok):
                 forced.add(k)
             elif tok.kind == "punct" and tok.text in TERMINAL:
                 terminal.append(k)
@@ -297,6 +332,13 @@ def _orphan_headings(sents: list[_Sentence], chosen: set[int]) -> set[int]:
             kept_in[s.block] += 1
     return {i for b, i in firsts.items() if i in chosen and kept_in[b] == 1 and len(sents[i].terms) <= 4
             and i + 1 < len(sents) and sents[i + 1].block == b}
+
+
+def _states_a_fact(toks: list[Tok]) -> bool:
+    """Whether a sentence holds a number, a code or a name (a capitalised word after its first word)."""
+    words = [t for t in toks if t.kind in ("word", "prot")]
+    return any(t.kind == "prot" and any(c.isdigit() or c.isupper() for c in t.text) for t in words) or any(
+        t.kind == "word" and t.text[:1].isupper() and t.text not in ("I", "A") for t in words[1:])
 
 
 def _meaning_word(tok: Tok) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from ..._tokens import count_tokens
 from ._phrases import HEDGES, INSTRUCTION_VERBS, OPENERS, PLEASANTRY_OPENERS, PLEASANTRY_WORDS, POLITE_OPENERS, WORDY
 from ._segment import Block, Tok, atoms, is_delimiter_row, json_tokens, prose_tokens, segment, sentences, table_cells
 
@@ -297,11 +298,15 @@ def preserves_atoms(before: str, after: str, *, all_kept: bool = True) -> bool:
 
 
 def minify_text(text: str, options: RuleOptions | None = None) -> str:
-    """The safe rewrite of ``text``; ``text`` itself when no rewrite both shortens and keeps it intact."""
+    """The safe rewrite of ``text``; ``text`` itself when no rewrite both shortens and keeps it intact.
+
+    Shorter means fewer characters and no more tokens (a capitalised word can cost one more token).
+    """
     opts = options or RuleOptions()
     current = text
     while True:
         candidate = _rewrite(current, opts)
-        if len(candidate) >= len(current) or not candidate.strip() or not preserves_atoms(current, candidate):
+        if len(candidate) >= len(current) or not candidate.strip() or not preserves_atoms(current, candidate) \
+                or count_tokens(candidate) > count_tokens(current):
             return current
         current = candidate

@@ -140,3 +140,34 @@ def test_smollm2_scorers_rank_function_words_below_content_words() -> None:
         content = [words[w] for w in ("Rotterdam", "Forklifts", "hotline", "security") if w in words]
         assert function and content
         assert sum(function) / len(function) < sum(content) / len(content), scorer.name
+
+
+def test_the_best_match_for_the_question_is_kept_word_for_word() -> None:
+    filler = ("The planning team met the supplier on a weekly basis and discussed the delivery schedule, the "
+              "open invoices and the training plan for the new warehouse staff in some detail. ")
+    fact = "Serious incidents are escalated to the site manager, Ingrid Vos, who decides what happens next. "
+    doc = filler * 10 + fact + filler * 10
+    for fine_keep in (0.9, 0.6):
+        result = Compressor(WordScorer(), fine_keep=fine_keep).compress(doc, "Who is the site manager?", rate=0.3)
+        assert fact.strip() in result.text
+        # the other kept sentences still lose words
+        from_filler = [x for x in result.text.split(". ") if "supplier" in x]
+        assert from_filler and sum(x.strip(". ") == filler.strip(". ") for x in from_filler) < len(from_filler)
+
+
+def test_a_sentence_stating_a_fact_beats_one_that_only_repeats_the_question_words() -> None:
+    chatter = "The site manager position is important, and the site manager role changes each year. "
+    fact = "Questions go to the site manager, Pieter Jansen, on extension 4471. "
+    filler = "The delivery process worked well for most customers of the warehouse during the last season. "
+    doc = filler * 14 + chatter + filler * 6 + fact + filler * 14
+    result = Compressor(WordScorer()).compress(doc, "Who is the site manager?", rate=0.1)
+    assert "Pieter Jansen" in result.text and "4471" in result.text
+    assert Compressor(WordScorer(), fact_bonus=0).compress(doc, "Who is the site manager?", rate=0.1).text != \
+        result.text
+
+
+def test_bad_relevance_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="relevant_share"):
+        Compressor(WordScorer(), relevant_share=0)
+    with pytest.raises(ValueError, match="fact_bonus"):
+        Compressor(WordScorer(), fact_bonus=-1)

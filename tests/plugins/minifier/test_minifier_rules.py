@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from costmw.plugins.minifier import RuleOptions, minify_text
+from costmw.plugins.minifier._rules import _rewrite
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -167,3 +168,13 @@ def test_column_aligned_lines_keep_their_spacing() -> None:
 def test_deterministic() -> None:
     text = "Please, could you please   summarize\n\n\nthe notes?  Thanks!"
     assert len({minify_text(text) for _ in range(5)}) == 1
+
+
+def test_a_rewrite_that_costs_a_token_more_is_refused() -> None:
+    # "Please summarize" -> "Summarize" is shorter in characters but one token longer in this context
+    text = ("Please summarize Please Please Please Please Please Please Please \n `inline   code` Please Please \n"
+            " `inline   code` ")
+    assert count_tokens(_rewrite(text, RuleOptions())) > count_tokens(text)  # what the guard is for
+    out = minify_text(text, RuleOptions())
+    assert count_tokens(out) <= count_tokens(text)
+    assert minify_text(out, RuleOptions()) == out
