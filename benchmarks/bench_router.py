@@ -251,14 +251,15 @@ def calibrated_point(task: Task, to_strong: np.ndarray, cascade: bool = False) -
             "cost_saved_pct": float(100 * (1 - cost / strong_cost.sum()))}
 
 
-def latency(task: Task, emb: np.ndarray, n: int) -> dict[str, float]:
+def latency(task: Task, emb: np.ndarray, n: int, threads: int = 1) -> dict[str, Any]:
     """Routing decision time per prompt (embedding included), and with the cache's embedding reused."""
     from costmw.adapters import MockTarget
     from costmw.plugins.router import Learned, ModelRouter, QualityModel
 
     from costmw import Request
+    from costmw.embeddings import OnnxEmbedder
 
-    model = QualityModel(c=0.3).fit(task.prompts[:400], adequate(task)[:400], embeddings=emb[:400])
+    model = QualityModel(OnnxEmbedder(threads=threads), c=0.3).fit(task.prompts[:400], adequate(task)[:400], embeddings=emb[:400])
     router = ModelRouter([MockTarget(name="mixtral", price=(0.6, 0.6)), MockTarget(name="gpt-4", price=(10, 30))],
                          strategy=Learned(model, threshold=0.5))
     model.embedder.embed(["warm up the session"])
@@ -280,7 +281,7 @@ def latency(task: Task, emb: np.ndarray, n: int) -> dict[str, float]:
     return {"prompts": n, "p50_ms": percentile(fresh, 50) * 1e3, "p90_ms": percentile(fresh, 90) * 1e3,
             "cpu_p50_ms": percentile(fresh_cpu, 50) * 1e3,
             "shared_embedding_p50_ms": percentile(reused, 50) * 1e3, "load_average": os.getloadavg()[0],
-            "embedder": f"{type(model.embedder).__name__}({model.embedder.name})"}
+            "embedder": f"{type(model.embedder).__name__}({model.embedder.name}, threads={threads})"}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -336,12 +337,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 ["task", "router", "strong share", "% of GPT-4 acc", "cost saved %"],
                 [[n, router, c["strong_share"], c["pct_of_gpt4_accuracy"], c["cost_saved_pct"]]
                  for n, r in results["tasks"].items() for router, c in r["calibrated"].items()])
-    lat = latency(tasks["mmlu"], vectors["mmlu"], 60 if args.quick else 200)
-    results["latency"] = lat
+    lats = [latency(tasks["mmlu"], vectors["mmlu"], 60 if args.quick else 200, threads=t) for t in (1, 2)]
+    results["latency"] = lats
     print_table("Routing decision latency (MMLU prompts, one at a time)",
                 ["embedder", "p50 ms", "p90 ms", "CPU p50 ms", "p50 ms, embedding shared", "load avg"],
                 [[lat["embedder"], lat["p50_ms"], lat["p90_ms"], lat["cpu_p50_ms"], lat["shared_embedding_p50_ms"],
-                  lat["load_average"]]])
+                  lat["load_average"]] for lat in lats])
     path = write_result("router", results)
     print(f"\nwrote {path}")
     return results
