@@ -259,7 +259,8 @@ def latency(task: Task, emb: np.ndarray, n: int, threads: int = 1) -> dict[str, 
     from costmw import Request
     from costmw.embeddings import OnnxEmbedder
 
-    model = QualityModel(OnnxEmbedder(threads=threads), c=0.3).fit(task.prompts[:400], adequate(task)[:400], embeddings=emb[:400])
+    model = QualityModel(OnnxEmbedder(threads=threads), c=0.3)
+    model.fit(task.prompts[:400], adequate(task)[:400], embeddings=emb[:400])
     router = ModelRouter([MockTarget(name="mixtral", price=(0.6, 0.6)), MockTarget(name="gpt-4", price=(10, 30))],
                          strategy=Learned(model, threshold=0.5))
     model.embedder.embed(["warm up the session"])

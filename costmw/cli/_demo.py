@@ -1,8 +1,8 @@
 """``costmw demo``: a mixed workload run twice, without and with costmw, offline and with no API key.
 
 The two remote models are offline stand-ins priced as gpt-4o and gpt-4o-mini (LiteLLM's price
-map): they answer from the workload's answer key, the small one getting a share of the hard
-questions wrong, so the demo can show cost and answer quality side by side. Token counts are real
+map): they answer from the workload's answer key, the small one slipping in one calculation on
+a share of the math questions, so the demo can show cost and answer quality side by side. Token counts are real
 (the tokenizer of each model), so prompt minification shows up in the bill.
 """
 
@@ -41,16 +41,18 @@ class SimulatedModel(Target):
 
     kind = "simulated"
 
-    def __init__(self, name: str, *, weak: bool = False, answers: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, *, weak: bool = False, answers: dict[str, str] | None = None,
+                 slips: dict[str, str] | None = None) -> None:
         super().__init__(name, model=name, capabilities=Capabilities(context_window=128_000, batching=True))
         self.weak = weak
         self.answers = answers or {}
+        self.slips = slips or {}
 
     async def acomplete(self, request: Request) -> Response:
         key = str(request.metadata.get("demo_key", ""))
         answer = self.answers.get(key, "I am not sure.")
         if self.weak and key.startswith("hard-") and int(hashlib.sha256(key.encode()).hexdigest(), 16) % 10 < 4:
-            answer = str(int(answer) + 40) if answer.isdigit() else "I am not sure."
+            answer = self.slips.get(key, "I am not sure.")  # a slip in one calculation
         usage = Usage(count_message_tokens(request.messages, self.model), count_tokens(answer, self.model))
         return self._finish(request, Response(text=answer, model=self.model, usage=usage))
 
@@ -68,19 +70,23 @@ class RunResult:
 
 def demo_plugins(premium: Target, small: Target) -> list[Plugin]:
     """The chain the demo runs with: the built-in plugins on their defaults (the cache kept in
-    memory so every demo starts cold), and a router that sends label tasks to the small model."""
+    memory so every demo starts cold), and a router that sends label tasks to the small model and
+    lets it try math questions first, escalating answers whose worked arithmetic does not add up."""
     from ..plugins import ModelRouter, default_plugins
-    from ..plugins.router import Rule, Rules
+    from ..plugins.router import Cascade, Rule, Rules
 
     cache, minifier, batcher = default_plugins(cache_store="memory")
-    router = ModelRouter([small, premium], strategy=Rules([Rule(small.name, tags=["label"])]))
+    strategy = Rules([Rule(small.name, tags=["label"])]) | Cascade(small.name, premium.name, scorer="arithmetic",
+                                                                    tags=["math"])
+    router = ModelRouter([small, premium], strategy=strategy)
     return [cache, minifier, router, batcher]
 
 
 def demo_chain(items: list[DemoItem], *, with_costmw: bool, ledger: Ledger | None = None) -> Chain:
-    answers = {it.key: it.answer for it in items}
+    answers = {it.key: it.working or it.answer for it in items}
+    slips = {it.key: it.slip for it in items if it.slip}
     premium = SimulatedModel("gpt-4o", answers=answers)
-    small = SimulatedModel("gpt-4o-mini", weak=True, answers=answers)
+    small = SimulatedModel("gpt-4o-mini", weak=True, answers=answers, slips=slips)
     if not with_costmw:
         return Chain(targets=[premium], ledger=ledger)
     return Chain(plugins=demo_plugins(premium, small), targets=[premium, small], ledger=ledger)

@@ -25,6 +25,8 @@ class DemoItem:
     messages: list[dict[str, Any]]
     answer: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    working: str = ""  # a worked answer, for questions the models show their working on
+    slip: str = ""  # the same working with a calculation slip, as a small model sometimes writes it
 
 
 SYSTEM = "You are the support assistant of Northwind Outfitters. Answer briefly and accurately."
@@ -114,9 +116,13 @@ def _hard(rng: random.Random, i: int) -> DemoItem:
     a, b, c = rng.randint(12, 90), rng.randint(3, 9), rng.randint(5, 40)
     q = (f"A shop sells {a} tents a week at ${b * 10} each. Returns are {c} tents a month (4 weeks). "
          f"What is the monthly revenue after returns, in dollars?")
-    answer = str((a * 4 - c) * b * 10)
+    month, sold, price = a * 4, a * 4 - c, b * 10
+    total = sold * price
+    steps = (f"Tents sold in a month: {a} * 4 = {month}. After returns: {month} - {c} = {sold}. "
+             f"Revenue: {sold} * ${price} = $")
     return DemoItem("hard", f"hard-{i}", [{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}],
-                    answer)
+                    str(total), {"tags": ["math"]}, working=f"{steps}{total}.\n#### {total}",
+                    slip=f"{steps}{total + 40}.\n#### {total + 40}")
 
 
 def build_workload(n: int = 400, seed: int = 7) -> list[DemoItem]:

@@ -109,6 +109,20 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= max(0.011, 0.01 * max(abs(a), abs(b)))
 
 
+_PLAIN = re.compile(r"^\s*[$€£]?\s*-?\d+(?:,\d{3})*(?:\.(\d+))?\s*%?\s*$")
+
+
+def _adds_up(computed: float, written: float, text: str) -> bool:
+    """Whether a written result matches the computed one, given the precision it is written to.
+
+    "78.33" for 235/3 is rounding (half a unit in the last decimal written), "15040" for 300*50
+    is a slip, "78" for 235/3 is rounding to a whole number.
+    """
+    plain = _PLAIN.match(text)
+    decimals = len(plain.group(1) or "") if plain else 2
+    return abs(computed - written) <= 0.5 * 10.0 ** -decimals + 1e-9 * max(abs(computed), abs(written), 1.0)
+
+
 @dataclass(frozen=True)
 class ArithmeticCheck:
     """Calculations found in an answer: how many could be re-computed, and which did not add up."""
@@ -127,7 +141,7 @@ def check_arithmetic(answer: str) -> ArithmeticCheck:
         if left is None or right is None:
             continue
         checked += 1
-        if not _close(left, right):
+        if not _adds_up(left, right, match.group(2)):
             wrong.append(match.group(0))
     for chain in _CHAIN.findall(_CALC_NOTE.sub("", answer)):
         pieces = [p.strip() for p in chain.split("=")]
@@ -140,7 +154,7 @@ def check_arithmetic(answer: str) -> ArithmeticCheck:
             if left is None or right is None:
                 continue
             checked += 1
-            if not _close(left, right):
+            if not (_adds_up(left, right, rhs) or _adds_up(right, left, lhs)):
                 wrong.append(f"{lhs} = {rhs}")
     return ArithmeticCheck(checked, tuple(wrong))
 

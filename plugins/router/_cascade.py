@@ -20,6 +20,7 @@ from ...embeddings import Embedder, aembed_request
 from ._answer import check_arithmetic, final_answer
 from ._model import QualityModel
 from ._route import Route, RouteContext
+from ._rules import request_tags
 from ._strategy import Strategy, register_strategy
 
 __all__ = ["AgreementScorer", "ArithmeticScorer", "Cascade", "LogprobScorer", "RefusalScorer", "Scorer",
@@ -249,21 +250,25 @@ class Cascade(Strategy):
     """Call ``cheap`` first; when ``scorer`` rates its answer below ``threshold``, call ``strong``.
 
     Both calls are paid for and both are costed on the response and in the ledger. ``cheap`` and
-    ``strong`` default to the cheapest and the dearest target.
+    ``strong`` default to the cheapest and the dearest target. With ``tags`` the cascade handles
+    only requests tagged with one of them (``metadata={"tags": [...]}``) and abstains on others.
     """
 
     name = "cascade"
 
     def __init__(self, cheap: str | Target | None = None, strong: str | Target | None = None, *,
-                 scorer: Any = "refusal", threshold: float = 0.5) -> None:
+                 scorer: Any = "refusal", threshold: float = 0.5, tags: Sequence[str] | str = ()) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"cascade threshold must be in [0, 1], got {threshold}")
         self.cheap = cheap.name if isinstance(cheap, Target) else cheap
         self.strong = strong.name if isinstance(strong, Target) else strong
         self.scorer = as_scorer(scorer)
         self.threshold = float(threshold)
+        self.tags = frozenset([tags] if isinstance(tags, str) else (str(t) for t in tags))
 
     async def aroute(self, ctx: RouteContext) -> Route | None:
+        if self.tags and not (request_tags(ctx.request.metadata) & self.tags):
+            return None  # not a request this cascade is for: the next strategy decides
         ranked = ctx.by_cost(ctx.all_targets)
         by_name = {t.name: t for t in ctx.all_targets}
         cheap = by_name.get(self.cheap) if self.cheap else (ranked[0] if ranked else None)

@@ -13,10 +13,11 @@ from ._needs import CAPABILITIES, needs_of
 from ._route import Route, RouteContext
 from ._strategy import Strategy, register_strategy
 
-__all__ = ["Rule", "Rules"]
+__all__ = ["Rule", "Rules", "request_tags"]
 
 
-def _tags(metadata: Mapping[str, Any]) -> set[str]:
+def request_tags(metadata: Mapping[str, Any]) -> set[str]:
+    """The tags of a request: ``metadata["tags"]`` (a list or one string), or ``metadata["tag"]``."""
     tags = metadata.get("tags") or metadata.get("tag") or ()
     return {tags} if isinstance(tags, str) else {str(t) for t in tags}
 
@@ -63,7 +64,7 @@ class Rule:
         r = ctx.request
         why: list[str] = []
         if self.tags:
-            hit = _tags(r.metadata) & set(self.tags)
+            hit = request_tags(r.metadata) & set(self.tags)
             if not hit:
                 return None
             why.append(f"tag {sorted(hit)[0]!r}")

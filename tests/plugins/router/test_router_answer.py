@@ -50,6 +50,8 @@ def test_check_arithmetic_finds_calculations_that_do_not_add_up() -> None:
     chained = check_arithmetic("(80 + 55 + 100) / 3 = 235 / 3 = 78.33")  # rounding to 2 decimals is fine
     assert chained.checked == 2 and chained.wrong == ()
     assert check_arithmetic("Let x = 3 and the answer is 7.").checked == 0  # nothing to re-compute
+    assert check_arithmetic("Revenue: 300 * $50 = $15040.").wrong == ("300 * $50 = $15040",)  # off by 0.3%
+    assert check_arithmetic("235 / 3 = 78 and 2 / 3 = 0.7 and 1 / 3 = 0.333").wrong == ()  # rounding as written
 
 
 def test_final_answer_prefers_marked_answers() -> None:
@@ -90,6 +92,18 @@ def test_arithmetic_scorer_escalates_a_miscalculated_answer(make_chain: Callable
     assert kept.served_by == "target:cheap" and kept.info["route"]["cascade"]["score"] is None
     strict = make_chain(ModelRouter([cheap, strong], strategy=Cascade(scorer=ArithmeticScorer(require_final=True))))
     assert strict.complete(ask("chat"), model="strong").served_by == "target:strong"
+
+
+def test_cascade_with_tags_only_handles_tagged_requests(make_chain: Callable[..., Chain],
+                                                         strong: MockTarget) -> None:
+    cheap = MockTarget(lambda r: "2 * 3 = 7\n#### 7", name="cheap", price=(0.1, 0.1))
+    router = ModelRouter([cheap, strong], strategy=Cascade("cheap", "strong", scorer="arithmetic", tags=["math"]))
+    chain = make_chain(router)
+    untagged = chain.complete(ask("hello"), model="strong")
+    assert untagged.served_by == "target:strong" and untagged.info["route"]["strategy"] == "requested"
+    tagged = chain.complete(ask("2 times 3?"), model="strong", metadata={"tags": ["math"]})
+    assert tagged.info["route"]["strategy"] == "cascade" and tagged.info["route"]["cascade"]["escalated"] is True
+    assert len(cheap.calls) == 1
 
 
 def _worked(i: int, sloppy: bool) -> tuple[str, str]:
