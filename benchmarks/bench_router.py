@@ -8,8 +8,8 @@ performance gap and for 95% of GPT-4's accuracy, the cost saved there (LiteLLM p
 calibrated operating point, and the routing decision's latency.
 
 Routers compared: costmw's learned router (prompt only: embedding and text features), on GSM8K
-costmw's cascade (Mixtral always answers first; a TrainedScorer over the prompt and checks of
-Mixtral's answer from the data file decides whether to escalate; both calls are priced), a random
+costmw's cascade (Mixtral always answers first; a TrainedScorer's model, over the prompt and
+checks of Mixtral's answer from the data file, decides whether to escalate; both calls are priced), a random
 router, the oracle, and on MMLU a "subject oracle" that knows each held-out subject's true share of
 prompts Mixtral answers as well as GPT-4: the best any router can do that only tells subjects apart.
 
@@ -142,10 +142,20 @@ def adequate(task: Task) -> np.ndarray:
     return (~(task.strong & ~task.weak)).astype(float)
 
 
-def cross_fit(task: Task, emb: np.ndarray, extra: tuple[Task, np.ndarray] | None, quick: bool,
-              ) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Held-out scores for every prompt, and each prompt's calibrated routing (True = strong)."""
+def cross_fit(task: Task, emb: np.ndarray, extra: tuple[Task, np.ndarray] | None, quick: bool, *,
+              cascade: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Held-out scores for every prompt, and each prompt's calibrated routing (True = strong).
+
+    ``cascade``: the model also reads Mixtral's answer (a TrainedScorer's model), so True means
+    escalate to GPT-4 after Mixtral answered.
+    """
     from costmw.plugins.router import QualityModel, threshold_for_quality
+
+    answers = task.answers if cascade else None
+    assert answers is not None or not cascade, "a cascade needs the weak model's answers"
+
+    def some(idx: np.ndarray) -> list[str] | None:
+        return None if answers is None else [answers[i] for i in idx]
 
     scores = np.zeros(len(task.prompts))
     to_strong = np.zeros(len(task.prompts), bool)
@@ -159,39 +169,14 @@ def cross_fit(task: Task, emb: np.ndarray, extra: tuple[Task, np.ndarray] | None
             prompts += extra[0].prompts
             labels = np.concatenate([labels, adequate(extra[0])])
             vectors = np.vstack([vectors, extra[1]])
-        model = QualityModel(c=0.3 if quick else None).fit(prompts, labels, embeddings=vectors)
-        cal_scores = model.predict([task.prompts[i] for i in cal_idx], embeddings=emb[cal_idx])
+        model = QualityModel(c=0.3 if quick else None, answers=cascade)
+        model.fit(prompts, labels, embeddings=vectors, answers=some(fit_idx))
+        cal_scores = model.predict([task.prompts[i] for i in cal_idx], embeddings=emb[cal_idx], answers=some(cal_idx))
         threshold = threshold_for_quality(cal_scores, 0.95, task.weak[cal_idx], task.strong[cal_idx])
-        scores[test] = model.predict([task.prompts[i] for i in test], embeddings=emb[test])
+        scores[test] = model.predict([task.prompts[i] for i in test], embeddings=emb[test], answers=some(test))
         to_strong[test] = scores[test] < threshold
         notes.append({"fold": k, "train": len(prompts), "calibration": len(cal_idx), "test": len(test),
-                      "c": model.info["c"], "threshold": round(threshold, 4)})
-    return scores, to_strong, notes
-
-
-def cascade_fit(task: Task, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Held-out cascade scores: a TrainedScorer judges Mixtral's answer; True = escalate to GPT-4."""
-    from costmw.plugins.router import QualityModel, TrainedScorer, threshold_for_quality
-
-    assert task.answers is not None
-    answers = task.answers
-    scores = np.zeros(len(task.prompts))
-    to_strong = np.zeros(len(task.prompts), bool)
-    notes = []
-    for k, test in enumerate(folds(task)):
-        train = np.setdiff1d(np.arange(len(task.prompts)), test)
-        fit_idx, cal_idx = _split_calibration(task, train, seed=k)
-        scorer = TrainedScorer(QualityModel(answers=True))
-        scorer.fit([task.prompts[i] for i in fit_idx], [answers[i] for i in fit_idx], adequate(task)[fit_idx],
-                   embeddings=emb[fit_idx])
-        cal = scorer.predict([task.prompts[i] for i in cal_idx], [answers[i] for i in cal_idx],
-                             embeddings=emb[cal_idx])
-        threshold = threshold_for_quality(cal, 0.95, task.weak[cal_idx], task.strong[cal_idx])
-        scores[test] = scorer.predict([task.prompts[i] for i in test], [answers[i] for i in test],
-                                      embeddings=emb[test])
-        to_strong[test] = scores[test] < threshold
-        notes.append({"fold": k, "train": len(fit_idx), "calibration": len(cal_idx), "test": len(test),
-                      "c": scorer.model.info["c"], "threshold": round(threshold, 4)})
+                      "c": model.info["c"], "threshold": round(threshold, 4), "cascade": cascade})
     return scores, to_strong, notes
 
 
@@ -315,10 +300,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         routers = {"costmw learned": curve_metrics(task, scores)}
         calibrated = {"costmw learned": calibrated_point(task, to_strong)}
         if task.answers is not None:
-            c_scores, c_strong, c_notes = cascade_fit(task, vectors[name])
+            c_scores, c_strong, c_notes = cross_fit(task, vectors[name], None, args.quick, cascade=True)
             routers["costmw cascade"] = curve_metrics(task, c_scores, cascade=True)
             calibrated["costmw cascade"] = calibrated_point(task, c_strong, cascade=True)
-            notes += [{"cascade": True, **n} for n in c_notes]
+            notes += c_notes
         routers |= {"random": curve_metrics(task, None), "oracle": curve_metrics(task, oracle)}
         if len(set(task.groups.tolist())) > 1:
             good = adequate(task)

@@ -1,4 +1,5 @@
-"""Finding a causal LM's decoder layers and picking some of them by a short spec."""
+"""Finding a causal LM's decoder layers, picking some of them by a short spec, and building a
+model of a changed shape from a state dict."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from ..._errors import ConfigError
 
-__all__ = ["decoder_layers", "parse_layers"]
+__all__ = ["decoder_layers", "parse_layers", "rebuild"]
 
 
 def decoder_layers(model: Any) -> tuple[str, Any]:
@@ -20,6 +21,23 @@ def decoder_layers(model: Any) -> tuple[str, Any]:
         raise ConfigError(f"cannot find the decoder layers of this {type(model).__name__}")
     found.sort(key=lambda item: (not item[0].endswith(("layers", ".h", "blocks")), item[0].count(".")))
     return found[0]
+
+
+def rebuild(config: Any, state: dict[str, Any], what: str) -> Any:
+    """A causal LM made from ``config`` holding ``state`` (tied output weights tied again), in eval mode.
+
+    ``what`` heads the ConfigError raised when the weights do not fit the model the config describes.
+    """
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    if unexpected or set(missing) - tied:
+        raise ConfigError(f"{what}: missing {sorted(set(missing) - tied)[:5]}, unexpected {sorted(unexpected)[:5]}")
+    if tied:
+        model.tie_weights()
+    return model.eval()
 
 
 def parse_layers(spec: str | list[int], count: int) -> list[int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import ConfigError
-from ._arch import decoder_layers
+from ._arch import decoder_layers, rebuild
 from ._evaluate import agreement, generate_answers, measure_speed
 from ._examples import Example
 from ._lora import lora_model
@@ -38,8 +38,6 @@ def every_other_layer(count: int) -> list[int]:
 
 def shrink_layers(model: Any, keep: list[int]) -> Any:
     """A copy of ``model`` with only the decoder layers ``keep`` (in order), config updated to match."""
-    from transformers import AutoModelForCausalLM
-
     prefix, blocks = decoder_layers(model)
     if not keep or any(not 0 <= i < len(blocks) for i in keep):
         raise ConfigError(f"layers to keep must be within 0..{len(blocks) - 1}, got {keep}")
@@ -55,15 +53,7 @@ def shrink_layers(model: Any, keep: list[int]) -> Any:
                 state[f"{prefix}.{keep.index(int(index))}.{tail}"] = value
         else:
             state[key] = value
-    student = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
-    missing, unexpected = student.load_state_dict(state, strict=False)
-    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
-    if unexpected or set(missing) - tied:
-        raise ConfigError(f"cannot rebuild the student: missing {sorted(set(missing) - tied)[:5]}, "
-                          f"unexpected {sorted(unexpected)[:5]}")
-    if tied:
-        student.tie_weights()
-    return student.eval()
+    return rebuild(config, state, "cannot rebuild the student")
 
 
 def init_student(teacher: str | Path, out: str | Path, keep: list[int] | None = None) -> Path:

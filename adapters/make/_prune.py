@@ -14,10 +14,9 @@ from typing import Any
 
 from ..._errors import ConfigError
 from ._arch import decoder_layers
-from ._evaluate import answer_loss, measure_speed
 from ._models import dir_size, load_model, resolve_model, save_model
 from ._result import MakeResult
-from ._sft import answer_metrics, clear_manifest, finish_run, get_split, register, run_sft
+from ._sft import clear_manifest, finish_run, get_split, quality_row, register, run_sft
 from ._structured import prune_structured
 from ._tokenize import encode_examples
 from ._trainer import TrainConfig
@@ -54,12 +53,8 @@ def _measure(model: Any, tokenizer: Any, val_ex: list[Any], val_enc: list[Any], 
                            "nonzero_params": sum(int((p != 0).sum()) for p in model.parameters())}
     if size is not None:
         row["disk_mb"] = size / 2**20
-    row["val_loss"] = answer_loss(model, val_enc, int(tokenizer.pad_token_id))
-    row.update(answer_metrics(model, tokenizer, val_ex, limit=eval_answers, max_new_tokens=max_new_tokens))
-    row.pop("answers_scored", None)
-    if speed_ex:
-        speed = measure_speed(model, tokenizer, speed_ex)
-        row.update(ms_per_prompt=speed["ms_per_prompt"], cpu_ms_per_prompt=speed["cpu_ms_per_prompt"])
+    row.update(quality_row(model, tokenizer, val_ex, val_enc, speed_ex, eval_answers=eval_answers,
+                           max_new_tokens=max_new_tokens))
     return row
 
 

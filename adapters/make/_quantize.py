@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import ConfigError
-from ._evaluate import answer_loss, measure_speed
 from ._gguf_export import GGUF_TYPES, export_gguf
 from ._models import dir_size, load_model, model_bytes, resolve_model, save_model
 from ._result import MakeResult
-from ._sft import answer_metrics, clear_manifest, get_split, register
+from ._sft import clear_manifest, get_split, quality_row, register
 from ._tokenize import encode_examples, format_prompt
 
 __all__ = ["BNB_CONFIGS", "int8_dynamic", "quantize"]
@@ -45,15 +44,9 @@ def int8_dynamic(model: Any, tokenizer: Any = None) -> Any:
 
 def _row(stage: str, model: Any, tokenizer: Any, val_ex: list[Any], val_enc: list[Any], speed_ex: list[Any],
          eval_answers: int, max_new_tokens: int) -> dict[str, Any]:
-    row: dict[str, Any] = {"stage": stage, "memory_mb": model_bytes(model) / 2**20}
-    if val_enc:
-        row["val_loss"] = answer_loss(model, val_enc, int(tokenizer.pad_token_id))
-    row.update(answer_metrics(model, tokenizer, val_ex, limit=eval_answers, max_new_tokens=max_new_tokens))
-    row.pop("answers_scored", None)
-    if speed_ex:
-        speed = measure_speed(model, tokenizer, speed_ex)
-        row.update(ms_per_prompt=speed["ms_per_prompt"], cpu_ms_per_prompt=speed["cpu_ms_per_prompt"])
-    return row
+    return {"stage": stage, "memory_mb": model_bytes(model) / 2**20,
+            **quality_row(model, tokenizer, val_ex, val_enc, speed_ex, eval_answers=eval_answers,
+                          max_new_tokens=max_new_tokens)}
 
 
 def _gguf_row(path: Path, val_ex: list[Any], speed_prompts: list[str], eval_answers: int,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..._errors import ConfigError
-from ._evaluate import agreement, generate_answers
+from ._evaluate import agreement, answer_loss, generate_answers, measure_speed
 from ._examples import Example, load_examples
 from ._models import write_json
 from ._tokenize import encode_examples
@@ -61,6 +61,19 @@ def answer_metrics(model: Any, tokenizer: Any, examples: Sequence[Example], *, l
     return {"answers_scored": len(chosen), "agreement_exact": agreement(preds, refs, "exact"),
             "agreement_f1": agreement(preds, refs, "f1")}
 
+
+
+def quality_row(model: Any, tokenizer: Any, val_ex: Sequence[Example], val_enc: Sequence[Any], speed_ex: Sequence[Any],
+                *, eval_answers: int, max_new_tokens: int) -> dict[str, Any]:
+    """How a made model does: answer loss on ``val_enc`` (None without data), greedy-answer metrics
+    on up to ``eval_answers`` of ``val_ex``, and its speed on ``speed_ex`` when given."""
+    row: dict[str, Any] = {"val_loss": answer_loss(model, list(val_enc), int(tokenizer.pad_token_id))}
+    row.update(answer_metrics(model, tokenizer, val_ex, limit=eval_answers, max_new_tokens=max_new_tokens))
+    row.pop("answers_scored", None)
+    if speed_ex:
+        speed = measure_speed(model, tokenizer, list(speed_ex))
+        row.update(ms_per_prompt=speed["ms_per_prompt"], cpu_ms_per_prompt=speed["cpu_ms_per_prompt"])
+    return row
 
 def register(out: Path, *, base: Path, adapter: Path | None = None, metrics: dict[str, Any], name: str | None,
              price: Any, created_by: str, quantize: str | None = None, options: dict[str, Any] | None = None) -> Path:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..._errors import ConfigError
-from ._arch import decoder_layers
+from ._arch import decoder_layers, rebuild
 from ._tokenize import Encoded
 
 __all__ = ["prune_structured"]
@@ -72,7 +72,6 @@ def prune_structured(model: Any, *, amount: float, target: str,
                      calibration: Sequence[Encoded] = ()) -> tuple[Any, dict[str, Any]]:
     """A smaller copy of ``model`` without ``amount`` of its MLP channels and/or attention heads."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     prefix, blocks = decoder_layers(model)
     _check(blocks)
@@ -114,19 +113,12 @@ def prune_structured(model: Any, *, amount: float, target: str,
     config.num_key_value_heads = kv - cut_kv
     config.num_attention_heads = (kv - cut_kv) * (group - cut_per_group)
     config.head_dim = head_dim
-    smaller = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
-    missing, unexpected = smaller.load_state_dict(state, strict=False)
-    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
-    if unexpected or set(missing) - tied:
-        raise ConfigError(f"pruned weights do not fit the smaller model: missing {sorted(set(missing) - tied)[:4]}, "
-                          f"unexpected {sorted(unexpected)[:4]}")
-    if tied:
-        smaller.tie_weights()
+    smaller = rebuild(config, state, "pruned weights do not fit the smaller model")
     detail = {"intermediate_size": [inter, config.intermediate_size],
               "attention_heads": [heads, config.num_attention_heads],
               "key_value_heads": [kv, config.num_key_value_heads],
               "importance": "calibration activations" if calibration else "weight norms"}
-    return smaller.eval(), detail
+    return smaller, detail
 
 
 def _pick_heads(score: Any, kv: int, group: int, cut_per_group: int, cut_kv: int) -> tuple[list[int], list[int]]:

@@ -303,10 +303,14 @@ def minify_text(text: str, options: RuleOptions | None = None) -> str:
     Shorter means fewer characters and no more tokens (a capitalised word can cost one more token).
     """
     opts = options or RuleOptions()
-    current = text
+    current, current_tokens = text, -1  # counted only when a rewrite first gets that far
     while True:
         candidate = _rewrite(current, opts)
-        if len(candidate) >= len(current) or not candidate.strip() or not preserves_atoms(current, candidate) \
-                or count_tokens(candidate) > count_tokens(current):
+        if len(candidate) >= len(current) or not candidate.strip() or not preserves_atoms(current, candidate):
             return current
-        current = candidate
+        if current_tokens < 0:
+            current_tokens = count_tokens(current)
+        candidate_tokens = count_tokens(candidate)
+        if candidate_tokens > current_tokens:
+            return current
+        current, current_tokens = candidate, candidate_tokens

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ANSWER_FEATURE_NAMES", "ArithmeticCheck", "answer_features", "check_arithmetic", "final_answer",
-           "safe_eval"]
+__all__ = ["ANSWER_FEATURE_NAMES", "REFUSAL", "ArithmeticCheck", "answer_features", "check_arithmetic",
+           "final_answer", "safe_eval"]
 
 ANSWER_FEATURE_NAMES = (
     "a_log_chars", "a_lines", "a_has_final_marker", "a_has_number", "a_final_integer", "a_final_negative",
@@ -42,8 +42,10 @@ _HEDGE = re.compile(r"\b(assum\w*|approximately|roughly|not enough information|c
                     r"determined|unclear|ambiguous|not possible to|insufficient|estimate\w*|unknown|mistake|"
                     r"actually|re-?evaluate|wait)\b", re.IGNORECASE)
 _VARIABLE = re.compile(r"(?:\b[a-wyz]\b\s*[=+\-*/]|[=+\-*/(]\s*\b[a-wyz]\b|\blet [a-z] be\b)", re.IGNORECASE)
-_REFUSAL = re.compile(r"^\W*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|as an ai\b|i don'?t know\b)",
-                      re.IGNORECASE)
+#: an answer that opens with a refusal (also what the cascade's ``refusal`` scorer looks for)
+REFUSAL = re.compile(
+    r"^\W*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|i'?m (?:not able|unable)|i am (?:not able|unable)"
+    r"|as an ai\b|i don'?t know\b|i do not know\b|unfortunately,? i)", re.IGNORECASE)
 _WORD_NUMBERS = {w: float(i) for i, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
     "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
@@ -125,19 +127,21 @@ def _adds_up(computed: float, written: float, text: str) -> bool:
 
 @dataclass(frozen=True)
 class ArithmeticCheck:
-    """Calculations found in an answer: how many could be re-computed, and which did not add up."""
+    """Calculations found in an answer: how many could be re-computed, which did not add up, and
+    the results the answer wrote down (right of each ``<<...=c>>`` note, end of each chain)."""
 
     checked: int
     wrong: tuple[str, ...]
+    results: tuple[float, ...] = ()
 
 
 def check_arithmetic(answer: str) -> ArithmeticCheck:
     """Re-computes ``<<expr=value>>`` notes and ``a op b = c`` lines of ``answer``."""
-    checked, wrong = 0, []
-    seen: set[str] = set()
+    checked, wrong, results = 0, [], []
     for match in _CALC_NOTE.finditer(answer):
         left, right = safe_eval(match.group(1)), _number(match.group(2))
-        seen.add(match.group(0))
+        if right is not None:
+            results.append(right)
         if left is None or right is None:
             continue
         checked += 1
@@ -145,6 +149,8 @@ def check_arithmetic(answer: str) -> ArithmeticCheck:
             wrong.append(match.group(0))
     for chain in _CHAIN.findall(_CALC_NOTE.sub("", answer)):
         pieces = [p.strip() for p in chain.split("=")]
+        if (result := safe_eval(pieces[-1])) is not None:
+            results.append(result)
         for lhs, rhs in itertools.pairwise(pieces):
             if not (_DIGIT.search(lhs) and _DIGIT.search(rhs)):
                 continue
@@ -156,7 +162,7 @@ def check_arithmetic(answer: str) -> ArithmeticCheck:
             checked += 1
             if not (_adds_up(left, right, rhs) or _adds_up(right, left, lhs)):
                 wrong.append(f"{lhs} = {rhs}")
-    return ArithmeticCheck(checked, tuple(wrong))
+    return ArithmeticCheck(checked, tuple(wrong), tuple(results))
 
 
 def final_answer(answer: str) -> float | None:
@@ -184,10 +190,6 @@ def answer_features(prompt: str, answer: str) -> np.ndarray:
     prompt_numbers = [v for v in _numbers_in(prompt) if v not in (0.0,)]
     answer_numbers = _numbers_in(text)
     check = check_arithmetic(text)
-    body = text[: text.rfind("####")] if "####" in text else text
-    computed = [v for v in (_number(m.group(2)) for m in _CALC_NOTE.finditer(body)) if v is not None]
-    computed += [v for chain in _CHAIN.findall(_CALC_NOTE.sub("", body))
-                 if (v := safe_eval(chain.split("=")[-1])) is not None]
     unused = [p for p in set(prompt_numbers) if not any(_close(p, a) for a in answer_numbers)]
     line_counts: dict[str, int] = {}
     for line in lines:
@@ -197,12 +199,12 @@ def answer_features(prompt: str, answer: str) -> np.ndarray:
         float(final is not None), float(final is not None and float(final).is_integer()),
         float(final is not None and final < 0), math.log1p(min(abs(final), 1e12)) if final is not None else 0.0,
         float(final is not None and any(_close(final, p) for p in prompt_numbers)),
-        float(final is not None and any(_close(final, c) for c in computed)),
+        float(final is not None and any(_close(final, c) for c in check.results)),
         math.log1p(check.checked), float(len(check.wrong)),
         len(check.wrong) / check.checked if check.checked else 0.0,
         len(unused) / len(set(prompt_numbers)) if prompt_numbers else 0.0,
         float(len(_HEDGE.findall(text))), float(min(len(_VARIABLE.findall(text)), 20)),
-        float(not text or bool(_REFUSAL.search(text))), math.log1p(len(text)) - math.log1p(len(prompt)),
+        float(not text or bool(REFUSAL.search(text))), math.log1p(len(text)) - math.log1p(len(prompt)),
         float(sum(c - 1 for c in line_counts.values())),
     ]
     return np.asarray(values, dtype=np.float32)

@@ -17,7 +17,7 @@ from ..._errors import ConfigError
 from ..._target import Target
 from ..._types import Request, Response
 from ...embeddings import Embedder, aembed_request
-from ._answer import check_arithmetic, final_answer
+from ._answer import REFUSAL, check_arithmetic, final_answer
 from ._model import QualityModel
 from ._route import Route, RouteContext
 from ._rules import request_tags
@@ -28,9 +28,6 @@ __all__ = ["AgreementScorer", "ArithmeticScorer", "Cascade", "LogprobScorer", "R
 
 Sample = Callable[..., Awaitable[Response]]  # sample(**params): one more cheap answer
 
-_REFUSAL = re.compile(
-    r"^\W*(i'?m sorry|i am sorry|sorry,|i can(?:no|')t|i cannot|i'?m (?:not able|unable)|i am (?:not able|unable)"
-    r"|as an ai\b|i don'?t know\b|i do not know\b|unfortunately,? i)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _WORDS = re.compile(r"\w+")
 
@@ -54,7 +51,7 @@ class RefusalScorer(Scorer):
         if response.tool_calls:
             return 1.0
         text = response.text.strip()
-        return 0.0 if not text or _REFUSAL.search(text) else 1.0
+        return 0.0 if not text or REFUSAL.search(text) else 1.0
 
 
 def answer_key(text: str) -> str:
