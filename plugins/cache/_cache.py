@@ -130,6 +130,7 @@ class SemanticCache(Plugin):
         self._chain: Chain | None = None
         self._runner: LoopThread | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._flushing = False
 
     # -- construction helpers ------------------------------------------------------------
     @staticmethod
@@ -257,14 +258,14 @@ class SemanticCache(Plugin):
     # -- lookups ---------------------------------------------------------------------------
     async def _lookup(self, request: Request, plan: _Plan) -> Response | None:
         """Exact key, then (on a miss) embed, search and choose: in one worker-thread hop for a
-        blocking store or when the query still needs embedding, inline otherwise."""
+        store whose reads block, or when the query still needs embedding; inline otherwise."""
         self.stats["lookups"] += 1
         if not self._up("store"):
             return self._miss(request, "store_unavailable")
         semantic = bool(plan.key.semantic) and self.embedder is not None and self._up("embedder")
         vector = self._known_vector(request) if semantic else None
         now = time.time()
-        if self.storage.blocking:
+        if self.storage.blocking and not self.storage.inline_reads:
             outcome = await asyncio.to_thread(self._probe, request, plan, semantic, vector, now, True)
         else:
             outcome = self._probe(request, plan, semantic, vector, now, vector is not None)
@@ -329,6 +330,10 @@ class SemanticCache(Plugin):
 
     def _choose(self, plan: _Plan, found: list[tuple[Entry, float]]) -> Choice:
         verify = self.verifier
+        if isinstance(verify, Verifier):  # readings stored with the entries spare reading them again
+            for entry, similarity in found:
+                if entry.reading is not None and similarity >= self.threshold - 1e-6:
+                    verify.remember(entry.text, entry.reading)
         if self.template_check is not None and verify is not None:
             base, template = verify, self.template_check
 
@@ -384,12 +389,23 @@ class SemanticCache(Plugin):
         if not self.storage.blocking or self.storage.cheap_touch:
             try:
                 self.storage.touch(key, time.time())
+                flush = self.storage.blocking and not self._flushing and self.storage.flush_due()
             except Exception as exc:
                 self._failed("store", exc)
+                return
+            if flush:  # buffered hits are written from a worker thread, one flush at a time
+                self._flushing = True
+                task = asyncio.get_running_loop().create_task(self._call_quietly(self.storage.flush))
+                self._background.add(task)
+                task.add_done_callback(self._flushed)
             return
         task = asyncio.get_running_loop().create_task(self._call_quietly(self.storage.touch, key, time.time()))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _flushed(self, task: asyncio.Task[Any]) -> None:
+        self._flushing = False
+        self._background.discard(task)
 
     # -- storing ---------------------------------------------------------------------------
     async def _save(self, request: Request, plan: _Plan, response: Response) -> None:
@@ -408,8 +424,17 @@ class SemanticCache(Plugin):
                       scope=hashlib.sha256(plan.key.scope.encode()).hexdigest()[:16],
                       response=response_to_dict(response), vector=vector, created=now,
                       expires=None if plan.ttl is None else now + plan.ttl)
-        if await self._call_quietly(self.storage.put, entry):
+        if await self._call_quietly(self._put, entry):
             self.stats["stored"] += 1
+
+    def _put(self, entry: Entry) -> None:
+        """Store ``entry``, with the verifier's reading of its text when it can be searched."""
+        if entry.vector is not None and isinstance(self.verifier, Verifier):
+            try:
+                entry.reading = self.verifier.reading(entry.text)
+            except Exception as exc:  # a text the verifier cannot read is read again at lookup
+                log.debug("costmw semantic cache: no stored reading for an entry: %s", exc)
+        self.storage.put(entry)
 
     # -- failing open ----------------------------------------------------------------------
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:

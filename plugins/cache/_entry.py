@@ -58,7 +58,9 @@ def vector_from_bytes(data: bytes | None) -> np.ndarray | None:
 @dataclass(slots=True)
 class Entry:
     """One cached answer: ``key`` is its exact key (also its id), ``group`` its semantic group,
-    ``text`` the last user turn it answered, ``vector`` that turn's embedding (None: exact only)."""
+    ``text`` the last user turn it answered, ``vector`` that turn's embedding (None: exact only),
+    ``reading`` the verifier's reading of ``text`` made when it was stored (JSON data; None: it
+    is read again at lookup)."""
 
     key: str
     group: str
@@ -69,6 +71,7 @@ class Entry:
     created: float = field(default_factory=time.time)
     expires: float | None = None
     hits: int = 0
+    reading: dict[str, Any] | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and self.expires <= now
@@ -78,6 +81,8 @@ class Entry:
             "v": 1, "key": self.key, "group": self.group, "scope": self.scope, "text": self.text,
             "response": self.response, "created": self.created, "expires": self.expires, "hits": self.hits,
         }
+        if self.reading is not None:
+            data["reading"] = self.reading
         if with_vector and self.vector is not None:
             data["vector"] = base64.b64encode(vector_to_bytes(self.vector)).decode("ascii")
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -92,4 +97,5 @@ class Entry:
         return cls(key=str(data["key"]), group=str(data["group"]), scope=str(data["scope"]),
                    text=str(data["text"]), response=dict(data["response"]), vector=vector,
                    created=float(data["created"]), expires=None if data.get("expires") is None
-                   else float(data["expires"]), hits=int(data.get("hits", 0)))
+                   else float(data["expires"]), hits=int(data.get("hits", 0)),
+                   reading=data["reading"] if isinstance(data.get("reading"), dict) else None)

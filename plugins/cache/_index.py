@@ -51,6 +51,7 @@ def ann_available() -> bool:
 
 
 _CODE_WORDS = 6  # 384 sign bits per vector
+_HEAD_WORDS = 2  # the first 128 bits, read by stage one for every row
 _CODE_SEED = 20240917
 
 
@@ -93,7 +94,10 @@ class VectorIndex:
         self._bits_wanted = ann in ("auto", "bits") and _bits_available()
         self._ann_min = ann_min
         self._planes: np.ndarray | None = None  # set, with the codes, once the group reaches ann_min
-        self._codes = np.zeros((_CODE_WORDS, 0), dtype=np.uint64)
+        # a code's first words, one contiguous array per word (stage one scans them all), and
+        # its other words row by row (stage two reads a few rows: one cache line each)
+        self._head = np.zeros((_HEAD_WORDS, 0), dtype=np.uint64)
+        self._tail = np.zeros((0, _CODE_WORDS - _HEAD_WORDS), dtype=np.uint64)
         self._mat = np.zeros((16, dim), dtype=np.float32)
         self._keys: list[str] = []
         self._pos: dict[str, int] = {}
@@ -120,12 +124,25 @@ class VectorIndex:
         return self._planes is not None and len(self._keys) >= self._ann_min
 
     def _code(self, vectors: np.ndarray) -> np.ndarray:
-        """Sign codes of ``vectors`` (rows), as (words, rows) uint64."""
+        """Sign codes of ``vectors``: (rows, words) uint64 for a matrix, (words,) for one vector
+        (a matrix-vector product: a 1-row matrix product would start BLAS threads)."""
         import numpy as np
 
         assert self._planes is not None
-        bits = np.packbits(np.atleast_2d(vectors) @ self._planes > 0, axis=1, bitorder="little")
-        return np.ascontiguousarray(bits.view("<u8").astype(np.uint64).T)
+        bits = np.packbits(vectors @ self._planes > 0, axis=-1, bitorder="little")
+        return bits.view("<u8").astype(np.uint64)
+
+    def _set_code(self, pos: int, code: np.ndarray) -> None:
+        self._head[:, pos] = code[:_HEAD_WORDS]
+        self._tail[pos] = code[_HEAD_WORDS:]
+
+    def _grow_codes(self, size: int, keep: int) -> None:
+        import numpy as np
+
+        head = np.zeros((_HEAD_WORDS, size), dtype=np.uint64)
+        tail = np.zeros((size, _CODE_WORDS - _HEAD_WORDS), dtype=np.uint64)
+        head[:, :keep], tail[:keep] = self._head[:, :keep], self._tail[:keep]
+        self._head, self._tail = head, tail
 
     def add(self, key: str, vector: np.ndarray) -> None:
         import numpy as np
@@ -142,9 +159,7 @@ class VectorIndex:
                     grown[:pos] = self._mat
                     self._mat = grown
                     if self._planes is not None:
-                        codes = np.zeros((_CODE_WORDS, pos * 2), dtype=np.uint64)
-                        codes[:, :pos] = self._codes[:, :pos]
-                        self._codes = codes
+                        self._grow_codes(pos * 2, pos)
                 self._keys.append(key)
                 self._pos[key] = pos
                 self._labels.append(-1)
@@ -154,7 +169,7 @@ class VectorIndex:
                 self._labels[pos] = -1
             self._mat[pos] = v
             if self._planes is not None:
-                self._codes[:, pos] = self._code(v)[:, 0]
+                self._set_code(pos, self._code(v))
             if self._hnsw is not None:
                 self._pending.add(key)
             elif self._ann_wanted and len(self._keys) >= self._ann_min:
@@ -178,7 +193,8 @@ class VectorIndex:
                 self._pos[moved] = pos
                 self._mat[pos] = self._mat[last]
                 if self._planes is not None:
-                    self._codes[:, pos] = self._codes[:, last]
+                    self._head[:, pos] = self._head[:, last]
+                    self._tail[pos] = self._tail[last]
                 self._labels[pos] = self._labels[last]
                 if self._labels[pos] >= 0:
                     self._label_pos[self._labels[pos]] = pos
@@ -220,13 +236,14 @@ class VectorIndex:
 
     # -- the sign-code prefilter ------------------------------------------------------------
     def _start_bits(self) -> None:
-        import numpy as np
-
         self._planes = _hyperplanes(self.dim)
         n = len(self._keys)
-        self._codes = np.zeros((_CODE_WORDS, self._mat.shape[0]), dtype=np.uint64)
+        self._grow_codes(self._mat.shape[0], 0)
         for start in range(0, n, 8192):
-            self._codes[:, start:min(n, start + 8192)] = self._code(self._mat[start:min(n, start + 8192)])
+            end = min(n, start + 8192)
+            codes = self._code(self._mat[start:end])
+            self._head[:, start:end] = codes[:, :_HEAD_WORDS].T
+            self._tail[start:end] = codes[:, _HEAD_WORDS:]
         log.debug("costmw cache: a group reached %d entries; searching it through sign codes", self._ann_min)
 
     def _prefilter(self, q: np.ndarray, n: int, k: int) -> np.ndarray:
@@ -241,9 +258,10 @@ class VectorIndex:
         """
         import numpy as np
 
-        code = self._code(q)[:, 0]
-        first = np.bitwise_count(self._codes[0, :n] ^ code[0])
-        first += np.bitwise_count(self._codes[1, :n] ^ code[1])
+        code = self._code(q)
+        first = np.bitwise_count(self._head[0, :n] ^ code[0])
+        for word in range(1, _HEAD_WORDS):
+            first += np.bitwise_count(self._head[word, :n] ^ code[word])
         keep = max(512, n // 64)
         if keep >= n:
             rows = np.arange(n)
@@ -255,8 +273,10 @@ class VectorIndex:
             while len(rows) < keep // 2:
                 cut += 1
                 rows = np.flatnonzero(first <= cut)
-        full = first[rows].astype(np.uint16) + np.bitwise_count(
-            self._codes[2:, rows] ^ code[2:, None]).sum(axis=0, dtype=np.uint16)
+        rest = np.bitwise_count(self._tail[rows] ^ code[_HEAD_WORDS:])  # (rows, words) uint8
+        full = first[rows].astype(np.uint16)
+        for word in range(rest.shape[1]):  # column sums: cheaper than a reduction over a short axis
+            full += rest[:, word]
         best = max(64, 8 * k)
         if len(rows) > best:
             rows = rows[np.argpartition(full, best - 1)[:best]]

@@ -1,7 +1,12 @@
 """SQLiteStore: the embedded, persistent store. Entries are rows (JSON answer, float32 vector);
 each process keeps the vectors in memory for search and follows what other processes change:
 rows they add (by ``seq``) and rows they delete (a log that a trigger fills), checked only when
-``PRAGMA data_version`` says another connection committed."""
+``PRAGMA data_version`` says another connection committed.
+
+Lookups read through a connection of their own and never write: in WAL mode a reader does not
+wait for writers, so the cache runs lookups on the event loop, without a hop to a worker thread.
+Writes (new rows, hit counts, expiry and eviction) go through the writing connection, from a
+worker thread."""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_PATH", "SQLiteStore"]
 
 DEFAULT_PATH = Path(".costmw-cache") / "semantic_cache.db"
-_COLUMNS = "key, grp, scope, text, response, vector, created, expires, hits"
+_COLUMNS = "key, grp, scope, text, response, vector, created, expires, hits, reading"
 _FOUND_COLUMNS = _COLUMNS.replace("vector", "NULL")  # search results need no vector: the index has it
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -37,6 +42,9 @@ CREATE TRIGGER IF NOT EXISTS entries_deleted AFTER DELETE ON entries
     BEGIN INSERT INTO deletions (key, grp) VALUES (old.key, old.grp); END;
 """
 _KEEP_DELETIONS = 50_000  # a process that falls further behind than this reloads its index
+_READ_TIMEOUT = 0.25  # seconds a lookup may wait on a busy file (rare in WAL mode); then it fails open
+_FLUSH_AFTER = 256  # buffered hits written once this many are waiting ...
+_FLUSH_AGE = 2.0  # ... or the oldest has waited this many seconds
 
 
 class SQLiteStore(Store):
@@ -44,12 +52,13 @@ class SQLiteStore(Store):
 
     ``max_entries`` bounds the table (least recently used rows go first); expired rows are never
     returned and are swept out as new rows arrive. Hits are counted in memory and written in one
-    transaction with the next put, or by a search once 256 are waiting or the oldest is 2 s old,
-    so a cache hit never waits for a write.
+    transaction with the next put, or by :meth:`flush` once 256 are waiting or the oldest is 2 s
+    old (the cache calls it from a worker thread), so a cache hit never waits for a write.
     """
 
     name = "sqlite"
     cheap_touch = True
+    inline_reads = True
 
     def __init__(self, path: str | Path = DEFAULT_PATH, *, max_entries: int | None = 100_000,
                  ann: bool | str = "auto", ann_min: int = 5_000, sweep_every: int = 64) -> None:
@@ -65,6 +74,15 @@ class SQLiteStore(Store):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if "reading" not in {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}:
+            self._db.execute("ALTER TABLE entries ADD COLUMN reading TEXT")  # a file from an earlier version
+        if self.path == ":memory:":  # one private database: reads share the writing connection
+            self._reader, self._read_lock = self._db, self._lock
+        else:
+            self._reader = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                           timeout=_READ_TIMEOUT)
+            self._read_lock = threading.RLock()
+        self._index_lock = threading.Lock()
         self._groups: dict[str, VectorIndex] = {}
         self._seen = 0
         self._deleted = -1  # the last entry of the deletions log applied; -1: none yet (load everything)
@@ -74,70 +92,69 @@ class SQLiteStore(Store):
         self._touched: dict[str, tuple[float, int]] = {}
         self._touched_since = 0.0
         self._touch_lock = threading.Lock()
-        self._sync()
+        with self._read_lock:
+            self._sync()
 
     # -- keeping the in-memory vectors in step with the table ---------------------------
     def _sync(self) -> None:
-        """Apply what other connections committed since the last look: rows they deleted (the
-        ``deletions`` log, filled by a trigger) and rows they added (``seq`` past the last seen)."""
-        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        """Apply what other connections committed since the last look (call with ``_read_lock``
+        held): rows they deleted (the ``deletions`` log, filled by a trigger) and rows they added
+        (``seq`` past the last seen). This process's own writes count as another connection's."""
+        db = self._reader
+        version = db.execute("PRAGMA data_version").fetchone()[0]
         if version == self._version:
             return
         self._version = version
-        first, last = self._db.execute(
+        first, last = db.execute(
             "SELECT (SELECT min(seq) FROM deletions), "
             "(SELECT seq FROM sqlite_sequence WHERE name = 'deletions')").fetchone()
         last = last or 0
         if (first if first is not None else last + 1) > self._deleted + 1 and last > self._deleted:
-            self._groups.clear()  # deletions we never saw were pruned from the log: reload
-            self._seen = self._indexed = 0
+            with self._index_lock:  # deletions we never saw were pruned from the log: reload
+                self._groups.clear()
+                self._indexed = 0
+            self._seen = 0
         else:
-            for key, grp in self._db.execute("SELECT key, grp FROM deletions WHERE seq > ?", (self._deleted,)):
+            for key, grp in db.execute("SELECT key, grp FROM deletions WHERE seq > ?", (self._deleted,)):
                 self._index_remove(key, grp)
         self._deleted = last
-        rows = self._db.execute("SELECT seq, key, grp, vector FROM entries WHERE seq > ? AND vector IS NOT NULL",
-                                (self._seen,)).fetchall()
+        rows = db.execute("SELECT seq, key, grp, vector FROM entries WHERE seq > ? AND vector IS NOT NULL",
+                          (self._seen,)).fetchall()
         for seq, key, grp, blob in rows:
             self._index_add(key, grp, vector_from_bytes(blob))
             self._seen = max(self._seen, seq)
-        self._seen = max(self._seen, self._db.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
+        self._seen = max(self._seen, db.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
 
     def _index_add(self, key: str, group: str, vector: np.ndarray | None) -> None:
         if vector is None:
             return
-        index = self._groups.get(group)
-        if index is None:
-            index = self._groups[group] = VectorIndex(int(vector.shape[-1]), ann=self._ann, ann_min=self._ann_min)
-        if key not in index:
-            self._indexed += 1
-        index.add(key, vector)
+        with self._index_lock:
+            index = self._groups.get(group)
+            if index is None:
+                index = self._groups[group] = VectorIndex(int(vector.shape[-1]), ann=self._ann,
+                                                          ann_min=self._ann_min)
+            if key not in index:
+                self._indexed += 1
+            index.add(key, vector)
 
     def _index_remove(self, key: str, group: str) -> None:
-        index = self._groups.get(group)
-        if index is not None and key in index:
-            index.remove(key)
-            self._indexed -= 1
+        with self._index_lock:
+            index = self._groups.get(group)
+            if index is not None and key in index:
+                index.remove(key)
+                self._indexed -= 1
 
     # -- the store protocol ----------------------------------------------------------------
-    def _row(self, key: str, now: float) -> Entry | None:
-        row = self._db.execute(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        entry = _entry(row)
-        if entry.expired(now):
-            self._db.execute("DELETE FROM entries WHERE key = ?", (key,))
-            self._index_remove(key, entry.group)
-            return None
-        return entry
-
     def get(self, key: str, now: float) -> Entry | None:
-        with self._lock:
-            return self._row(key, now)
+        """The entry under ``key`` unless it expired (the sweep deletes expired rows later)."""
+        with self._read_lock:
+            row = self._reader.execute(f"SELECT {_COLUMNS} FROM entries WHERE key = ?", (key,)).fetchone()
+        entry = None if row is None else _entry(row)
+        return None if entry is None or entry.expired(now) else entry
 
     def search(self, group: str, vector: np.ndarray, k: int, now: float) -> list[tuple[Entry, float]]:
-        with self._lock:
+        with self._read_lock:
             self._sync()
-            self._flush_touches(unless_fresh=True)
             index = self._groups.get(group)
             if index is None:
                 return []
@@ -145,31 +162,26 @@ class SQLiteStore(Store):
             if not found:
                 return []
             marks = ",".join("?" * len(found))
-            rows = {row[0]: row for row in self._db.execute(
+            rows = {row[0]: row for row in self._reader.execute(
                 f"SELECT {_FOUND_COLUMNS} FROM entries WHERE key IN ({marks})", [key for key, _ in found])}
-            out: list[tuple[Entry, float]] = []
-            for key, sim in found:
-                row = rows.get(key)
-                entry = None if row is None else _entry(row)
-                if entry is None or entry.expired(now):
-                    self._forget(key, group, expired=entry is not None)
-                else:
-                    out.append((entry, sim))
-            return out
-
-    def _forget(self, key: str, group: str, *, expired: bool) -> None:
-        if expired:
-            self._db.execute("DELETE FROM entries WHERE key = ? AND expires IS NOT NULL", (key,))
-        self._index_remove(key, group)
+        out: list[tuple[Entry, float]] = []
+        for key, sim in found:
+            row = rows.get(key)
+            entry = None if row is None else _entry(row)
+            if entry is None or entry.expired(now):  # gone, or expired: no longer searched here
+                self._index_remove(key, group)
+            else:
+                out.append((entry, sim))
+        return out
 
     def put(self, entry: Entry) -> None:
         blob = None if entry.vector is None else vector_to_bytes(entry.vector)
         with self._lock:
             self._flush_touches()
             self._db.execute(
-                f"INSERT OR REPLACE INTO entries ({_COLUMNS}, last_used) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT OR REPLACE INTO entries ({_COLUMNS}, last_used) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (entry.key, entry.group, entry.scope, entry.text, _dumps(entry.response), blob, entry.created,
-                 entry.expires, entry.hits, entry.created))
+                 entry.expires, entry.hits, None if entry.reading is None else _dumps(entry.reading), entry.created))
             self._index_add(entry.key, entry.group, entry.vector)
             self._puts += 1
             small = self.max_entries is not None and self.max_entries <= 1000
@@ -200,11 +212,19 @@ class SQLiteStore(Store):
                 self._touched_since = time.monotonic()
             self._touched[key] = (max(last, now), count + 1)
 
-    def _flush_touches(self, *, unless_fresh: bool = False) -> None:
+    def flush_due(self) -> bool:
+        with self._touch_lock:
+            return bool(self._touched) and (len(self._touched) >= _FLUSH_AFTER
+                                            or time.monotonic() - self._touched_since >= _FLUSH_AGE)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_touches()
+
+    def _flush_touches(self) -> None:
         """Write the buffered hits (call with ``self._lock`` held)."""
         with self._touch_lock:
-            if not self._touched or (unless_fresh and len(self._touched) < 256
-                                     and time.monotonic() - self._touched_since < 2.0):
+            if not self._touched:
                 return
             pending, self._touched = self._touched, {}
         with self._transaction():
@@ -229,22 +249,26 @@ class SQLiteStore(Store):
                 self._index_remove(key, row[0])
 
     def clear(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             with self._transaction():
                 self._db.execute("DELETE FROM entries")
                 self._db.execute("DELETE FROM deletions")  # other processes see a gap in the log and reload
-            self._groups.clear()
-            self._seen = self._indexed = 0
+            with self._index_lock:
+                self._groups.clear()
+                self._indexed = 0
+            self._seen = 0
 
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
             try:
                 self._flush_touches()
             finally:
+                if self._reader is not self._db:
+                    self._reader.close()
                 self._db.close()
 
     def __repr__(self) -> str:
@@ -261,10 +285,12 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     """An entry from a row of ``_COLUMNS`` (the answer is JSON; the vector float32 bytes)."""
     import json
 
-    key, grp, scope, text, response, vector, created, expires, hits = row
+    key, grp, scope, text, response, vector, created, expires, hits, reading = row
     answer = json.loads(str(response))
     if not isinstance(answer, dict):
         raise ValueError(f"cache row {key!r} holds no answer object")
+    read = json.loads(reading) if reading else None
     return Entry(key=str(key), group=str(grp), scope=str(scope), text=str(text), response=answer,
                  vector=vector_from_bytes(vector), created=float(created),
-                 expires=None if expires is None else float(expires), hits=int(hits))
+                 expires=None if expires is None else float(expires), hits=int(hits),
+                 reading=read if isinstance(read, dict) else None)

@@ -27,6 +27,9 @@ class Store:
 
     name = "store"
     blocking = True
+    #: ``get`` and ``search`` only read local data and never wait on a lock a writer holds, so
+    #: callers may run them on the event loop even when writes are ``blocking``
+    inline_reads = False
     #: ``touch`` only records in memory (written out later), so callers may call it on the event loop
     cheap_touch = False
     max_entries: int | None = None
@@ -42,6 +45,13 @@ class Store:
 
     def touch(self, key: str, now: float) -> None:
         """Mark an entry used (for LRU eviction and hit counts)."""
+
+    def flush_due(self) -> bool:
+        """Whether touches recorded in memory (``cheap_touch``) are waiting to be written."""
+        return False
+
+    def flush(self) -> None:
+        """Write touches recorded in memory; a blocking call."""
 
     def delete(self, key: str) -> None:
         raise NotImplementedError

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 
 from . import _lexicon as lx
 
-__all__ = ["Facts", "lemma", "read_facts"]
+__all__ = ["READING_FORMAT", "Facts", "lemma", "read_facts"]
+
+#: Stored readings carry this tag and are used only when it matches: change it whenever
+#: ``read_facts`` or the word lists would read some text differently.
+READING_FORMAT = "facts/1"
 
 _CONTRACTIONS = ((re.compile(r"\b(can)'t\b", re.I), r"\1 not"), (re.compile(r"\bwon't\b", re.I), "will not"),
                  (re.compile(r"\bshan't\b", re.I), "shall not"), (re.compile(r"n't\b", re.I), " not"))
@@ -99,6 +103,31 @@ class Facts:
     formats: frozenset[str]
     negated: bool
     pairs: frozenset[tuple[str, str]]
+
+    def to_data(self) -> dict[str, object]:
+        """Plain JSON data (sorted lists), tagged with :data:`READING_FORMAT`."""
+        return {"format": READING_FORMAT, "lower": self.lower, "words": sorted(self.words),
+                "numbers": sorted(self.numbers), "units": sorted(self.units), "dates": sorted(self.dates),
+                "entities": list(self.entities), "identifiers": sorted(self.identifiers),
+                "formats": sorted(self.formats), "negated": self.negated, "pairs": sorted(self.pairs)}
+
+    @classmethod
+    def from_data(cls, data: dict[str, object]) -> Facts | None:
+        """The reading ``to_data`` wrote, or None when it is of another format or malformed."""
+        if data.get("format") != READING_FORMAT:
+            return None
+        try:
+            def strings(name: str) -> frozenset[str]:
+                return frozenset(str(x) for x in data[name])  # type: ignore[attr-defined]
+
+            pairs = frozenset((str(a), str(b)) for a, b in data["pairs"])  # type: ignore[attr-defined]
+            return cls(lower=str(data["lower"]), words=strings("words"), numbers=strings("numbers"),
+                       units=strings("units"), dates=strings("dates"),
+                       entities=tuple(str(x) for x in data["entities"]),  # type: ignore[attr-defined]
+                       identifiers=strings("identifiers"), formats=strings("formats"),
+                       negated=bool(data["negated"]), pairs=pairs)
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 @dataclass(slots=True)

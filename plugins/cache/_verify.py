@@ -10,7 +10,6 @@ format asked for. Rules and word lists were tuned on costmw's own hand-written p
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -64,11 +63,31 @@ class Verifier:
                 self._facts.move_to_end(text)
                 return found
         found = read_facts(text)
+        self._keep(text, found)
+        return found
+
+    def _keep(self, text: str, facts: Facts) -> None:
         with self._lock:
-            self._facts[text] = found
+            self._facts[text] = facts
+            self._facts.move_to_end(text)
             while len(self._facts) > self._size:
                 self._facts.popitem(last=False)
-        return found
+
+    def reading(self, text: str) -> dict[str, object]:
+        """This verifier's reading of ``text`` as JSON data, to store with a cached answer."""
+        return self.facts(text).to_data()
+
+    def remember(self, text: str, reading: dict[str, object]) -> bool:
+        """Use a stored ``reading`` of ``text`` instead of reading it again; False when it is
+        of an older format (the text is then read at the next check)."""
+        with self._lock:
+            if text in self._facts:
+                return True
+        facts = Facts.from_data(reading)
+        if facts is None:
+            return False
+        self._keep(text, facts)
+        return True
 
     def check(self, query: str, cached: str) -> Verdict:
         """Whether the answer cached for ``cached`` also answers ``query``."""
@@ -154,7 +173,25 @@ def _named_in(entity: str, other: Facts) -> bool:
 
 
 def _mentions(text: str, ident: str) -> bool:
-    return re.search(r"(?<![\w])" + re.escape(ident) + r"(?![\w])", text) is not None
+    """Whether ``ident`` occurs in ``text`` as a whole word (no word character either side).
+
+    A plain scan, not a regex built per identifier: identifiers are new with every question, so
+    such patterns would be compiled on every check."""
+    if not ident:
+        return True
+    start = text.find(ident)
+    while start >= 0:
+        end = start + len(ident)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not _word_char(before) and not _word_char(after):
+            return True
+        start = text.find(ident, start + 1)
+    return False
+
+
+def _word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
 
 
 def _diff(a: frozenset[str], b: frozenset[str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import pytest
@@ -300,3 +301,61 @@ def test_mock_target_is_untouched_by_cache_hits() -> None:
     chain.complete(user("echo me"), model=MODEL)
     assert len(mock.calls) == 1
     chain.close()
+
+
+def test_stored_readings_spare_the_verifier_a_second_read(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from costmw.plugins.cache import _verify
+
+    path = tmp_path / "readings.db"
+    writer = make_cache(f"sqlite:///{path}")
+    chain, _ = make_chain(writer)
+    chain.complete(user("What is the capital of France?"), model=MODEL)
+    chain.close()
+    stored = writer.storage
+    reader = make_cache(f"sqlite:///{path}")  # another process: its verifier has read nothing yet
+    read: list[str] = []
+    real = _verify.read_facts
+    monkeypatch.setattr(_verify, "read_facts", lambda text: read.append(text) or real(text))
+    chain, mock = make_chain(reader)
+    near = chain.complete(user("what is the capital of france"), model=MODEL)
+    assert near.served_by == "cache:semantic" and not mock.calls
+    assert read == ["what is the capital of france"]  # the cached question's reading came with its row
+    other = chain.complete(user("What is the capital of Germany?"), model=MODEL)
+    assert other.served_by == "target:mock"  # and the stored reading still tells the two apart
+    chain.close()
+    assert stored is not reader.storage
+
+
+def test_a_stored_reading_of_another_format_is_read_again() -> None:
+    from costmw.plugins.cache import Verifier
+
+    verifier = Verifier()
+    reading = verifier.reading("What is the capital of France?")
+    assert Verifier().remember("What is the capital of France?", reading)
+    stale = {**reading, "format": "facts/0", "entities": []}
+    fresh = Verifier()
+    assert not fresh.remember("What is the capital of France?", stale)
+    assert not fresh.check("What is the capital of Germany?", "What is the capital of France?")
+
+
+def test_hits_on_sqlite_are_written_in_the_background(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from costmw.plugins.cache import _sqlite
+
+    monkeypatch.setattr(_sqlite, "_FLUSH_AFTER", 2)
+    path = tmp_path / "hits.db"
+    chain, _ = make_chain(make_cache(f"sqlite:///{path}"))
+    for text in ("first question", "second question"):
+        chain.complete(user(text), model=MODEL)
+    for _ in range(2):
+        for text in ("first question", "second question"):
+            assert chain.complete(user(text), model=MODEL).served_by == "cache:exact"
+    db = sqlite3.connect(path)
+    deadline = time.monotonic() + 5.0
+    while db.execute("SELECT sum(hits) FROM entries").fetchone()[0] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert db.execute("SELECT sum(hits) FROM entries").fetchone()[0] >= 2  # written with no close or put
+    chain.close()
+    assert db.execute("SELECT sum(hits) FROM entries").fetchone()[0] == 4
+    db.close()

@@ -246,3 +246,82 @@ def test_sqlite_readers_follow_deletions_and_clears_elsewhere(tmp_path: Path,
     assert reader.search("g", unit(7), 5, time.time()) == []
     reader.close()
     writer.close()
+
+
+def test_sqlite_lookups_do_not_wait_for_a_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from costmw.plugins.cache import _sqlite
+
+    path = tmp_path / "busy.db"
+    store = SQLiteStore(path, max_entries=None)
+    store.put(make("a", unit(1)))
+    store.put(make("gone", near(unit(1), 0.1), expires=time.time() - 1))  # an expired neighbour
+    monkeypatch.setattr(_sqlite, "_FLUSH_AGE", 0.0)
+    store.touch("a", time.time())  # and hits waiting to be written
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock...
+    blocker.execute("INSERT INTO entries (key, grp, scope, text, response, created, last_used) "
+                    "VALUES ('x', 'g', 's', 't', '{}', 0, 0)")
+    started = time.perf_counter()
+    got, found = store.get("a", time.time()), store.search("g", unit(1), 1, time.time())
+    assert time.perf_counter() - started < 0.2  # ...and lookups go on without waiting for it
+    assert got is not None and [e.key for e, _ in found] == ["a"]
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    store.close()
+
+
+def test_sqlite_lookups_never_write(tmp_path: Path) -> None:
+    path = tmp_path / "readonly.db"
+    store = SQLiteStore(path, max_entries=None)
+    store.put(make("old", unit(1), expires=time.time() - 1))
+    store.put(make("new", unit(2)))
+    store.touch("new", time.time())
+    changes = store._db.total_changes
+    assert store.get("old", time.time()) is None and store.search("g", unit(1), 2, time.time())[0][0].key == "new"
+    assert store._db.total_changes == changes and store._reader.total_changes == 0
+    assert store.flush_due() is False  # one fresh hit: not yet worth a write
+    store.flush()
+    assert sqlite3.connect(path).execute("SELECT hits FROM entries WHERE key = 'new'").fetchone() == (1,)
+    store.close()
+
+
+def test_sqlite_flush_is_due_after_many_hits_or_an_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from costmw.plugins.cache import _sqlite
+
+    store = SQLiteStore(tmp_path / "due.db", max_entries=None)
+    store.put(make("a", unit(1)))
+    monkeypatch.setattr(_sqlite, "_FLUSH_AFTER", 3)
+    for _ in range(2):
+        store.touch("a", time.time())
+    assert not store.flush_due()  # one key touched twice
+    for key in ("b", "c"):
+        store.touch(key, time.time())
+    assert store.flush_due()  # three keys waiting
+    store.flush()
+    assert not store.flush_due()
+    store.touch("a", time.time())
+    monkeypatch.setattr(_sqlite, "_FLUSH_AGE", 0.0)
+    assert store.flush_due()  # the oldest waiting hit is old enough
+    store.close()
+
+
+def test_sqlite_keeps_the_verifier_reading_and_opens_older_files(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)  # the table as an earlier version made it, with one row
+    old.executescript("""
+        CREATE TABLE entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, grp TEXT NOT NULL,
+            scope TEXT NOT NULL, text TEXT NOT NULL, response TEXT NOT NULL, vector BLOB, created REAL NOT NULL,
+            expires REAL, last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);""")
+    old.execute("INSERT INTO entries (key, grp, scope, text, response, vector, created, last_used) "
+                "VALUES ('k0', 'g', 's', 'question k0', '{\"text\": \"answer k0\"}', ?, 0, 0)",
+                (unit(0).astype("<f4").tobytes(),))
+    old.commit()
+    old.close()
+    store = SQLiteStore(path, max_entries=None)
+    entry = make("k1", unit(1))
+    entry.reading = {"format": "facts/1", "words": ["question"]}
+    store.put(entry)
+    found = {e.key: e for e, _ in store.search("g", unit(0), 2, time.time())}
+    assert found["k0"].reading is None and found["k0"].response == {"text": "answer k0"}
+    assert found["k1"].reading == {"format": "facts/1", "words": ["question"]}
+    store.close()
