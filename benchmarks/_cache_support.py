@@ -18,6 +18,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
 PAIRS = REPO / "benchmarks" / "data" / "cache_pairs.tsv"
 DEV_SIBLINGS = REPO / "benchmarks" / "data" / "cache_dev_siblings.tsv"
+DEV_NEAR = REPO / "benchmarks" / "data" / "cache_dev_near.tsv"  # near-verbatim siblings
 DEV_PAIRS = REPO / "tests" / "plugins" / "cache" / "data" / "verifier_dev.tsv"
 MOCK_DATA = SHARED_DATA / "gptcache" / "mock_data.json"
 
@@ -29,12 +30,13 @@ def load_mock_data() -> list[dict[str, str]] | None:
 
 
 def load_dev_siblings() -> list[dict[str, str]]:
-    """costmw's tuning set in mock_data's shape: near-duplicate origins, one paraphrase each."""
+    """costmw's tuning sets in mock_data's shape: near-duplicate origins, one paraphrase each."""
     rows = []
-    for line in DEV_SIBLINGS.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            group, origin, similar = line.split("\t")
-            rows.append({"group": group, "origin": origin, "similar": similar})
+    for path in (DEV_SIBLINGS, DEV_NEAR):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip() and not line.startswith("#"):
+                group, origin, similar = line.split("\t")
+                rows.append({"group": f"{path.stem}:{group}", "origin": origin, "similar": similar})
     return rows
 
 

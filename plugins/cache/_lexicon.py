@@ -158,7 +158,11 @@ FORMATS: dict[str, str] = {
 NEGATIONS = _words("""
 not no never none nobody nothing nowhere neither nor without cannot n't non avoid avoiding prevent
 preventing absence absent lack lacking lacks
+skip skips skipping skipped unused unchanged unmodified untouched
 """)
+
+# Verbs that negate when a "from" follows: "stop it from overfitting", "keep them from leaking".
+NEGATING_FROM = _words("stop stops stopping keep keeps keeping")
 
 UNITS: dict[str, str] = {
     **_alias("km kms kilometer kilometers kilometre kilometres", "km"),

@@ -304,7 +304,8 @@ def read_facts(text: str) -> Facts:
     formats |= {lx.FORMATS[t.lem] for t in tokens if t.lem in lx.FORMATS}
     units = _units(tokens)
     pairs = _directed_pairs(tokens, entities, units)
-    negated = any((t.low in lx.NEGATIONS or t.low.startswith(("non-", "no-"))) and not _idiom(tokens, i)
+    negated = any((t.low in lx.NEGATIONS or t.low.startswith(("non-", "no-")) or _negating_from(tokens, i))
+                  and not _idiom(tokens, i)
                   for i, t in enumerate(tokens))
     return Facts(
         lower=" ".join(text.lower().split()), words=frozenset(words), numbers=frozenset(_numbers(text, tokens)),
@@ -316,6 +317,11 @@ def read_facts(text: str) -> Facts:
 
 _EASE = frozenset({"simpler", "easier"})
 _FUSS = frozenset({"hassle", "effort", "fuss", "trouble", "difficulty"})
+
+
+def _negating_from(tokens: list[_Token], i: int) -> bool:
+    """"stop X from ...", "keep X from ...": a verb that negates what the "from" introduces."""
+    return tokens[i].low in lx.NEGATING_FROM and any(t.low == "from" for t in tokens[i + 1:i + 5])
 
 
 def _idiom(tokens: list[_Token], i: int) -> bool:
