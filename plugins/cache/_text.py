@@ -33,6 +33,9 @@ _IDENT = re.compile(
     r"|\b[a-z]+[A-Z]\w*\b"                                # camelCase
     r"|\b(?=\w*\d)(?=\w*[A-Za-z])\w+\b"                   # letters and digits mixed: E1042, jsmith42
 )
+# Every kind of _IDENT match holds one of these; most questions hold none, and skip the long scan.
+_IDENT_HINT = re.compile(r"[@/\\#_\d]|\(\)|\w\.\w|[a-z][A-Z]").search
+_QUOTE_HINT = re.compile("[`'\"“‘]").search
 _PLAIN_NUMBER_WORD = re.compile(r"^\d+(?:st|nd|rd|th)?(?:-?[a-z]{3,})?$")
 _LIST_MARKER = re.compile(r"(?m)(?:^\s*|[:;]\s+)\(?\d{1,2}[.)](?=\s)")
 _DIGIT = re.compile(r"\d").search
@@ -218,10 +221,10 @@ def _is_number(word: str) -> bool:
 
 def _identifiers(text: str) -> set[str]:
     found: set[str] = set()
-    for m in _QUOTED.finditer(text):
+    for m in _QUOTED.finditer(text) if _QUOTE_HINT(text) else ():
         inner = next(g for g in m.groups() if g is not None)
         found.add(" ".join(inner.lower().split()))
-    for m in _IDENT.finditer(text):
+    for m in _IDENT.finditer(text) if _IDENT_HINT(text) else ():
         ident = m.group(0).lower().rstrip(".,;:!?)'\"")
         if ident.endswith("'s"):
             ident = ident[:-2]

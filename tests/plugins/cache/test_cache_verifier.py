@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from costmw.plugins.cache import CHECKS, Verifier
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 DEV = Path(__file__).parent / "data" / "verifier_dev.tsv"
 
@@ -115,3 +117,14 @@ def test_paraphrases_the_verifier_used_to_refuse(verifier: Verifier, a: str, b: 
 def test_the_new_readings_keep_refusing_look_alikes(verifier: Verifier, a: str, b: str, reason: str) -> None:
     verdict = verifier(a, b)
     assert not verdict and verdict.reason == reason
+
+
+@given(st.text(alphabet=st.sampled_from(list("aZb9_.-@/\\#()`'\" x:")), max_size=30))
+@settings(max_examples=400, deadline=None)
+def test_the_quick_identifier_hint_never_hides_an_identifier(text: str) -> None:
+    from costmw.plugins.cache import _text
+
+    if any(_text._IDENT.finditer(text)):
+        assert _text._IDENT_HINT(text)
+    if _text._QUOTED.search(text):
+        assert _text._QUOTE_HINT(text)
