@@ -59,8 +59,9 @@ def vector_from_bytes(data: bytes | None) -> np.ndarray | None:
 class Entry:
     """One cached answer: ``key`` is its exact key (also its id), ``group`` its semantic group,
     ``text`` the last user turn it answered, ``vector`` that turn's embedding (None: exact only),
-    ``reading`` the verifier's reading of ``text`` made when it was stored (JSON data; None: it
-    is read again at lookup)."""
+    ``reading`` the verifier's reading of ``text`` made when it was stored (JSON data, or its
+    JSON text as a store read it, decoded only if the verifier needs it; None: the text is read
+    again at lookup)."""
 
     key: str
     group: str
@@ -71,7 +72,7 @@ class Entry:
     created: float = field(default_factory=time.time)
     expires: float | None = None
     hits: int = 0
-    reading: dict[str, Any] | None = None
+    reading: dict[str, Any] | str | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and self.expires <= now
@@ -82,7 +83,7 @@ class Entry:
             "response": self.response, "created": self.created, "expires": self.expires, "hits": self.hits,
         }
         if self.reading is not None:
-            data["reading"] = self.reading
+            data["reading"] = json.loads(self.reading) if isinstance(self.reading, str) else self.reading
         if with_vector and self.vector is not None:
             data["vector"] = base64.b64encode(vector_to_bytes(self.vector)).decode("ascii")
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))

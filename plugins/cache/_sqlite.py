@@ -181,7 +181,7 @@ class SQLiteStore(Store):
             self._db.execute(
                 f"INSERT OR REPLACE INTO entries ({_COLUMNS}, last_used) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (entry.key, entry.group, entry.scope, entry.text, _dumps(entry.response), blob, entry.created,
-                 entry.expires, entry.hits, None if entry.reading is None else _dumps(entry.reading), entry.created))
+                 entry.expires, entry.hits, _reading(entry.reading), entry.created))
             self._index_add(entry.key, entry.group, entry.vector)
             self._puts += 1
             small = self.max_entries is not None and self.max_entries <= 1000
@@ -289,8 +289,11 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     answer = json.loads(str(response))
     if not isinstance(answer, dict):
         raise ValueError(f"cache row {key!r} holds no answer object")
-    read = json.loads(reading) if reading else None
     return Entry(key=str(key), group=str(grp), scope=str(scope), text=str(text), response=answer,
                  vector=vector_from_bytes(vector), created=float(created),
                  expires=None if expires is None else float(expires), hits=int(hits),
-                 reading=read if isinstance(read, dict) else None)
+                 reading=str(reading) if reading else None)  # decoded only for a candidate that is verified
+
+
+def _reading(reading: dict[str, Any] | str | None) -> str | None:
+    return reading if reading is None or isinstance(reading, str) else _dumps(reading)

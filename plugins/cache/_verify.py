@@ -10,6 +10,7 @@ format asked for. Rules and word lists were tuned on costmw's own hand-written p
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -77,12 +78,20 @@ class Verifier:
         """This verifier's reading of ``text`` as JSON data, to store with a cached answer."""
         return self.facts(text).to_data()
 
-    def remember(self, text: str, reading: dict[str, object]) -> bool:
-        """Use a stored ``reading`` of ``text`` instead of reading it again; False when it is
-        of an older format (the text is then read at the next check)."""
+    def remember(self, text: str, reading: dict[str, object] | str) -> bool:
+        """Use a stored ``reading`` of ``text`` (its data or JSON text) instead of reading it
+        again; False when it is of an older format or malformed (the text is then read at the
+        next check)."""
         with self._lock:
             if text in self._facts:
                 return True
+        if isinstance(reading, str):
+            try:
+                reading = json.loads(reading)
+            except ValueError:
+                return False
+            if not isinstance(reading, dict):
+                return False
         facts = Facts.from_data(reading)
         if facts is None:
             return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -332,6 +333,8 @@ def test_a_stored_reading_of_another_format_is_read_again() -> None:
     verifier = Verifier()
     reading = verifier.reading("What is the capital of France?")
     assert Verifier().remember("What is the capital of France?", reading)
+    assert Verifier().remember("What is the capital of France?", json.dumps(reading))  # as a store holds it
+    assert not Verifier().remember("What is the capital of France?", "{not json")
     stale = {**reading, "format": "facts/0", "entities": []}
     fresh = Verifier()
     assert not fresh.remember("What is the capital of France?", stale)
