@@ -7,10 +7,12 @@ judged on the held-out fold. Reported: APGR, the share of GPT-4 calls needed for
 performance gap and for 95% of GPT-4's accuracy, the cost saved there (LiteLLM prices), the
 calibrated operating point, and the routing decision's latency.
 
-Routers compared: costmw's learned router (prompt only: embedding and text features), on GSM8K
-costmw's cascade (Mixtral always answers first; a TrainedScorer's model, over the prompt and
-checks of Mixtral's answer from the data file, decides whether to escalate; both calls are priced), a random
-router, the oracle, and on MMLU a "subject oracle" that knows each held-out subject's true share of
+Routers compared: costmw's learned router (prompt only: embedding and text features), the same
+model with ``per_dollar=True`` (prompts escalated by expected gain per extra dollar, priced from
+each prompt's tokens and the training part's mean answer length), on GSM8K costmw's cascade
+(Mixtral always answers first; a TrainedScorer's model, over the prompt and checks of Mixtral's
+answer from the data file, decides whether to escalate; both calls are priced), a random router,
+the oracle, and on MMLU a "subject oracle" that knows each held-out subject's true share of
 prompts Mixtral answers as well as GPT-4: the best any router can do that only tells subjects apart.
 
     python -m benchmarks.bench_router [--quick]
@@ -48,11 +50,12 @@ class Task:
     groups: np.ndarray  # subject id (MMLU) or 0
     out_weak: np.ndarray  # answer tokens, for pricing
     out_strong: np.ndarray
+    tokens: np.ndarray  # prompt tokens (cl100k), for pricing
     answers: list[str] | None = None  # Mixtral's answers, where the file has them (GSM8K)
 
     def take(self, idx: np.ndarray) -> Task:
         return Task(self.name, [self.prompts[i] for i in idx], self.weak[idx], self.strong[idx], self.groups[idx],
-                    self.out_weak[idx], self.out_strong[idx],
+                    self.out_weak[idx], self.out_strong[idx], self.tokens[idx],
                     None if self.answers is None else [self.answers[i] for i in idx])
 
 
@@ -72,6 +75,7 @@ def load_tasks() -> dict[str, Task]:
                           np.array([r[STRONG] == "True" for r in rows]), np.zeros(len(rows), int),
                           np.array([count_tokens(r[WEAK + "_response"], "gpt-4") for r in rows]),
                           np.array([count_tokens(r[STRONG + "_response"], "gpt-4") for r in rows]),
+                          np.array([count_tokens(r["prompt"], "gpt-4") for r in rows]),
                           [r[WEAK + "_response"] for r in rows])
     drop = _contaminated("mmlu")
     prompts, weak, strong, groups = [], [], [], []
@@ -83,7 +87,8 @@ def load_tasks() -> dict[str, Task]:
                 strong.append(r[STRONG] == "True")
                 groups.append(gid)
     ones = np.ones(len(prompts), int)  # one answer letter
-    tasks["mmlu"] = Task("mmlu", prompts, np.array(weak), np.array(strong), np.array(groups), ones, ones)
+    tasks["mmlu"] = Task("mmlu", prompts, np.array(weak), np.array(strong), np.array(groups), ones, ones,
+                         np.array([count_tokens(p, "gpt-4") for p in prompts]))
     return tasks
 
 
@@ -142,14 +147,44 @@ def adequate(task: Task) -> np.ndarray:
     return (~(task.strong & ~task.weak)).astype(float)
 
 
+def _prices() -> tuple[Any, Any]:
+    from costmw._pricing import lookup_price
+
+    weak_price, strong_price = lookup_price(WEAK_PRICE), lookup_price(STRONG)
+    assert weak_price is not None and strong_price is not None
+    return weak_price, strong_price
+
+
+def expected_extra_cost(task: Task, known: np.ndarray) -> np.ndarray:
+    """Per prompt, USD GPT-4 costs more than Mixtral as a router estimates it before any answer: the
+    prompt's tokens and the mean answer length on the ``known`` (training) prompts."""
+    weak_price, strong_price = _prices()
+    out_weak, out_strong = task.out_weak[known].mean(), task.out_strong[known].mean()
+    extra: np.ndarray = (task.tokens * (strong_price.input_per_1m - weak_price.input_per_1m)
+                         + out_strong * strong_price.output_per_1m - out_weak * weak_price.output_per_1m) / 1e6
+    return extra
+
+
+@dataclass
+class HeldOut:
+    """Held-out scores for every prompt, each prompt's calibrated routing (True = strong), the same
+    for the per-dollar threshold with the extra cost it was judged by, and per-fold notes."""
+
+    scores: np.ndarray
+    to_strong: np.ndarray
+    per_dollar_strong: np.ndarray
+    extra_cost: np.ndarray
+    notes: list[dict[str, Any]]
+
+
 def cross_fit(task: Task, emb: np.ndarray, extra: tuple[Task, np.ndarray] | None, quick: bool, *,
-              cascade: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Held-out scores for every prompt, and each prompt's calibrated routing (True = strong).
+              cascade: bool = False) -> HeldOut:
+    """Train, calibrate and score every fold (see :class:`HeldOut`).
 
     ``cascade``: the model also reads Mixtral's answer (a TrainedScorer's model), so True means
     escalate to GPT-4 after Mixtral answered.
     """
-    from costmw.plugins.router import QualityModel, threshold_for_quality
+    from costmw.plugins.router import QualityModel, sends_to_strong, threshold_for_quality
 
     answers = task.answers if cascade else None
     assert answers is not None or not cascade, "a cascade needs the weak model's answers"
@@ -157,9 +192,8 @@ def cross_fit(task: Task, emb: np.ndarray, extra: tuple[Task, np.ndarray] | None
     def some(idx: np.ndarray) -> list[str] | None:
         return None if answers is None else [answers[i] for i in idx]
 
-    scores = np.zeros(len(task.prompts))
-    to_strong = np.zeros(len(task.prompts), bool)
-    notes = []
+    n = len(task.prompts)
+    out = HeldOut(np.zeros(n), np.zeros(n, bool), np.zeros(n, bool), np.zeros(n), [])
     for k, test in enumerate(folds(task)):
         train = np.setdiff1d(np.arange(len(task.prompts)), test)
         fit_idx, cal_idx = _split_calibration(task, train, seed=k)
@@ -173,36 +207,41 @@ def cross_fit(task: Task, emb: np.ndarray, extra: tuple[Task, np.ndarray] | None
         model.fit(prompts, labels, embeddings=vectors, answers=some(fit_idx))
         cal_scores = model.predict([task.prompts[i] for i in cal_idx], embeddings=emb[cal_idx], answers=some(cal_idx))
         threshold = threshold_for_quality(cal_scores, 0.95, task.weak[cal_idx], task.strong[cal_idx])
-        scores[test] = model.predict([task.prompts[i] for i in test], embeddings=emb[test], answers=some(test))
-        to_strong[test] = scores[test] < threshold
-        notes.append({"fold": k, "train": len(prompts), "calibration": len(cal_idx), "test": len(test),
-                      "c": model.info["c"], "threshold": round(threshold, 4), "cascade": cascade})
-    return scores, to_strong, notes
+        dearer = expected_extra_cost(task, train)
+        per_dollar = threshold_for_quality(cal_scores, 0.95, task.weak[cal_idx], task.strong[cal_idx],
+                                           extra_cost=dearer[cal_idx])
+        scores = model.predict([task.prompts[i] for i in test], embeddings=emb[test], answers=some(test))
+        out.scores[test], out.extra_cost[test] = scores, dearer[test]
+        out.to_strong[test] = sends_to_strong(scores, threshold)
+        out.per_dollar_strong[test] = sends_to_strong(scores, per_dollar, dearer[test])
+        out.notes.append({"fold": k, "train": len(prompts), "calibration": len(cal_idx), "test": len(test),
+                          "c": model.info["c"], "threshold": round(threshold, 4),
+                          "per_dollar_threshold": round(per_dollar, 4), "cascade": cascade})
+    return out
 
 
 def _costs(task: Task) -> tuple[np.ndarray, np.ndarray]:
-    from costmw._pricing import lookup_price
-    from costmw._tokens import count_tokens
-
-    weak_price, strong_price = lookup_price(WEAK_PRICE), lookup_price(STRONG)
-    assert weak_price is not None and strong_price is not None
-    tokens = np.array([count_tokens(p, "gpt-4") for p in task.prompts])
-    return (np.array([weak_price.cost(int(t), int(o)) for t, o in zip(tokens, task.out_weak, strict=True)]),
-            np.array([strong_price.cost(int(t), int(o)) for t, o in zip(tokens, task.out_strong, strict=True)]))
+    """What each prompt cost on each model, with the answer it actually gave."""
+    weak_price, strong_price = _prices()
+    return (np.array([weak_price.cost(int(t), int(o)) for t, o in zip(task.tokens, task.out_weak, strict=True)]),
+            np.array([strong_price.cost(int(t), int(o)) for t, o in zip(task.tokens, task.out_strong, strict=True)]))
 
 
-def curve_metrics(task: Task, scores: np.ndarray | None, cascade: bool = False) -> dict[str, float]:
+def curve_metrics(task: Task, scores: np.ndarray | None, cascade: bool = False,
+                  extra_cost: np.ndarray | None = None) -> dict[str, float]:
     """APGR and strong-call shares; ``scores=None`` is the random router (its expected curve).
 
     ``cascade``: the weak model answers every prompt and the strong one is called on top.
+    ``extra_cost``: prompts are escalated by expected gain per extra dollar (``per_dollar=True``),
+    so the shares and the cost are read where that curve first reaches each accuracy.
     """
-    from costmw.plugins.router import routing_curve, share_needed
+    from costmw.plugins.router import escalation_order, routing_curve, share_needed
 
     w, s = task.weak.astype(float), task.strong.astype(float)
     if scores is None:
         curve = w.mean() + np.linspace(0.0, 1.0, len(w) + 1) * (s.mean() - w.mean())
     else:
-        curve = routing_curve(scores, w, s)
+        curve = routing_curve(scores, w, s, extra_cost=extra_cost)
     gap = s.mean() - w.mean()
     pgr = (curve - w.mean()) / gap
     share = np.linspace(0.0, 1.0, len(curve))
@@ -213,7 +252,7 @@ def curve_metrics(task: Task, scores: np.ndarray | None, cascade: bool = False) 
     out["fewer_strong_calls_pct"] = 100.0 * (1.0 - out["share_at_95pct_gpt4"])
     weak_cost, strong_cost = _costs(task)
     k = round(out["share_at_95pct_gpt4"] * len(w))
-    order = np.argsort(scores, kind="stable") if scores is not None else None
+    order = escalation_order(scores, extra_cost) if scores is not None else None
     if order is None:  # random router: expected cost at that share
         cost = (1 - k / len(w)) * weak_cost.sum() + k / len(w) * strong_cost.sum()
     else:
@@ -295,15 +334,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     for name, task in tasks.items():
         extra = (tasks["gsm8k"], vectors["gsm8k"]) if name == "mmlu" else None
-        scores, to_strong, notes = cross_fit(task, vectors[name], extra, args.quick)
+        held = cross_fit(task, vectors[name], extra, args.quick)
+        notes = held.notes
         oracle = -(task.strong.astype(float) - task.weak.astype(float))
-        routers = {"costmw learned": curve_metrics(task, scores)}
-        calibrated = {"costmw learned": calibrated_point(task, to_strong)}
+        routers = {"costmw learned": curve_metrics(task, held.scores),
+                   "costmw learned, per dollar": curve_metrics(task, held.scores, extra_cost=held.extra_cost)}
+        calibrated = {"costmw learned": calibrated_point(task, held.to_strong),
+                      "costmw learned, per dollar": calibrated_point(task, held.per_dollar_strong)}
         if task.answers is not None:
-            c_scores, c_strong, c_notes = cross_fit(task, vectors[name], None, args.quick, cascade=True)
-            routers["costmw cascade"] = curve_metrics(task, c_scores, cascade=True)
-            calibrated["costmw cascade"] = calibrated_point(task, c_strong, cascade=True)
-            notes += c_notes
+            c_held = cross_fit(task, vectors[name], None, args.quick, cascade=True)
+            routers["costmw cascade"] = curve_metrics(task, c_held.scores, cascade=True)
+            calibrated["costmw cascade"] = calibrated_point(task, c_held.to_strong, cascade=True)
+            notes += c_held.notes
         routers |= {"random": curve_metrics(task, None), "oracle": curve_metrics(task, oracle)}
         if len(set(task.groups.tolist())) > 1:
             good = adequate(task)

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from ._answer import answer_features, check_arithmetic
 from ._budget import Budget
-from ._calibrate import routing_curve, share_needed, threshold_for_quality, threshold_for_share
+from ._calibrate import (
+    escalation_order,
+    gain_per_dollar,
+    routing_curve,
+    sends_to_strong,
+    share_needed,
+    threshold_for_quality,
+    threshold_for_share,
+)
 from ._cascade import AgreementScorer, ArithmeticScorer, Cascade, LogprobScorer, RefusalScorer, Scorer, TrainedScorer
 from ._features import text_features
 from ._learned import CostAware, Learned
@@ -38,8 +46,11 @@ __all__ = [
     "TrainedScorer",
     "answer_features",
     "check_arithmetic",
+    "escalation_order",
+    "gain_per_dollar",
     "register_strategy",
     "routing_curve",
+    "sends_to_strong",
     "share_needed",
     "text_features",
     "threshold_for_quality",

@@ -1,15 +1,18 @@
 """Learned routing: a QualityModel scores the prompt; cheap when the score clears the threshold.
 
-``Learned`` chooses between a cheap and a strong target. ``CostAware`` generalises it to any
-number of targets: the cheapest one whose predicted quality meets the bar, by each target's price.
+``Learned`` chooses between a cheap and a strong target, by the score or (``per_dollar=True``) by
+the expected gain per extra dollar the strong target would cost for this request. ``CostAware``
+generalises it to any number of targets: the cheapest one whose predicted quality meets the bar,
+by each target's price.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +21,12 @@ import numpy as np
 from ..._errors import ConfigError
 from ..._target import Target
 from ...embeddings import Embedder, aembed_request
+from ._calibrate import gain_per_dollar
 from ._model import QualityModel
-from ._route import Route, RouteContext
+from ._route import Route, RouteContext, estimated_cost, rank_by_cost
 from ._strategy import Strategy, register_strategy
 
-__all__ = ["CostAware", "Learned"]
+__all__ = ["CostAware", "Learned", "extra_cost"]
 
 log = logging.getLogger("costmw.router")
 
@@ -39,6 +43,30 @@ def _model(spec: QualityModel | str | Path | None, embedder: Embedder | str | No
     if spec is None:
         return QualityModel(embedder)
     return QualityModel.load(spec, embedder=embedder)
+
+
+def extra_cost(cheap: Target, strong: Target, prompt_tokens: int, output_tokens: int) -> float:
+    """USD the strong target costs more than the cheap one for a call of this size (may be <= 0)."""
+    costs = []
+    for target in (cheap, strong):
+        cost = estimated_cost(target, prompt_tokens, output_tokens)
+        if cost is None:
+            raise ConfigError(f"per-dollar routing needs the price of target {target.name!r}: give it "
+                              "price=(input, output) in USD per 1M tokens")
+        costs.append(cost)
+    return costs[1] - costs[0]
+
+
+def _checked_threshold(threshold: float | None, per_dollar: bool) -> float | None:
+    if threshold is None:
+        return None if per_dollar else 0.5
+    value = float(threshold)
+    if per_dollar and not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"a per_dollar threshold is an expected gain per extra USD, a finite number >= 0; "
+                          f"got {threshold!r}")
+    if math.isnan(value):
+        raise ConfigError("threshold must be a number, got NaN")
+    return value
 
 
 class _Scoring(Strategy):
@@ -66,6 +94,12 @@ class Learned(_Scoring):
     """Send a request to ``cheap`` when the model's score (chance cheap answers as well as strong)
     is at least ``threshold``, else to ``strong``.
 
+    With ``per_dollar=True`` the request goes to ``strong`` when the expected gain per extra dollar,
+    ``(1 - score) / (strong's cost - cheap's cost)`` for this request's prompt tokens and expected
+    answer tokens, is above ``threshold`` (then in gain per USD, and with no default: pass it or
+    calibrate), and always when the strong target is not dearer. At equal scores, long (dear)
+    requests stay cheap while short ones escalate, which spends less for the same quality.
+
     ``cheap``/``strong`` default to the cheapest and the dearest of the router's targets. An
     untrained model abstains, so a composed strategy behind it decides.
     """
@@ -74,27 +108,39 @@ class Learned(_Scoring):
     model: QualityModel
     cheap: str | None
     strong: str | None
-    threshold: float
+    threshold: float | None
+    per_dollar: bool
 
     def __init__(self, model: QualityModel | str | Path | None = None, *, cheap: str | Target | None = None,
                  strong: str | Target | None = None, threshold: float | None = None,
-                 embedder: Embedder | str | None = None, path: str | Path | None = None) -> None:
+                 per_dollar: bool | None = None, embedder: Embedder | str | None = None,
+                 path: str | Path | None = None) -> None:
         super().__init__()
         if path is not None:  # a saved router; arguments given here override what was saved
             saved = Learned.load(path, embedder=embedder)
+            if per_dollar is not None and bool(per_dollar) != saved.per_dollar and threshold is None:
+                raise ConfigError(f"the router saved at {str(path)!r} has per_dollar={saved.per_dollar}; its "
+                                  "threshold is in other units, so pass threshold= when changing per_dollar")
             model = saved.model if model is None else model
             cheap = cheap if cheap is not None else saved.cheap
             strong = strong if strong is not None else saved.strong
+            per_dollar = saved.per_dollar if per_dollar is None else per_dollar
             threshold = saved.threshold if threshold is None else threshold
         self.model = _model(model, embedder)
         self.cheap = _name(cheap)
         self.strong = _name(strong)
-        self.threshold = 0.5 if threshold is None else float(threshold)
+        self.per_dollar = bool(per_dollar)
+        self.threshold = _checked_threshold(threshold, self.per_dollar)
 
     def pair(self, ctx: RouteContext) -> tuple[Target | None, Target | None]:
         """The cheap and strong targets (by name, else by price among all the router's targets)."""
-        everyone = ctx.by_cost(ctx.all_targets)
-        by_name = {t.name: t for t in ctx.all_targets}
+        return self.pair_among(ctx.all_targets, ctx.prompt_tokens, ctx.output_tokens)
+
+    def pair_among(self, targets: Sequence[Target], prompt_tokens: int,
+                   output_tokens: int) -> tuple[Target | None, Target | None]:
+        """The cheap and strong targets among ``targets`` for a call of this size."""
+        everyone = rank_by_cost(targets, prompt_tokens, output_tokens)
+        by_name = {t.name: t for t in targets}
         cheap = by_name.get(self.cheap) if self.cheap else (everyone[0] if everyone else None)
         strong = by_name.get(self.strong) if self.strong else (everyone[-1] if everyone else None)
         if (self.cheap and cheap is None) or (self.strong and strong is None):
@@ -105,6 +151,9 @@ class Learned(_Scoring):
     async def aroute(self, ctx: RouteContext) -> Route | None:
         if not self.model.fitted:
             return None
+        if self.per_dollar and self.threshold is None:
+            raise ConfigError("a per_dollar learned strategy needs a threshold in expected gain per USD: "
+                              "pass threshold=... or call router.calibrate(...)")
         cheap, strong = self.pair(ctx)
         if cheap is None or strong is None:
             return None
@@ -119,6 +168,9 @@ class Learned(_Scoring):
         score = await self._score(self.model, ctx)
         if score is None:
             return None
+        if self.per_dollar:
+            return self._per_dollar_route(ctx, cheap, strong, score)
+        assert self.threshold is not None
         if score >= self.threshold:
             return Route(cheap, self.name, score=score, threshold=self.threshold,
                          reason="cheap target predicted to answer as well",
@@ -127,20 +179,48 @@ class Learned(_Scoring):
                      reason="cheap target predicted to fall short",
                      rejected={cheap.name: f"score {score:.3f} < threshold {self.threshold:.3f}"})
 
+    def _per_dollar_route(self, ctx: RouteContext, cheap: Target, strong: Target, score: float) -> Route:
+        """Strong when the expected gain per extra dollar is above the threshold; ``score`` is then that gain."""
+        assert self.threshold is not None
+        threshold = self.threshold
+        extra = extra_cost(cheap, strong, ctx.prompt_tokens, ctx.output_tokens)
+        gain = float(gain_per_dollar([score], [extra])[0])
+        details = {"unit": "expected gain per extra USD", "chance_cheap_ok": round(score, 4),
+                   "extra_cost_usd": round(extra, 10)}
+        if math.isinf(gain):
+            return Route(strong, self.name, threshold=threshold, details=details,
+                         reason="strong target costs no more for this request",
+                         rejected={cheap.name: f"not cheaper: the strong target costs ${extra:.6f} more"})
+        facts = f"chance cheap answers as well {score:.3f}, strong costs ${extra:.6f} more"
+        if gain > threshold:
+            return Route(strong, self.name, score=gain, threshold=threshold, details=details,
+                         reason="expected gain per extra dollar above the threshold",
+                         rejected={cheap.name: f"gain {gain:.4g} per USD > threshold {threshold:.4g} ({facts})"})
+        return Route(cheap, self.name, score=gain, threshold=threshold, details=details,
+                     reason="expected gain per extra dollar not worth the strong target",
+                     rejected={strong.name: f"not worth it: gain {gain:.4g} per USD <= threshold "
+                                            f"{threshold:.4g} ({facts})"})
+
     def save(self, path: str | Path) -> Path:
         folder = self.model.save(path)
-        meta = {"strategy": self.name, "threshold": self.threshold, "cheap": self.cheap, "strong": self.strong}
+        meta = {"strategy": self.name, "threshold": self.threshold, "per_dollar": self.per_dollar,
+                "cheap": self.cheap, "strong": self.strong}
         (folder / ROUTER_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return folder
 
     @classmethod
     def load(cls, path: str | Path, *, embedder: Embedder | str | None = None) -> Learned:
         meta = _read_meta(path, cls.name)
-        return cls(QualityModel.load(path, embedder=embedder), cheap=meta.get("cheap"),
-                   strong=meta.get("strong"), threshold=float(meta.get("threshold", 0.5)))
+        threshold = meta.get("threshold", 0.5)
+        return cls(QualityModel.load(path, embedder=embedder), cheap=meta.get("cheap"), strong=meta.get("strong"),
+                   threshold=None if threshold is None else float(threshold),
+                   per_dollar=bool(meta.get("per_dollar", False)))
 
     def __repr__(self) -> str:
-        return f"Learned(cheap={self.cheap!r}, strong={self.strong!r}, threshold={self.threshold:.3f})"
+        if not self.per_dollar:
+            return f"Learned(cheap={self.cheap!r}, strong={self.strong!r}, threshold={self.threshold:.3f})"
+        threshold = "None" if self.threshold is None else f"{self.threshold:.4g}"
+        return f"Learned(cheap={self.cheap!r}, strong={self.strong!r}, threshold={threshold}, per_dollar=True)"
 
 
 class CostAware(_Scoring):

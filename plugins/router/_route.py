@@ -10,7 +10,7 @@ from ..._target import Target
 from ..._tokens import count_message_tokens
 from ..._types import Request
 
-__all__ = ["Route", "RouteContext", "estimated_cost"]
+__all__ = ["Route", "RouteContext", "estimated_cost", "rank_by_cost"]
 
 DEFAULT_OUTPUT_TOKENS = 256
 
@@ -21,6 +21,7 @@ class Route:
 
     ``escalate_to`` and ``scorer`` make it a cascade: ``target`` answers first, and when the
     scorer rates that answer below ``threshold`` the request goes on to ``escalate_to``.
+    ``details`` are added to the explanation as they are (JSON-able values).
     """
 
     target: Target
@@ -31,6 +32,7 @@ class Route:
     rejected: dict[str, str] = field(default_factory=dict)
     escalate_to: Target | None = None
     scorer: Any = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     def explain(self) -> dict[str, Any]:
         """The decision as a JSON-able dict (what the response and the ledger row carry)."""
@@ -42,6 +44,7 @@ class Route:
             "threshold": None if self.threshold is None else round(float(self.threshold), 4),
             "rejected": dict(self.rejected),
         }
+        out.update(self.details)
         if self.escalate_to is not None:
             out["escalate_to"] = self.escalate_to.name
         return out
@@ -51,6 +54,14 @@ def estimated_cost(target: Target, prompt_tokens: int, output_tokens: int) -> fl
     """USD a target would charge for a call of this size (None when its price is unknown)."""
     price = target.price
     return None if price is None else price.cost(prompt_tokens, output_tokens)
+
+
+def rank_by_cost(targets: Sequence[Target], prompt_tokens: int, output_tokens: int) -> list[Target]:
+    """``targets`` cheapest first for a call of this size; unknown prices keep their place last."""
+    known = [(c, i, t) for i, t in enumerate(targets)
+             if (c := estimated_cost(t, prompt_tokens, output_tokens)) is not None]
+    unknown = [t for t in targets if t.price is None]
+    return [t for _, _, t in sorted(known, key=lambda x: (x[0], x[1]))] + unknown
 
 
 class RouteContext:
@@ -87,8 +98,4 @@ class RouteContext:
 
     def by_cost(self, targets: Sequence[Target] | None = None) -> list[Target]:
         """Targets cheapest first for this request's size; unknown prices keep their place last."""
-        pool = list(self.candidates if targets is None else targets)
-        known = [(c, i, t) for i, t in enumerate(pool)
-                 if (c := estimated_cost(t, self.prompt_tokens, self.output_tokens)) is not None]
-        unknown = [t for t in pool if estimated_cost(t, 1, 1) is None]
-        return [t for _, _, t in sorted(known, key=lambda x: (x[0], x[1]))] + unknown
+        return rank_by_cost(self.candidates if targets is None else targets, self.prompt_tokens, self.output_tokens)

@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..._errors import ConfigError
+from ..._tokens import count_message_tokens
 from ..._types import message_text
 from ._calibrate import threshold_for_quality, threshold_for_share
-from ._learned import ROUTER_FILE, CostAware, Learned
+from ._learned import ROUTER_FILE, CostAware, Learned, extra_cost
+from ._route import DEFAULT_OUTPUT_TOKENS
 
 if TYPE_CHECKING:
     from ..._chain import Chain
     from ..._ledger import Ledger
+    from ..._target import Target
     from ._strategy import Strategy
 
 __all__ = ["TrainingMixin"]
@@ -29,6 +32,10 @@ class TrainingMixin:
 
     strategy: Strategy
     _chain: Chain | None
+
+    if TYPE_CHECKING:
+        @property
+        def targets(self) -> list[Target]: ...
 
     @property
     def learned(self) -> Learned | CostAware:
@@ -76,29 +83,70 @@ class TrainingMixin:
 
     def calibrate(self, prompts: Sequence[str], *, strong_share: float | None = None, quality: float | None = None,
                   labels: Labels | None = None, strong_labels: Labels | None = None, target: str | None = None,
-                  embeddings: np.ndarray | None = None) -> float:
+                  embeddings: np.ndarray | None = None, output_tokens: int | Sequence[int] | None = None,
+                  extra_cost: Sequence[float] | np.ndarray | None = None) -> float:
         """Set the threshold from a calibration sample and return it.
 
         ``strong_share``: send that share of these prompts to the strong target. ``quality``: the
         fewest strong calls whose accuracy is ``quality`` times the all-strong accuracy, judged with
         ``labels`` (cheap target correct) and ``strong_labels`` (strong target correct; default all).
+
+        For a ``per_dollar`` learned strategy the threshold is in expected gain per extra USD and
+        ``quality`` is met at the lowest cost instead. Each prompt's extra cost is priced as the
+        router prices a request: the pair's prices at the prompt's tokens (one user message, the
+        strong target's tokenizer) and ``output_tokens`` answer tokens (one number or one per
+        prompt; default 256, as for a request without ``max_tokens``), unless ``extra_cost`` gives
+        it in USD per prompt.
         """
         if (strong_share is None) == (quality is None):
             raise ConfigError("calibrate needs exactly one of strong_share=... or quality=...")
+        prompts = list(prompts)
+        extra = self._calibration_costs(prompts, output_tokens, extra_cost)
         scores = self.predict(prompts, target=target, embeddings=embeddings)
         if strong_share is not None:
-            threshold = threshold_for_share(scores, strong_share)
+            threshold = threshold_for_share(scores, strong_share, extra_cost=extra)
         else:
             if labels is None:
                 raise ConfigError("calibrate(quality=...) needs labels= (whether the cheap target was correct)")
             assert quality is not None
-            threshold = threshold_for_quality(scores, quality, labels, strong_labels)
+            threshold = threshold_for_quality(scores, quality, labels, strong_labels, extra_cost=extra)
         learned = self.learned
         if isinstance(learned, CostAware):
             learned.bar = threshold
         else:
             learned.threshold = threshold
         return threshold
+
+    def _calibration_costs(self, prompts: list[str], output_tokens: int | Sequence[int] | None,
+                           given: Sequence[float] | np.ndarray | None) -> np.ndarray | None:
+        """Per prompt, USD the strong target costs more (None unless the strategy routes per dollar)."""
+        learned = self.learned
+        if not (isinstance(learned, Learned) and learned.per_dollar):
+            if given is not None or output_tokens is not None:
+                raise ConfigError("extra_cost= and output_tokens= apply only to a learned strategy with "
+                                  "per_dollar=True")
+            return None
+        if given is not None:
+            if output_tokens is not None:
+                raise ConfigError("pass extra_cost= or output_tokens=, not both")
+            extra = np.asarray(given, dtype=np.float64).ravel()
+            if len(extra) != len(prompts):
+                raise ConfigError(f"{len(prompts)} prompts but {len(extra)} extra costs")
+            return extra
+        outputs = _per_prompt(output_tokens, len(prompts))
+        targets = self.targets
+        if len(targets) < 2:
+            raise ConfigError("per-dollar calibration prices each prompt with the router's targets: build the "
+                              "router with Target objects (or put it in a chain first), or pass extra_cost=")
+        by_name = {t.name: t for t in targets}
+        model = by_name[learned.strong].model if learned.strong in by_name else None
+        costs = []
+        for prompt, out in zip(prompts, outputs, strict=True):
+            tokens = count_message_tokens([{"role": "user", "content": prompt}], model)
+            cheap, strong = learned.pair_among(targets, tokens, out)
+            assert cheap is not None and strong is not None
+            costs.append(extra_cost(cheap, strong, tokens, out))
+        return np.asarray(costs, dtype=np.float64)
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -138,6 +186,16 @@ class TrainingMixin:
                 prompts.append(message_text(user[-1]))
                 values.append(labels[row.request_id])
         return prompts, values
+
+
+def _per_prompt(output_tokens: int | Sequence[int] | None, n: int) -> list[int]:
+    """Answer tokens per prompt from one number, one per prompt, or the router's default."""
+    if output_tokens is None:
+        return [DEFAULT_OUTPUT_TOKENS] * n
+    values = [output_tokens] * n if isinstance(output_tokens, (int, np.integer)) else list(output_tokens)
+    if len(values) != n or any(int(v) < 0 for v in values):
+        raise ConfigError(f"output_tokens must be a count >= 0 or one per prompt ({n}), got {output_tokens!r}")
+    return [int(v) for v in values]
 
 
 def _read_any(path: str | Path) -> dict[str, Any]:
