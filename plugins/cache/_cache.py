@@ -395,17 +395,19 @@ class SemanticCache(Plugin):
                 return
             if flush:  # buffered hits are written from a worker thread, one flush at a time
                 self._flushing = True
-                task = asyncio.get_running_loop().create_task(self._call_quietly(self.storage.flush))
-                self._background.add(task)
-                task.add_done_callback(self._flushed)
+                self._in_background(self.storage.flush).add_done_callback(self._flushed)
             return
-        task = asyncio.get_running_loop().create_task(self._call_quietly(self.storage.touch, key, time.time()))
+        self._in_background(self.storage.touch, key, time.time())
+
+    def _in_background(self, fn: Callable[..., Any], *args: Any) -> asyncio.Task[Any]:
+        """Run a store call without waiting for it (failing quietly); ``aclose`` waits for it."""
+        task = asyncio.get_running_loop().create_task(self._call_quietly(fn, *args))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     def _flushed(self, task: asyncio.Task[Any]) -> None:
         self._flushing = False
-        self._background.discard(task)
 
     # -- storing ---------------------------------------------------------------------------
     async def _save(self, request: Request, plan: _Plan, response: Response) -> None:

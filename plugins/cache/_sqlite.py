@@ -110,10 +110,7 @@ class SQLiteStore(Store):
             "(SELECT seq FROM sqlite_sequence WHERE name = 'deletions')").fetchone()
         last = last or 0
         if (first if first is not None else last + 1) > self._deleted + 1 and last > self._deleted:
-            with self._index_lock:  # deletions we never saw were pruned from the log: reload
-                self._groups.clear()
-                self._indexed = 0
-            self._seen = 0
+            self._drop_index()  # deletions we never saw were pruned from the log: reload
         else:
             for key, grp in db.execute("SELECT key, grp FROM deletions WHERE seq > ?", (self._deleted,)):
                 self._index_remove(key, grp)
@@ -124,6 +121,13 @@ class SQLiteStore(Store):
             self._index_add(key, grp, vector_from_bytes(blob))
             self._seen = max(self._seen, seq)
         self._seen = max(self._seen, db.execute("SELECT coalesce(max(seq), 0) FROM entries").fetchone()[0])
+
+    def _drop_index(self) -> None:
+        """Forget every vector; the next ``_sync`` loads the table again from its first row."""
+        with self._index_lock:
+            self._groups.clear()
+            self._indexed = 0
+        self._seen = 0
 
     def _index_add(self, key: str, group: str, vector: np.ndarray | None) -> None:
         if vector is None:
@@ -253,10 +257,7 @@ class SQLiteStore(Store):
             with self._transaction():
                 self._db.execute("DELETE FROM entries")
                 self._db.execute("DELETE FROM deletions")  # other processes see a gap in the log and reload
-            with self._index_lock:
-                self._groups.clear()
-                self._indexed = 0
-            self._seen = 0
+            self._drop_index()
 
     def count(self) -> int:
         with self._lock:
