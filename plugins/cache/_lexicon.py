@@ -98,7 +98,7 @@ NAMED_ENTITIES = COUNTRIES | PLACES | NATURAL_LANGUAGES | PROGRAMMING | ORGANISA
 # Short names that mean the same thing as a longer one ("JS" is JavaScript).
 ALIASES: dict[str, str] = {
     "js": "javascript", "ts": "typescript", "py": "python", "k8s": "kubernetes", "postgres": "postgresql",
-    "golang": "go",
+    "golang": "go", "mac": "macos", "osx": "macos",
 }
 
 # A word and its opposite: a pair that differs only in these asks for a different answer.
@@ -154,15 +154,45 @@ FORMATS: dict[str, str] = {
     **_alias("eli5 like_i'm_five like_im_five", "eli5"),
 }
 
-# Words that negate what follows (contractions are split to "n't" first).
+# Words that negate what follows (contractions are split to "n't" first): the next content
+# words, up to the end of the clause, are read as negated.
 NEGATIONS = _words("""
-not no never none nobody nothing nowhere neither nor without cannot n't non avoid avoiding prevent
-preventing absence absent lack lacking lacks
-skip skips skipping skipped unused unchanged unmodified untouched
+not no never none nobody nothing nowhere neither nor without cannot n't non absence absent lack lacking
+lacks unable unless
 """)
-
-# Verbs that negate when a "from" follows: "stop it from overfitting", "keep them from leaking".
-NEGATING_FROM = _words("stop stops stopping keep keeps keeping")
+# Adjectives that negate their own stem: "unused" says "not used".
+NEGATED_ADJECTIVES: dict[str, str] = {
+    "unused": "used", "unchanged": "changed", "unmodified": "modified", "untouched": "touched",
+}
+# Verbs that keep something from happening: "avoid X", "prevent X", "stop X", "quit X", "skip X".
+# Two texts that each hold one of them may word the same thing differently ("prevent overfitting",
+# "how do I stop it"), so what they govern counts as negated only against a text that holds none.
+PREVENTING = _words("""
+avoid avoids avoided avoiding prevent prevents prevented preventing stop stops stopped stopping quit quits
+quitting skip skips skipped skipping cease ceases refrain keep keeps keeping ignore ignores ignored ignoring
+""")
+# Verbs that negate when a "from" follows: "stop it from overfitting", "keep them from leaking"
+# ("keep" alone means the opposite: it negates only with a "from").
+NEGATING_FROM = _words("stop stops stopping stopped keep keeps keeping kept prevent prevents prevented preventing")
+# Verbs that negate the verb after their "to": "refuses to authorize", "fails to load".
+NEGATING_TO = _words("refuse refuses refused refusing fail fails failed failing")
+# Words right after "not"/"no" that make it no negation: "not only", "not just", "no matter".
+NOT_NEGATING = _words("only just merely simply matter")
+# Words a negation reaches past to the words it negates ("not a valid", "never be compiled").
+SCOPE_SKIP = _words("""
+a an the of to in on at by for from with as into this these those there here it its is are was were be
+been being am do does did have has had i me my you your we us our they them their he him his she her
+can could would should will shall may might must very really quite always even ever yet also too still
+any some all longer more one ones anything something else first ever necessarily actually exactly
+entirely fully completely directly explicitly properly correctly
+""")
+AUXILIARIES = _words("do does did is are was were can could will would should shall has have had must may might")
+QUESTION_WORDS = _words("why how what when where which who whom whose")
+# Words that end the reach of a negation: "leaves that are not oxidized and taste fresh".
+CLAUSE_WORDS = _words("""
+and or but yet so while when whereas because if then which that who whom where although though unless
+until since than
+""")
 
 UNITS: dict[str, str] = {
     **_alias("km kms kilometer kilometers kilometre kilometres", "km"),

@@ -37,9 +37,9 @@ def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, 
 
     A candidate must reach ``threshold`` and pass ``verify``; the closest passing one is the
     pick. It is refused when a question judged different by ``verify`` was closer by more than
-    ``fallthrough`` and has another answer, or when another passing candidate with a different
-    answer is within ``margin`` of it: the query is then ambiguous. Candidates with the same
-    answer never block each other.
+    ``fallthrough`` and has another answer, or when another candidate that ``verify`` passes, with
+    a different answer, is within ``margin`` of it (above the threshold or just under it): the
+    query is then ambiguous. Candidates with the same answer never block each other.
     """
     ranked = sorted(((e, _clip(s)) for e, s in found), key=lambda pair: -pair[1])
     for entry, _ in ranked:
@@ -51,9 +51,11 @@ def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, 
     passing: list[tuple[Entry, float]] = []
     refused: list[tuple[Entry, float]] = []
     refusal = ""
+    below: list[tuple[Entry, float]] = []
     for entry, sim in ranked:
-        if sim < threshold - _EPS:
-            break
+        if sim < threshold - _EPS:  # cannot be served, but may still make the query ambiguous
+            below.append((entry, sim))
+            continue
         verdict = True if verify is None or entry.text == query else verify(query, entry.text)
         if verdict:
             passing.append((entry, sim))
@@ -68,5 +70,10 @@ def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, 
         return Choice(None, best_sim, reason=refusal or "closer_question_differs")
     for other, sim in passing[1:]:
         if best_sim - sim < margin and _answer(other) != answer:
+            return Choice(None, best_sim, reason="ambiguous")
+    for other, sim in below:  # a question just under the threshold counts too
+        if best_sim - sim >= margin:
+            break
+        if _answer(other) != answer and (verify is None or verify(query, other.text)):
             return Choice(None, best_sim, reason="ambiguous")
     return Choice(best, best_sim, "semantic")

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 from . import _lexicon as lx
 
-__all__ = ["READING_FORMAT", "Facts", "lemma", "read_facts"]
+__all__ = ["READING_FORMAT", "Facts", "lemma", "read_facts", "stem"]
 
 #: Stored readings carry this tag and are used only when it matches: change it whenever
 #: ``read_facts`` or the word lists would read some text differently.
-READING_FORMAT = "facts/1"
+READING_FORMAT = "facts/2"
 
 _CONTRACTIONS = ((re.compile(r"\b(can)'t\b", re.I), r"\1 not"), (re.compile(r"\bwon't\b", re.I), "will not"),
                  (re.compile(r"\bshan't\b", re.I), "shall not"), (re.compile(r"n't\b", re.I), " not"))
@@ -43,6 +43,7 @@ _ACRONYM_PLURAL = re.compile(r"[A-Z][A-Z0-9]+s").fullmatch
 _OR_NOT = re.compile(r"\bor not\b", re.I)
 _INTERJECTION = re.compile(r"^\s*(?:yes|no|yeah|nope|sure|ok|okay)\s*[,.!]\s+", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;\n]\s*[\"'“‘(\[]*")
+_CLAUSE_END = re.compile(r"[,.;:!?()\[\]\n]|\s-\s|—")
 _CUES = frozenset({"to", "into", "than", "from", "in", "vs", "versus", "over", "per", "before", "after"})
 _MULTIPLIERS = {"hundred": 100.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 _DATE_CONTEXT = frozenset({"in", "on", "of", "during", "since", "until", "by", "this", "next", "last", "early",
@@ -104,7 +105,11 @@ class Facts:
     entities: tuple[str, ...]
     identifiers: frozenset[str]
     formats: frozenset[str]
-    negated: bool
+    negated: frozenset[str]
+    avoided: frozenset[str]
+    near: frozenset[str]
+    prevents: bool
+    stems: frozenset[str]
     pairs: frozenset[tuple[str, str]]
 
     def to_data(self) -> dict[str, object]:
@@ -112,7 +117,9 @@ class Facts:
         return {"format": READING_FORMAT, "lower": self.lower, "words": sorted(self.words),
                 "numbers": sorted(self.numbers), "units": sorted(self.units), "dates": sorted(self.dates),
                 "entities": list(self.entities), "identifiers": sorted(self.identifiers),
-                "formats": sorted(self.formats), "negated": self.negated, "pairs": sorted(self.pairs)}
+                "formats": sorted(self.formats), "negated": sorted(self.negated),
+                "avoided": sorted(self.avoided), "near": sorted(self.near),
+                "prevents": self.prevents, "stems": sorted(self.stems), "pairs": sorted(self.pairs)}
 
     @classmethod
     def from_data(cls, data: dict[str, object]) -> Facts | None:
@@ -128,7 +135,9 @@ class Facts:
                        units=strings("units"), dates=strings("dates"),
                        entities=tuple(str(x) for x in data["entities"]),  # type: ignore[attr-defined]
                        identifiers=strings("identifiers"), formats=strings("formats"),
-                       negated=bool(data["negated"]), pairs=pairs)
+                       negated=strings("negated"), avoided=strings("avoided"), near=strings("near"),
+                       prevents=bool(data["prevents"]),
+                       stems=strings("stems"), pairs=pairs)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -139,15 +148,19 @@ class _Token:
     low: str
     lem: str
     initial: bool
+    brk: bool = False  # punctuation stands between this token and the one before
 
 
 def _tokens(text: str) -> list[_Token]:
     starts = {m.end() for m in _SENTENCE_END.finditer(text)}
     out: list[_Token] = []
+    end = 0
     for m in _TOKEN.finditer(text):
         raw = m.group(0)
         initial = not out or m.start() in starts
-        out.append(_Token(raw, _bare(raw), lemma(raw), initial))
+        brk = bool(out) and _CLAUSE_END.search(text, end, m.start()) is not None
+        out.append(_Token(raw, _bare(raw), lemma(raw), initial, brk))
+        end = m.end()
     return _join_phrases(out)
 
 
@@ -164,7 +177,7 @@ def _join_phrases(tokens: list[_Token]) -> list[_Token]:
             name = _PHRASES.get(key) or _PHRASES.get((*key[:-1], tokens[i + n - 1].lem))
             if name:
                 raw = " ".join(t.raw for t in tokens[i:i + n])
-                out.append(_Token(raw, name, name, tokens[i].initial))
+                out.append(_Token(raw, name, name, tokens[i].initial, tokens[i].brk))
                 i += n
                 break
         else:
@@ -193,6 +206,8 @@ def _numbers(text: str, tokens: list[_Token]) -> set[str]:
             if part == "second" and (prev == "per" or _is_number(prev)):
                 continue
             if part in _MULTIPLIERS and not (_is_number(prev) or prev in ("a", "one")):
+                continue
+            if part == "zero" and _zero_negates(tokens, i):
                 continue
             if part in lx.NUMBER_WORDS:
                 values.append(lx.NUMBER_WORDS[part])
@@ -307,24 +322,169 @@ def read_facts(text: str) -> Facts:
     formats |= {lx.FORMATS[t.lem] for t in tokens if t.lem in lx.FORMATS}
     units = _units(tokens)
     pairs = _directed_pairs(tokens, entities, units)
-    negated = any((t.low in lx.NEGATIONS or t.low.startswith(("non-", "no-")) or _negating_from(tokens, i))
-                  and not _idiom(tokens, i)
-                  for i, t in enumerate(tokens))
+    negated, avoided, near, prevents = _negations(tokens)
+    stems = {stem(p) for t in tokens if t.low not in lx.SCOPE_SKIP for p in _parts(t.low)}
     return Facts(
         lower=" ".join(text.lower().split()), words=frozenset(words), numbers=frozenset(_numbers(text, tokens)),
         units=frozenset(units), dates=frozenset(_dates(tokens)), entities=tuple(entities),
-        identifiers=frozenset(_identifiers(text)), formats=frozenset(formats), negated=negated,
+        identifiers=frozenset(_identifiers(text)), formats=frozenset(formats), negated=frozenset(negated),
+        avoided=frozenset(avoided), near=frozenset(near), prevents=prevents, stems=frozenset(stems),
         pairs=frozenset(pairs),
     )
 
 
+_PASSIVE = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got"})
 _EASE = frozenset({"simpler", "easier"})
 _FUSS = frozenset({"hassle", "effort", "fuss", "trouble", "difficulty"})
 
 
-def _negating_from(tokens: list[_Token], i: int) -> bool:
-    """"stop X from ...", "keep X from ...": a verb that negates what the "from" introduces."""
-    return tokens[i].low in lx.NEGATING_FROM and any(t.low == "from" for t in tokens[i + 1:i + 5])
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """A cruder form than :func:`lemma`, for matching a negated word with its other forms:
+    "taking"/"take", "compiled"/"compile", "stopped"/"stop" share one."""
+    w = lemma(word)
+    if len(w) > 5 and w.endswith("ing"):
+        w = w[:-3]
+    elif len(w) > 4 and w.endswith("ied"):
+        w = w[:-3] + "y"
+    elif len(w) > 4 and w.endswith("ed"):
+        w = w[:-2]
+    if len(w) > 3 and ((w[-1] == w[-2] and w[-1] not in "lsz") or w.endswith("e")):  # "stopp", "take"
+        w = w[:-1]
+    return w
+
+
+def _parts(word: str) -> list[str]:
+    return [p for p in word.split("-") if p] if "-" in word else [word]
+
+
+def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool]:
+    """What a text negates: the stem of the content word each negation reaches (not past the
+    end of the clause), the stems that a verb like "avoid" or "prevent" governs, and
+    the stems near a negation (the word it reaches and the next), and whether the text holds such a
+    verb."""
+    negated: set[str] = set()
+    near: set[str] = set()
+    avoided: set[str] = set()
+    prevents = False
+    n = len(tokens)
+    for i, t in enumerate(tokens):
+        low = t.low
+        start = i + 1
+        target = negated
+        if low in lx.NEGATED_ADJECTIVES or _un_participle(low):  # "unused", "unoxidized", "unverified"
+            said = stem(lx.NEGATED_ADJECTIVES.get(low) or low[2:])
+            negated.add(said)
+            near.add(said)
+            continue
+        if low.startswith(("non-", "no-")) or (low.startswith("zero-") and _zero_negates(tokens, i)):
+            negated.update(stem(p) for p in _parts(low)[1:])  # "non-toxic", "no-code", "zero-configuration"
+            near.update(stem(p) for p in _parts(low)[1:])
+            continue
+        if low.endswith("-free") and len(low) > 5:  # "gluten-free", "lock-free"
+            negated.update(stem(p) for p in _parts(low)[:-1])
+            near.update(stem(p) for p in _parts(low)[:-1])
+            continue
+        if low == "free" and start < n and tokens[start].low in ("of", "from") and not tokens[start].brk:
+            _reach(tokens, start + 1, negated, near)  # "free of gluten"
+            continue
+        if low in lx.NEGATING_FROM:
+            found = next((k for k in range(i + 1, min(i + 6, n)) if tokens[k].low == "from"), None)
+            if found is not None:  # "stop my dog from barking", "keep them from leaking"
+                prevents = True
+                _reach(tokens, found + 1, avoided, near)
+                continue
+        if low in lx.PREVENTING:
+            if low.startswith("keep"):
+                continue
+            if i and tokens[i - 1].low in _PASSIVE and low.endswith("ed"):
+                prevents = True  # "is ignored", "was skipped": what it governs came before
+                continue
+            prevents, target = True, avoided
+        elif low in lx.NEGATING_TO:
+            if start >= n or tokens[start].low != "to":
+                continue
+            start += 1
+        elif low == "zero":
+            if not _zero_negates(tokens, i):
+                continue
+        elif low not in lx.NEGATIONS or _idiom(tokens, i) or (
+                start < n and tokens[start].low in lx.NOT_NEGATING and not tokens[start].brk):
+            continue
+        _reach(tokens, start, target, near, _inverted(tokens, i))
+        if low == "not" and i and tokens[i - 1].low in _PASSIVE:
+            near.update(_subject(tokens, i - 1, start))
+    return negated, avoided, near, prevents
+
+
+def _subject(tokens: list[_Token], aux: int, start: int) -> list[str]:
+    """In a passive "the tokenizer is not provided", the word before "is" is what is missing,
+    as in "no tokenizer is passed"."""
+    after = next((t for t in tokens[start:start + 3] if t.low not in lx.SCOPE_SKIP), None)
+    if after is None or not (after.low.endswith(("ed", "en")) or after.low in ("set", "put", "kept", "built")):
+        return []
+    for t in reversed(tokens[max(0, aux - 3):aux]):
+        if t.low in lx.CLAUSE_WORDS or t.low in lx.NEGATIONS:
+            return []
+        if t.low not in lx.SCOPE_SKIP:
+            return [stem(p) for p in _parts(t.low)]
+    return []
+
+
+def _un_participle(word: str) -> bool:
+    return len(word) >= 7 and word.startswith("un") and word.endswith("ed") and word.isalpha() and not \
+        word.startswith(("under", "uni", "unt"))
+
+
+def _inverted(tokens: list[_Token], i: int) -> bool:
+    """A question that puts "not" before its subject: "why won't my car start", "doesn't the
+    build pass": the negated word is the verb after the subject, not the subject."""
+    if tokens[i].low != "not" or i + 1 >= len(tokens) or tokens[i + 1].low not in lx.DETERMINERS:
+        return False
+    if i == 0 or tokens[i - 1].low not in lx.AUXILIARIES:
+        return False
+    return tokens[i - 1].initial or (i >= 2 and tokens[i - 2].low in lx.QUESTION_WORDS)
+
+
+def _zero_negates(tokens: list[_Token], i: int) -> bool:
+    """Whether "zero" says "no" ("zero copy", "zero-configuration") rather than a number ("divide
+    by zero", "zero to sixty", "zero-indexed")."""
+    parts = _parts(tokens[i].low)
+    if len(parts) > 1:
+        follower = parts[1]
+    elif i + 1 < len(tokens) and not tokens[i + 1].brk:
+        follower = tokens[i + 1].low
+    else:
+        return False
+    if follower.endswith("ed"):  # "zero-indexed", "zero-padded", "zero-based": the number
+        return False
+    return follower.isalpha() and not _is_number(follower) and follower not in (
+        "to", "and", "or", "point", "percent", "through", "until", "if", "when", "is", "are", "in", "on", "at")
+
+
+def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inverted: bool = False) -> None:
+    """Add the stem(s) of the next content word from ``start``, the word a negation reaches, to
+    ``into``; that word's and the next one's to ``near`` ("without needing a server" is near
+    "server", as "with no server" negates it). ``inverted``: the first content word is the
+    subject of an inverted question, and the word reached is the next one."""
+    taken = 0
+    head = 1 if inverted else 0
+    for t in tokens[start:start + 6]:
+        if t.brk or t.low in lx.CLAUSE_WORDS or t.low in lx.NEGATIONS:
+            return
+        if t.low in lx.SCOPE_SKIP:
+            if taken and t.low in lx.PREPOSITIONS:  # "no effect on Windows": the reach ends
+                return
+            continue
+        stems = [stem(p) for p in _parts(t.low)]
+        if taken == head:
+            into.update(stems)
+        near.update(stems)
+        taken += 1
+        if taken == 2:
+            return
+    if inverted and taken == 1:  # "why can't Python ...": no word after the subject
+        into.update(near & {stem(p) for t in tokens[start:start + 6] for p in _parts(t.low)})
 
 
 def _idiom(tokens: list[_Token], i: int) -> bool:

@@ -11,13 +11,14 @@ format asked for. Rules and word lists were tuned on costmw's own hand-written p
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ._lexicon import NAMED_ENTITIES
-from ._text import Facts, opposites_of, read_facts
+from ._lexicon import NAMED_ENTITIES, SCOPE_SKIP
+from ._text import Facts, opposites_of, read_facts, stem
 
 __all__ = ["CHECKS", "Verdict", "Verifier"]
 
@@ -37,6 +38,9 @@ class Verdict:
 
 
 _OK = Verdict(True)
+_JOINERS = re.compile(r"[\s_\-]+")
+_WORD = re.compile(r"[a-z0-9]+")
+_PRESENT = frozenset({"today"})
 
 
 class Verifier:
@@ -115,10 +119,10 @@ class Verifier:
     @staticmethod
     def _identifier(q: Facts, c: Facts) -> Verdict | None:
         for ident in q.identifiers:
-            if not _mentions(c.lower, ident):
+            if not _names_identifier(c, ident):
                 return Verdict(False, "identifier", ident)
         for ident in c.identifiers:
-            if not _mentions(q.lower, ident):
+            if not _names_identifier(q, ident):
                 return Verdict(False, "identifier", ident)
         return None
 
@@ -130,7 +134,8 @@ class Verifier:
 
     @staticmethod
     def _date(q: Facts, c: Facts) -> Verdict | None:
-        if q.dates != c.dates:
+        # "today" is when a question without a date is asked: "today's most used tokenizers"
+        if q.dates != c.dates and not (q.dates | c.dates == _PRESENT and not (q.dates and c.dates)):
             return Verdict(False, "date", _diff(q.dates, c.dates))
         return None
 
@@ -148,8 +153,23 @@ class Verifier:
 
     @staticmethod
     def _negation(q: Facts, c: Facts) -> Verdict | None:
-        if q.negated != c.negated:
-            return Verdict(False, "negation")
+        """Refuses when one text negates a word the other says without negation: "not safe"
+        against "safe", "without sugar" against "with sugar". When the word negated is not in the
+        other text at all, the word after it counts, unless the other text negates something too:
+        "don't need internet" against "require internet" is refused, while "has no effect" /
+        "is ignored", "without needing a server" / "with no server" and "won't start" / "does not
+        start" pass."""
+        for a, b in ((q, c), (c, q)):
+            reached = a.negated if b.prevents else a.negated | a.avoided
+            if not reached or a.near & b.near:  # nothing negated, or both negate around the same words
+                continue
+            for said in sorted(reached):
+                if said in b.stems and said not in b.near:
+                    return Verdict(False, "negation", said)
+            if not (b.negated or b.avoided) and not (reached & b.stems):
+                for said in sorted(a.near - reached):
+                    if said in b.stems:
+                        return Verdict(False, "negation", said)
         return None
 
     @staticmethod
@@ -179,6 +199,27 @@ def _named_in(entity: str, other: Facts) -> bool:
     if entity in NAMED_ENTITIES or len(entity) < 4:
         return False
     return any(len(w) >= 4 and w not in NAMED_ENTITIES and (entity in w or w in entity) for w in other.words)
+
+
+def _names_identifier(other: Facts, ident: str) -> bool:
+    """Whether ``other`` names ``ident``: verbatim; or, for ``owner.specific_name``, by its last
+    part alone when that part is specific (an underscore, or 8 letters or more) and ``other``
+    gives it no other owner; a quoted ``DatasetBuilder`` as "dataset builder"; a quoted phrase of
+    three words or more by its content words."""
+    if _mentions(other.lower, ident):
+        return True
+    base = ident[:-2] if ident.endswith("()") else ident
+    if "." in base and not any(c in base for c in "/@ \\"):
+        last = base.rsplit(".", 1)[1]
+        if ("_" in last or len(last) >= 8) and (_mentions(other.lower, last) or _mentions(other.lower, last + "()")):
+            return not any(o != ident and o.removesuffix("()").endswith("." + last) for o in other.identifiers)
+        return False
+    if base.isalpha() and len(base) >= 8:
+        return base in _JOINERS.sub("", other.lower)
+    words = [w for w in _WORD.findall(base) if w not in SCOPE_SKIP]
+    if len(_WORD.findall(base)) >= 3 and words:
+        return all(stem(w) in other.stems for w in words)
+    return False
 
 
 def _mentions(text: str, ident: str) -> bool:

@@ -62,3 +62,14 @@ def test_a_refused_closer_question_with_the_same_answer_does_not_block() -> None
     closer = entry("a", "What is the capital of Germany?", "same answer")
     farther = entry("b", "capital of France", "same answer")
     assert pick([(closer, 0.97), (farther, 0.85)], verify=Verifier()).entry is farther
+
+
+def test_a_rival_just_under_the_threshold_still_makes_the_query_ambiguous() -> None:
+    best, rival = entry("a", "capital of France"), entry("b", "France capital city")
+    assert pick([(best, 0.81), (rival, 0.795)]).reason == "ambiguous"
+    assert pick([(best, 0.81), (rival, 0.78)]).entry is best  # outside the margin
+    same = entry("c", "France's capital", answer="re: capital of France")
+    assert pick([(best, 0.81), (same, 0.795)]).entry is best  # the same answer never blocks
+    refused = Verifier()
+    germany = entry("d", "capital of Germany")
+    assert pick([(best, 0.81), (germany, 0.795)], verify=refused).entry is best  # judged different

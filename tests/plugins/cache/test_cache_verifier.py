@@ -128,3 +128,70 @@ def test_the_quick_identifier_hint_never_hides_an_identifier(text: str) -> None:
         assert _text._IDENT_HINT(text)
     if _text._QUOTED.search(text):
         assert _text._QUOTE_HINT(text)
+
+
+# -- negation is read as what it negates, not as a yes/no flag per text --------------------
+@pytest.mark.parametrize(("a", "b"), [
+    ("Which countries don't use the euro?", "Which countries use the euro?"),
+    ("Which apps don't need an internet connection?", "Which apps require an internet connection?"),
+    ("How do I stop my laptop from overheating?", "Why is my laptop overheating?"),
+    ("Which cereals are gluten-free?", "Which cereals contain gluten?"),
+    ("Why won't my car start in the cold?", "Why does my car start fine in the cold?"),
+    ("Which foods are not allowed on a keto diet?", "Which foods are allowed on a keto diet?"),
+    ("What should I avoid eating before bed?", "What should I eat before bed?"),
+])
+def test_refuses_a_negated_look_alike(verifier: Verifier, a: str, b: str) -> None:
+    for x, y in ((a, b), (b, a)):
+        verdict = verifier(x, y)
+        assert not verdict and verdict.reason == "negation", (x, y, verdict)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Why won't my car start?", "Why does my car not start?"),
+    ("This option has no effect on Windows.", "This option is ignored on Windows."),
+    ("The server refuses to accept uploads larger than 10 MB.",
+     "The server will not accept uploads larger than 10 MB."),
+    ("The package has zero dependencies.", "The package has no dependencies."),
+    ("Unused imports should be removed.", "Imports that are not used should be removed."),
+    ("How do I avoid merge conflicts in git?", "How can I prevent merge conflicts in git?"),
+    ("If a tokenizer is not provided, the default tokenizer of the model is used.",
+     "The model's default tokenizer is used when no tokenizer is passed."),
+    ("Green tea comes from leaves that are not oxidized.", "Green tea is made from unoxidized leaves."),
+    ("Transformers.js executes models right in the browser without needing a server.",
+     "Transformers.js runs models directly in the browser with no server."),
+    ("It is not only fast but also cheap.", "It is fast and also cheap."),
+])
+def test_lets_a_negation_in_other_words_through(verifier: Verifier, a: str, b: str) -> None:
+    assert verifier(a, b), verifier(a, b)
+    assert verifier(b, a), verifier(b, a)
+
+
+def test_zero_is_a_number_unless_it_says_no(verifier: Verifier) -> None:
+    assert verifier("Safetensors loads tensors with zero copy.", "Safetensors loads tensors without copying.")
+    assert verifier("What happens when you divide by zero?", "What happens when you divide by two?").reason == "number"
+    assert verifier("Is the list zero-indexed?", "Is the list one-indexed?").reason == "number"
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("How do I call datasets.load_dataset() with a local CSV file?",
+     "How do I use load_dataset() to load a local CSV file?", True),
+    ("What is the `DatasetBuilder` class used for?", "What is the dataset builder class used for?", True),
+    ('What does the guide "how to share a dataset on the Hub" explain?',
+     "What does the guide on how to share a dataset to the Hub explain?", True),
+    ("What does np.sum do?", "What does torch.sum do?", False),
+    ("What does pandas.read_csv return?", "What does polars.read_csv return?", False),
+    ("What is the `DatasetBuilder` class?", "What is the `DatasetDict` class?", False),
+    ("How do I read config.yaml in Python?", "How do I read yaml in Python?", False),
+])
+def test_an_identifier_may_be_named_in_other_words(verifier: Verifier, a: str, b: str, same: bool) -> None:
+    assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
+
+
+def test_a_stored_reading_of_an_older_format_is_read_again() -> None:
+    from costmw.plugins.cache._text import READING_FORMAT, read_facts
+
+    fresh = Verifier()
+    old = {**read_facts("Which foods are not safe for dogs?").to_data(), "format": "facts/1", "negated": True}
+    assert READING_FORMAT != "facts/1"
+    assert not fresh.remember("Which foods are not safe for dogs?", old)
+    assert not fresh("Which foods are safe for dogs?", "Which foods are not safe for dogs?")
