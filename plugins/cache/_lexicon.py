@@ -164,6 +164,13 @@ lacks unable unless
 NEGATED_ADJECTIVES: dict[str, str] = {
     "unused": "used", "unchanged": "changed", "unmodified": "modified", "untouched": "touched",
 }
+# Words that look like "un-" or "-less" words but negate nothing.
+NOT_AFFIXED = _words("""
+unless unix unity unison unleash unravel unbox unlike unfold unveil unparalleled unprecedented
+nevertheless nonetheless regardless doubtless endless countless seamless effortless timeless harmless
+pointless careless reckless relentless ruthless hopeless restless priceless flawless tireless spotless
+needless
+""")
 # Verbs that keep something from happening: "avoid X", "prevent X", "stop X", "quit X", "skip X".
 # Two texts that each hold one of them may word the same thing differently ("prevent overfitting",
 # "how do I stop it"), so what they govern counts as negated only against a text that holds none.

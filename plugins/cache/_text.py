@@ -109,6 +109,8 @@ class Facts:
     avoided: frozenset[str]
     near: frozenset[str]
     prevents: bool
+    cued: bool
+    negates: bool
     stems: frozenset[str]
     pairs: frozenset[tuple[str, str]]
 
@@ -119,7 +121,8 @@ class Facts:
                 "entities": list(self.entities), "identifiers": sorted(self.identifiers),
                 "formats": sorted(self.formats), "negated": sorted(self.negated),
                 "avoided": sorted(self.avoided), "near": sorted(self.near),
-                "prevents": self.prevents, "stems": sorted(self.stems), "pairs": sorted(self.pairs)}
+                "prevents": self.prevents, "cued": self.cued, "negates": self.negates,
+                "stems": sorted(self.stems), "pairs": sorted(self.pairs)}
 
     @classmethod
     def from_data(cls, data: dict[str, object]) -> Facts | None:
@@ -136,7 +139,8 @@ class Facts:
                        entities=tuple(str(x) for x in data["entities"]),  # type: ignore[attr-defined]
                        identifiers=strings("identifiers"), formats=strings("formats"),
                        negated=strings("negated"), avoided=strings("avoided"), near=strings("near"),
-                       prevents=bool(data["prevents"]),
+                       prevents=bool(data["prevents"]), cued=bool(data["cued"]),
+                       negates=bool(data["negates"]),
                        stems=strings("stems"), pairs=pairs)
         except (KeyError, TypeError, ValueError):
             return None
@@ -322,17 +326,21 @@ def read_facts(text: str) -> Facts:
     formats |= {lx.FORMATS[t.lem] for t in tokens if t.lem in lx.FORMATS}
     units = _units(tokens)
     pairs = _directed_pairs(tokens, entities, units)
-    negated, avoided, near, prevents = _negations(tokens)
+    negated, avoided, near, prevents, cued = _negations(tokens)
+    negates = bool(negated or avoided or prevents) or any(t.low in lx.NEGATIONS for t in tokens)
     stems = {stem(p) for t in tokens if t.low not in lx.SCOPE_SKIP for p in _parts(t.low)}
     return Facts(
         lower=" ".join(text.lower().split()), words=frozenset(words), numbers=frozenset(_numbers(text, tokens)),
         units=frozenset(units), dates=frozenset(_dates(tokens)), entities=tuple(entities),
         identifiers=frozenset(_identifiers(text)), formats=frozenset(formats), negated=frozenset(negated),
-        avoided=frozenset(avoided), near=frozenset(near), prevents=prevents, stems=frozenset(stems),
+        avoided=frozenset(avoided), near=frozenset(near), prevents=prevents, cued=cued, negates=negates,
+        stems=frozenset(stems),
         pairs=frozenset(pairs),
     )
 
 
+_ADJECTIVE_ENDS = ("ed", "able", "ible", "ful", "al", "ic", "y", "ive", "ent", "ant", "ous", "ar", "ure", "ate",
+                   "own", "ear", "ean", "afe")
 _PASSIVE = frozenset({"is", "are", "was", "were", "be", "been", "being", "get", "gets", "got"})
 _EASE = frozenset({"simpler", "easier"})
 _FUSS = frozenset({"hassle", "effort", "fuss", "trouble", "difficulty"})
@@ -358,11 +366,13 @@ def _parts(word: str) -> list[str]:
     return [p for p in word.split("-") if p] if "-" in word else [word]
 
 
-def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool]:
+def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool, bool]:
     """What a text negates: the stem of the content word each negation reaches (not past the
     end of the clause), the stems that a verb like "avoid" or "prevent" governs, and
-    the stems near a negation (the word it reaches and the next), and whether the text holds such a
-    verb."""
+    the stems near a negation (the word it reaches and the next), whether the text holds such a
+    verb, and whether a negating word ("not", "without", "avoid", ...) reached anything, as opposed
+    to words that negate their own stem only ("unused", "serverless", "gluten-free")."""
+    cued = False
     negated: set[str] = set()
     near: set[str] = set()
     avoided: set[str] = set()
@@ -372,10 +382,10 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
         low = t.low
         start = i + 1
         target = negated
-        if low in lx.NEGATED_ADJECTIVES or _un_participle(low):  # "unused", "unoxidized", "unverified"
-            said = stem(lx.NEGATED_ADJECTIVES.get(low) or low[2:])
-            negated.add(said)
-            near.add(said)
+        root = lx.NEGATED_ADJECTIVES.get(low) or (None if low in lx.NEGATIONS else _negated_root(low))
+        if root:  # "unused", "unhealthy", "serverless", "fanless"
+            negated.add(stem(root))
+            near.add(stem(root))
             continue
         if low.startswith(("non-", "no-")) or (low.startswith("zero-") and _zero_negates(tokens, i)):
             negated.update(stem(p) for p in _parts(low)[1:])  # "non-toxic", "no-code", "zero-configuration"
@@ -386,13 +396,13 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
             near.update(stem(p) for p in _parts(low)[:-1])
             continue
         if low == "free" and start < n and tokens[start].low in ("of", "from") and not tokens[start].brk:
-            _reach(tokens, start + 1, negated, near)  # "free of gluten"
+            cued = _reach(tokens, start + 1, negated, near) or cued  # "free of gluten"
             continue
         if low in lx.NEGATING_FROM:
             found = next((k for k in range(i + 1, min(i + 6, n)) if tokens[k].low == "from"), None)
             if found is not None:  # "stop my dog from barking", "keep them from leaking"
                 prevents = True
-                _reach(tokens, found + 1, avoided, near)
+                cued = _reach(tokens, found + 1, avoided, near) or cued
                 continue
         if low in lx.PREVENTING:
             if low.startswith("keep"):
@@ -411,10 +421,10 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
         elif low not in lx.NEGATIONS or _idiom(tokens, i) or (
                 start < n and tokens[start].low in lx.NOT_NEGATING and not tokens[start].brk):
             continue
-        _reach(tokens, start, target, near, _inverted(tokens, i))
+        cued = _reach(tokens, start, target, near, _inverted(tokens, i)) or cued
         if low == "not" and i and tokens[i - 1].low in _PASSIVE:
             near.update(_subject(tokens, i - 1, start))
-    return negated, avoided, near, prevents
+    return negated, avoided, near, prevents, cued
 
 
 def _subject(tokens: list[_Token], aux: int, start: int) -> list[str]:
@@ -431,9 +441,17 @@ def _subject(tokens: list[_Token], aux: int, start: int) -> list[str]:
     return []
 
 
-def _un_participle(word: str) -> bool:
-    return len(word) >= 7 and word.startswith("un") and word.endswith("ed") and word.isalpha() and not \
-        word.startswith(("under", "uni", "unt"))
+def _negated_root(word: str) -> str | None:
+    """The word that an "un-" adjective or a "-less" word negates: "unhealthy" -> "healthy",
+    "serverless" -> "server". Verbs such as "unpack" or "uninstall" reverse rather than negate
+    (the direction check compares those)."""
+    if len(word) < 6 or not word.isalpha() or word in lx.NOT_AFFIXED:
+        return None
+    if word.startswith("un") and not word.startswith(("under", "uni", "unt")) and word.endswith(_ADJECTIVE_ENDS):
+        return word[2:]
+    if word.endswith("less") and len(word) >= 7:
+        return word[:-4]
+    return None
 
 
 def _inverted(tokens: list[_Token], i: int) -> bool:
@@ -462,19 +480,20 @@ def _zero_negates(tokens: list[_Token], i: int) -> bool:
         "to", "and", "or", "point", "percent", "through", "until", "if", "when", "is", "are", "in", "on", "at")
 
 
-def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inverted: bool = False) -> None:
+def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inverted: bool = False) -> bool:
     """Add the stem(s) of the next content word from ``start``, the word a negation reaches, to
     ``into``; that word's and the next one's to ``near`` ("without needing a server" is near
     "server", as "with no server" negates it). ``inverted``: the first content word is the
-    subject of an inverted question, and the word reached is the next one."""
+    subject of an inverted question, and the word reached is the next one. True when it reached
+    a word."""
     taken = 0
     head = 1 if inverted else 0
     for t in tokens[start:start + 6]:
         if t.brk or t.low in lx.CLAUSE_WORDS or t.low in lx.NEGATIONS:
-            return
+            return taken > head
         if t.low in lx.SCOPE_SKIP:
             if taken and t.low in lx.PREPOSITIONS:  # "no effect on Windows": the reach ends
-                return
+                return taken > head
             continue
         stems = [stem(p) for p in _parts(t.low)]
         if taken == head:
@@ -482,9 +501,10 @@ def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inv
         near.update(stems)
         taken += 1
         if taken == 2:
-            return
+            return True
     if inverted and taken == 1:  # "why can't Python ...": no word after the subject
         into.update(near & {stem(p) for t in tokens[start:start + 6] for p in _parts(t.low)})
+    return taken > 0
 
 
 def _idiom(tokens: list[_Token], i: int) -> bool:

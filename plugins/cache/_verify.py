@@ -153,16 +153,19 @@ class Verifier:
 
     @staticmethod
     def _negation(q: Facts, c: Facts) -> Verdict | None:
-        """Refuses when one text negates a word the other says without negation: "not safe"
-        against "safe", "without sugar" against "with sugar". When the word negated is not in the
-        other text at all, the word after it counts, unless the other text negates something too:
-        "don't need internet" against "require internet" is refused, while "has no effect" /
-        "is ignored", "without needing a server" / "with no server" and "won't start" / "does not
-        start" pass."""
+        """Refuses when one text negates and the other does not negate at all ("must not be
+        taken with alcohol" / "safe to take with alcohol"), or negates a word the other says
+        plainly ("not safe" / "safe"), or, when the negated word is missing from the other text
+        and that text negates nothing near it, the word after it is there ("don't need
+        internet" / "require internet"). Texts that negate the same words, each in its own way,
+        pass: "has no effect" / "is ignored", "without needing a server" / "with no server",
+        "won't start" / "does not start"."""
         for a, b in ((q, c), (c, q)):
             reached = a.negated if b.prevents else a.negated | a.avoided
             if not reached or a.near & b.near:  # nothing negated, or both negate around the same words
                 continue
+            if a.cued and not b.negates:  # only one of the two texts negates at all
+                return Verdict(False, "negation", f"{min(reached)} negated in one text only")
             for said in sorted(reached):
                 if said in b.stems and said not in b.near:
                     return Verdict(False, "negation", said)

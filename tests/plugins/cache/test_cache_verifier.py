@@ -139,6 +139,8 @@ def test_the_quick_identifier_hint_never_hides_an_identifier(text: str) -> None:
     ("Why won't my car start in the cold?", "Why does my car start fine in the cold?"),
     ("Which foods are not allowed on a keto diet?", "Which foods are allowed on a keto diet?"),
     ("What should I avoid eating before bed?", "What should I eat before bed?"),
+    ("Which medicines must not be taken with alcohol?", "Which medicines are safe to take with alcohol?"),
+    ("Which plants don't need much sunlight?", "Which plants love lots of sunlight?"),
 ])
 def test_refuses_a_negated_look_alike(verifier: Verifier, a: str, b: str) -> None:
     for x, y in ((a, b), (b, a)):
@@ -160,6 +162,8 @@ def test_refuses_a_negated_look_alike(verifier: Verifier, a: str, b: str) -> Non
     ("Transformers.js executes models right in the browser without needing a server.",
      "Transformers.js runs models directly in the browser with no server."),
     ("It is not only fast but also cheap.", "It is fast and also cheap."),
+    ("Which foods are not healthy?", "Which foods are unhealthy?"),
+    ("Which laptops have no fan?", "Which laptops are fanless?"),
 ])
 def test_lets_a_negation_in_other_words_through(verifier: Verifier, a: str, b: str) -> None:
     assert verifier(a, b), verifier(a, b)
