@@ -79,6 +79,10 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
 
 
+#: Seconds a hold on a tenant's budget lasts when its call is never recorded.
+HOLD_S = 600.0
+
+
 class Ledger:
     """Where every call is written down. Thread-safe; a failure to write never fails a call."""
 
@@ -90,6 +94,7 @@ class Ledger:
         self._db: sqlite3.Connection | None = None
         self._spend: dict[str, list[tuple[float, float]]] = defaultdict(list)
         self._feedback: list[dict[str, Any]] = []
+        self._held: dict[str, tuple[str, float, float]] = {}  # request id -> (tenant, usd, since)
         self.write_errors = 0
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +129,8 @@ class Ledger:
         return row
 
     def record(self, row: LedgerRow) -> None:
+        with self._lock:  # the call's own row replaces what was held for it, in one step
+            self._held.pop(row.request_id, None)
         try:
             with self._lock:
                 if row.tenant is not None or row.cost_usd:
@@ -138,6 +145,26 @@ class Ledger:
             self.write_errors += 1
             if self.write_errors == 1:
                 log.warning("costmw ledger could not write a row (further errors counted only): %s", exc)
+
+    def hold(self, request_id: str, tenant: str | None, usd: float) -> None:
+        """Count ``usd`` as spent by ``tenant`` while the call ``request_id`` is in flight: until its
+        row is recorded, :meth:`release` is called, or ``HOLD_S`` seconds pass. Budgets add what is
+        held to what was spent, so concurrent calls cannot all pass a limit that only one fits."""
+        with self._lock:
+            self._held[request_id] = (tenant or "", max(0.0, float(usd)), time.time())
+
+    def release(self, request_id: str) -> None:
+        """Stop counting what :meth:`hold` held for ``request_id`` (a call that was never made)."""
+        with self._lock:
+            self._held.pop(request_id, None)
+
+    def held(self, tenant: str | None) -> float:
+        """USD held for ``tenant``'s calls in flight (see :meth:`hold`)."""
+        key, now = tenant or "", time.time()
+        with self._lock:
+            for rid in [r for r, (_, _, since) in self._held.items() if now - since > HOLD_S]:
+                del self._held[rid]  # a call that was never recorded (its process gave up on it)
+            return sum(usd for who, usd, _ in self._held.values() if who == key)
 
     def add_feedback(self, request_id: str, good: bool, note: str = "") -> None:
         item = {"ts": time.time(), "request_id": request_id, "good": bool(good), "note": note}

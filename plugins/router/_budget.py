@@ -26,7 +26,8 @@ class Budget:
     ``hour``, ``day``, ``week`` or ``month`` (calendar periods in UTC) or a number of seconds (a
     rolling window). ``action="downgrade"`` sends over-budget requests only to ``downgrade_to``
     (default: the cheapest target); ``action="refuse"`` raises :class:`costmw.BudgetExceeded`.
-    Spend is what the ledger has recorded, so calls still in flight are counted when they finish.
+    Spend is what the ledger has recorded plus what it holds for calls still in flight (the
+    router holds each call's estimated cost until the call is recorded).
     """
 
     limit_usd: float | None = None
@@ -89,5 +90,5 @@ class Budget:
         limit = self.limit_for(tenant)
         if limit is None:
             return None
-        spent = ledger.spend(tenant or None, since=self.period_start())
+        spent = ledger.spend(tenant or None, since=self.period_start()) + ledger.held(tenant or None)
         return (spent, limit) if spent >= limit else None

@@ -107,8 +107,12 @@ class ModelRouter(TrainingMixin, Plugin):
         return list(self._targets)
 
     # -- deciding ----------------------------------------------------------------------
-    async def route(self, request: Request) -> tuple[Route, RouteContext]:
-        """Decide where ``request`` goes (no call is made); raises BudgetExceeded or NoTargetError."""
+    async def route(self, request: Request, *, hold: bool = False) -> tuple[Route, RouteContext]:
+        """Decide where ``request`` goes (no call is made); raises BudgetExceeded or NoTargetError.
+
+        ``hold``: with a budget, count the call's estimated cost as spent by its tenant until the
+        chain records the call (what serving a request does), so that concurrent calls see it.
+        """
         targets = self.targets
         if not targets:
             raise NoTargetError("model_router has no targets", request=request)
@@ -129,7 +133,7 @@ class ModelRouter(TrainingMixin, Plugin):
             allowed = cooling
             for t in cooling:
                 excluded.pop(t.name, None)
-        allowed, budget_note = self._apply_budget(request, allowed, excluded)
+        allowed, budget_note = self._apply_budget(request, allowed, excluded, hold)
         if not allowed:
             reasons = "; ".join(f"{n}: {why}" for n, why in excluded.items())
             raise NoTargetError(f"no target can serve this request ({reasons})", request=request)
@@ -138,16 +142,23 @@ class ModelRouter(TrainingMixin, Plugin):
         assert route is not None
         for name, why in excluded.items():
             route.rejected.setdefault(name, why)
+        if hold and self.budget is not None and self._chain is not None:  # now the estimate of what was chosen
+            chosen = [route.target] + ([route.escalate_to] if route.escalate_to is not None else [])
+            self._chain.ledger.hold(request.id, request.tenant, _estimate(chosen, ctx))
         if budget_note:
             request.context.remember(("router", "budget"), budget_note)
         return route, ctx
 
-    def _apply_budget(self, request: Request, allowed: list[Target],
-                      excluded: dict[str, str]) -> tuple[list[Target], dict[str, Any] | None]:
+    def _apply_budget(self, request: Request, allowed: list[Target], excluded: dict[str, str],
+                      hold: bool = False) -> tuple[list[Target], dict[str, Any] | None]:
         if self.budget is None or self._chain is None or not allowed:
             return allowed, None
-        over = self.budget.over(self._chain.ledger, request.tenant)
+        ledger = self._chain.ledger
+        over = self.budget.over(ledger, request.tenant)
         if over is None:
+            if hold:  # at once, before any await: the dearest this call can cost, until it is routed
+                ctx = RouteContext(request, allowed, {}, allowed)
+                ledger.hold(request.id, request.tenant, _estimate(allowed, ctx, dearest=True))
             return allowed, None
         spent, limit = over
         tenant = request.tenant or ""
@@ -167,6 +178,8 @@ class ModelRouter(TrainingMixin, Plugin):
             if t not in keep:
                 excluded[t.name] = f"over budget: {message}"
         self.counts["downgraded"] += 1
+        if hold:
+            ledger.hold(request.id, request.tenant, _estimate(keep, ctx, dearest=True))
         return keep, note
 
     def _order(self, route: Route, ctx: RouteContext) -> list[Target]:
@@ -176,7 +189,7 @@ class ModelRouter(TrainingMixin, Plugin):
 
     # -- serving -----------------------------------------------------------------------
     async def handle(self, request: Request, call_next: CallNext) -> Response:
-        route, ctx = await self.route(request)
+        route, ctx = await self.route(request, hold=True)
         out = Outcome()
         if route.escalate_to is not None:
             rest = [t for t in self._order(route, ctx)[1:] if t is not route.escalate_to]
@@ -186,7 +199,7 @@ class ModelRouter(TrainingMixin, Plugin):
         return self._account(request, route, response, out)
 
     async def astream(self, request: Request, call_next: StreamNext) -> AsyncIterator[Chunk]:
-        route, ctx = await self.route(request)
+        route, ctx = await self.route(request, hold=True)
         out = Outcome()
         if route.escalate_to is not None:
             rest = [t for t in self._order(route, ctx)[1:] if t is not route.escalate_to]
@@ -276,3 +289,12 @@ class ModelRouter(TrainingMixin, Plugin):
     def __repr__(self) -> str:
         names = [t.name if isinstance(t, Target) else t for t in self._specs]
         return f"ModelRouter(targets={names}, strategy={self.strategy!r})"
+
+
+def _estimate(targets: list[Target], ctx: RouteContext, dearest: bool = False) -> float:
+    """Estimated USD of one call to each of ``targets`` (a cascade may call both), or of the
+    dearest one; targets without a price count 0."""
+    costs = [c for t in targets if (c := estimated_cost(t, ctx.prompt_tokens, ctx.output_tokens)) is not None]
+    if not costs:
+        return 0.0
+    return max(costs) if dearest else sum(costs)

@@ -12,7 +12,7 @@ from costmw.adapters import MockTarget
 from costmw.plugins import ModelRouter
 from costmw.plugins.router import Budget
 
-from costmw import BudgetExceeded, Chain, ConfigError
+from costmw import BudgetExceeded, Chain, ConfigError, TargetError
 
 
 def spend(chain: Chain, tenant: str, times: int = 1) -> None:
@@ -87,3 +87,65 @@ def test_bad_budgets_fail_fast(cheap: MockTarget) -> None:
     with pytest.raises(ConfigError, match=">= 0"):
         Budget(limit_usd=-1)
     assert Budget.coerce(2.5) == Budget(limit_usd=2.5)
+
+
+def test_calls_in_flight_count_against_the_budget(make_chain: Callable[..., Chain]) -> None:
+    """Ten concurrent calls against a limit that fits about two: the first calls hold their
+    estimated cost while in flight, so the rest are refused instead of all passing a budget that
+    none of them has spent yet."""
+    import asyncio
+
+    slow = MockTarget(lambda r: "ok", name="strong", price=(10.0, 30.0), latency=0.2)
+    chain = make_chain(ModelRouter([slow], budget={"limit_usd": 0.02, "action": "refuse"}))
+
+    async def one() -> str:
+        try:
+            await chain.acomplete(ask("spend some money " * 20), model="strong", metadata={"tenant": "acme"})
+            return "served"
+        except BudgetExceeded:
+            return "refused"
+
+    async def burst() -> list[str]:
+        return list(await asyncio.gather(*(one() for _ in range(10))))
+
+    outcomes = asyncio.run(burst())
+    assert 1 <= outcomes.count("served") <= 3 and outcomes.count("refused") >= 7
+    assert len(slow.calls) == outcomes.count("served")
+    assert chain.ledger.held("acme") == 0.0  # every hold ended with its call's row
+    assert chain.ledger.spend("acme") < 0.02  # the mock answers in few tokens: the estimate was generous
+
+
+def test_a_hold_ends_when_the_call_fails_and_expires_when_never_recorded(make_chain: Callable[..., Chain]) -> None:
+    from costmw import _ledger
+
+    def broken(r: object) -> str:
+        raise RuntimeError("upstream down")
+
+    failing = MockTarget(broken, name="strong", price=(10.0, 30.0))
+    chain = make_chain(ModelRouter([failing], budget={"limit_usd": 1.0}, retries=0))
+    with pytest.raises(TargetError):
+        chain.complete(ask("hello"), model="strong", metadata={"tenant": "acme"})
+    assert chain.ledger.held("acme") == 0.0
+    chain.ledger.hold("lost-call", "acme", 0.5)
+    assert chain.ledger.held("acme") == 0.5 and chain.ledger.held("other") == 0.0
+    old = _ledger.HOLD_S
+    _ledger.HOLD_S = 0.0
+    try:
+        time.sleep(0.01)
+        assert chain.ledger.held("acme") == 0.0
+    finally:
+        _ledger.HOLD_S = old
+
+
+def test_routing_without_serving_holds_nothing(make_chain: Callable[..., Chain], cheap: MockTarget,
+                                               strong: MockTarget) -> None:
+    import asyncio
+
+    from costmw import Request
+
+    router = ModelRouter([cheap, strong], budget={"limit_usd": 1.0})
+    chain = make_chain(router)
+    chain.complete(ask("warm up"), model="strong", metadata={"tenant": "acme"})
+    request = Request.create(ask("explain only"), "strong", metadata={"tenant": "acme"})
+    asyncio.run(router.route(request))
+    assert chain.ledger.held("acme") == 0.0
