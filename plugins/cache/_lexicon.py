@@ -81,7 +81,15 @@ opensearch kafka rabbitmq spark hadoop airflow dbt snowflake bigquery clickhouse
 git github gitlab bitbucket jenkins circleci travis webpack vite babel eslint prettier npm yarn pnpm pip
 conda poetry cargo maven gradle cmake make bazel linux ubuntu debian fedora centos windows macos mac ios
 android unix freebsd excel word powerpoint outlook chrome firefox safari edge vscode vim emacs intellij
-pycharm jupyter colab aws azure gcp s3 ec2 lambda heroku vercel netlify cloudflare
+pycharm jupyter colab aws azure gcp s3 ec2 lambda heroku vercel netlify cloudflare jwt json_web_token
+oauth
+""")
+
+# Acronyms of everyday technical nouns: used as a modifier ("an HTTP status code") they name no one
+# thing, so a text that says "a 201 status code" without it asks the same.
+GENERIC_ACRONYMS = _words("""
+http https ftp api apis url urls uri rest cpu gpu tpu ram rom ssd hdd os ui ux id ids faq dns tcp udp
+ip ssh ssl tls vpn lan wan cli gui ide sdk orm cdn db ml ai llm llms nlp pdf smtp imap
 """)
 
 ORGANISATIONS = _words("""
@@ -98,7 +106,7 @@ NAMED_ENTITIES = COUNTRIES | PLACES | NATURAL_LANGUAGES | PROGRAMMING | ORGANISA
 # Short names that mean the same thing as a longer one ("JS" is JavaScript).
 ALIASES: dict[str, str] = {
     "js": "javascript", "ts": "typescript", "py": "python", "k8s": "kubernetes", "postgres": "postgresql",
-    "golang": "go", "mac": "macos", "osx": "macos",
+    "golang": "go", "mac": "macos", "osx": "macos", "json_web_token": "jwt",
 }
 
 # A word and its opposite: a pair that differs only in these asks for a different answer.

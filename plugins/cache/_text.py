@@ -103,6 +103,7 @@ class Facts:
     units: frozenset[str]
     dates: frozenset[str]
     entities: tuple[str, ...]
+    modifiers: frozenset[str]  # everyday acronyms used as modifiers: "an HTTP status code"
     identifiers: frozenset[str]
     formats: frozenset[str]
     negated: frozenset[str]
@@ -118,7 +119,8 @@ class Facts:
         """Plain JSON data (sorted lists), tagged with :data:`READING_FORMAT`."""
         return {"format": READING_FORMAT, "lower": self.lower, "words": sorted(self.words),
                 "numbers": sorted(self.numbers), "units": sorted(self.units), "dates": sorted(self.dates),
-                "entities": list(self.entities), "identifiers": sorted(self.identifiers),
+                "entities": list(self.entities), "modifiers": sorted(self.modifiers),
+                "identifiers": sorted(self.identifiers),
                 "formats": sorted(self.formats), "negated": sorted(self.negated),
                 "avoided": sorted(self.avoided), "near": sorted(self.near),
                 "prevents": self.prevents, "cued": self.cued, "negates": self.negates,
@@ -137,6 +139,7 @@ class Facts:
             return cls(lower=str(data["lower"]), words=strings("words"), numbers=strings("numbers"),
                        units=strings("units"), dates=strings("dates"),
                        entities=tuple(str(x) for x in data["entities"]),  # type: ignore[attr-defined]
+                       modifiers=strings("modifiers"),
                        identifiers=strings("identifiers"), formats=strings("formats"),
                        negated=strings("negated"), avoided=strings("avoided"), near=strings("near"),
                        prevents=bool(data["prevents"]), cued=bool(data["cued"]),
@@ -270,6 +273,15 @@ def _is_entity(t: _Token, prev: _Token | None) -> bool:
     return shaped or (capital and not t.low.endswith("ing"))
 
 
+def _modifier(tokens: list[_Token], i: int, key: str) -> bool:
+    """An everyday acronym used as a modifier ("an HTTP status code", "the API response") names
+    no one thing; as the head of a phrase ("the URL of the page") it still counts."""
+    if key not in lx.GENERIC_ACRONYMS or i + 1 >= len(tokens):
+        return False
+    after = tokens[i + 1]
+    return not after.brk and after.low not in lx.STOPWORDS and after.low not in lx.PREPOSITIONS
+
+
 def _units(tokens: list[_Token]) -> set[str]:
     found: set[str] = set()
     for i, t in enumerate(tokens):
@@ -317,11 +329,15 @@ def read_facts(text: str) -> Facts:
     words.update(_acronyms(tokens))
     words.update(lx.ALIASES[w] for w in list(words) if w in lx.ALIASES)
     entities: list[str] = []
+    modifiers: set[str] = set()
     for i, t in enumerate(tokens):
         key = t.low if t.low in lx.NAMED_ENTITIES else t.lem
         key = lx.ALIASES.get(key, key)
         if _is_entity(t, tokens[i - 1] if i else None) and key not in entities:
-            entities.append(key)
+            if _modifier(tokens, i, key):
+                modifiers.add(key)
+            else:
+                entities.append(key)
     formats = {lx.FORMATS[w] for w in (t.low for t in tokens) if w in lx.FORMATS}
     formats |= {lx.FORMATS[t.lem] for t in tokens if t.lem in lx.FORMATS}
     units = _units(tokens)
@@ -332,6 +348,7 @@ def read_facts(text: str) -> Facts:
     return Facts(
         lower=" ".join(text.lower().split()), words=frozenset(words), numbers=frozenset(_numbers(text, tokens)),
         units=frozenset(units), dates=frozenset(_dates(tokens)), entities=tuple(entities),
+        modifiers=frozenset(modifiers - set(entities)),
         identifiers=frozenset(_identifiers(text)), formats=frozenset(formats), negated=frozenset(negated),
         avoided=frozenset(avoided), near=frozenset(near), prevents=prevents, cued=cued, negates=negates,
         stems=frozenset(stems),

@@ -179,6 +179,10 @@ class Verifier:
     def _entity(q: Facts, c: Facts) -> Verdict | None:
         q_only = [e for e in q.entities if not _named_in(e, c)]
         c_only = [e for e in c.entities if not _named_in(e, q)]
+        q_mod = [m for m in q.modifiers if m not in c.words]
+        c_mod = [m for m in c.modifiers if m not in q.words]
+        if q_mod and c_mod:  # "the HTTP port" / "the FTP port"; "HTTP" alone may go unsaid
+            return Verdict(False, "entity", f"{q_mod} vs {c_mod}")
         if (q_only and (c_only or not c.entities)) or (c_only and not q.entities):
             return Verdict(False, "entity", f"{q_only} vs {c_only}")
         return None
@@ -205,17 +209,22 @@ def _named_in(entity: str, other: Facts) -> bool:
 
 
 def _names_identifier(other: Facts, ident: str) -> bool:
-    """Whether ``other`` names ``ident``: verbatim; or, for ``owner.specific_name``, by its last
+    """Whether ``other`` names ``ident``: verbatim; a call ``print()`` as "print"; for
+    ``owner.specific_name``, by its last
     part alone when that part is specific (an underscore, or 8 letters or more) and ``other``
     gives it no other owner; a quoted ``DatasetBuilder`` as "dataset builder"; a quoted phrase of
     three words or more by its content words."""
     if _mentions(other.lower, ident):
         return True
-    base = ident[:-2] if ident.endswith("()") else ident
+    call = ident.endswith("(")  # "print()" (its closing parenthesis is trimmed with punctuation)
+    base = ident.rstrip("()")
+    if call and base.replace("_", "").replace(".", "").isalnum() and (
+            _mentions(other.lower, base) or _mentions(other.lower, base + "(")):
+        return True  # "print()" / "the print function"
     if "." in base and not any(c in base for c in "/@ \\"):
         last = base.rsplit(".", 1)[1]
         if ("_" in last or len(last) >= 8) and (_mentions(other.lower, last) or _mentions(other.lower, last + "()")):
-            return not any(o != ident and o.removesuffix("()").endswith("." + last) for o in other.identifiers)
+            return not any(o != ident and o.rstrip("()").endswith("." + last) for o in other.identifiers)
         return False
     if base.isalpha() and len(base) >= 8:
         return base in _JOINERS.sub("", other.lower)

@@ -199,3 +199,19 @@ def test_a_stored_reading_of_an_older_format_is_read_again() -> None:
     assert READING_FORMAT != "facts/1"
     assert not fresh.remember("Which foods are not safe for dogs?", old)
     assert not fresh("Which foods are safe for dogs?", "Which foods are not safe for dogs?")
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("The HTTP 201 status code means a resource was created.", "A 201 status code means a resource was created.",
+     True),
+    ("What is the default HTTP port?", "What is the default FTP port?", False),
+    ("How do I reset my API key?", "How do I reset my SSH key?", False),
+    ("How do I get the URL of the current page?", "How do I get the title of the current page?", False),
+    ("Python 3 removed the print statement in favour of the print() function.",
+     "In Python 3, print became a function instead of a statement.", True),
+    ("What does print() return?", "What does input() return?", False),
+    ("JSON Web Tokens carry claims signed by the server.", "A JWT holds claims that the server has signed.", True),
+    ("How do I verify a JSON Web Token?", "How do I verify a JSON schema?", False),
+])
+def test_everyday_acronyms_calls_and_expansions(verifier: Verifier, a: str, b: str, same: bool) -> None:
+    assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
