@@ -129,7 +129,8 @@ positive/negative true/false yes/no success/failure valid/invalid safe/unsafe le
 supported/unsupported allowed/forbidden public/private online/offline internal/external
 formal/casual formal/informal simple/complex beginner/advanced beginner/expert early/late
 today/tomorrow today/yesterday tomorrow/yesterday tonight/tomorrow morning/evening day/night
-last/next previous/next past/future before/after""")
+last/next previous/next past/future before/after required/optional mandatory/optional
+mutable/immutable same/different visible/hidden possible/impossible""")
 )
 
 # What a user asks the answer to look like.

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from . import _lexicon as lx
 
-__all__ = ["READING_FORMAT", "Facts", "lemma", "read_facts", "stem"]
+__all__ = ["READING_FORMAT", "Facts", "lemma", "opposite_stems", "read_facts", "stem"]
 
 #: Stored readings carry this tag and are used only when it matches: change it whenever
 #: ``read_facts`` or the word lists would read some text differently.
@@ -555,3 +555,18 @@ def _directed_pairs(tokens: list[_Token], entities: list[str], units: set[str]) 
 
 def opposites_of(word: str) -> set[str]:
     return _OPPOSITE_OF.get(word, set())
+
+
+@functools.lru_cache(maxsize=1)
+def _opposite_stems() -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for a, b in lx.OPPOSITES:
+        if "_" not in a and "_" not in b:
+            out.setdefault(stem(a), set()).add(stem(b))
+            out.setdefault(stem(b), set()).add(stem(a))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def opposite_stems(word_stem: str) -> frozenset[str]:
+    """Stems of the opposites of a stem: "not required" says what "optional" says."""
+    return _opposite_stems().get(word_stem, frozenset())

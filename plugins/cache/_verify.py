@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ._lexicon import NAMED_ENTITIES, SCOPE_SKIP
-from ._text import Facts, opposites_of, read_facts, stem
+from ._text import Facts, opposite_stems, opposites_of, read_facts, stem
 
 __all__ = ["CHECKS", "Verdict", "Verifier"]
 
@@ -162,6 +162,7 @@ class Verifier:
         "won't start" / "does not start"."""
         for a, b in ((q, c), (c, q)):
             reached = a.negated if b.prevents else a.negated | a.avoided
+            reached = frozenset(s for s in reached if not opposite_stems(s) & b.stems)  # "not required" / "optional"
             if not reached or a.near & b.near:  # nothing negated, or both negate around the same words
                 continue
             if a.cued and not b.negates:  # only one of the two texts negates at all
@@ -191,7 +192,13 @@ class Verifier:
     def _direction(q: Facts, c: Facts) -> Verdict | None:
         for word in q.words:
             for other in opposites_of(word):
-                if other in c.words and other not in q.words and word not in c.words:
+                if other in c.words and other not in q.words and word not in c.words and \
+                        stem(word) not in q.negated and stem(other) not in c.negated:  # "disabled" / "not enabled"
+                    return Verdict(False, "direction", f"{word} vs {other}")
+        for word in q.stems:  # inflected forms too: "enabled" / "disabled", "installing" / "uninstalled"
+            for other in opposite_stems(word):
+                if other in c.stems and other not in q.stems and word not in c.stems and \
+                        word not in q.negated and other not in c.negated:
                     return Verdict(False, "direction", f"{word} vs {other}")
         for a, b in q.pairs:
             if (b, a) in c.pairs and (a, b) not in c.pairs:

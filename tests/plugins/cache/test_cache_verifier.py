@@ -215,3 +215,16 @@ def test_a_stored_reading_of_an_older_format_is_read_again() -> None:
 ])
 def test_everyday_acronyms_calls_and_expansions(verifier: Verifier, a: str, b: str, same: bool) -> None:
     assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("Is this field not required?", "Is this field optional?", True),
+    ("The feature is not enabled by default.", "The feature is disabled by default.", True),
+    ("Are the two strings not the same?", "Are the two strings different?", True),
+    ("The feature is enabled by default.", "The feature is disabled by default.", False),
+    ("Why is the package installed twice?", "Why is the package uninstalled twice?", False),
+    ("Is the setting mandatory?", "Is the setting optional?", False),
+    ("The feature is not enabled by default.", "The feature is enabled by default.", False),
+])
+def test_a_negated_word_against_its_opposite(verifier: Verifier, a: str, b: str, same: bool) -> None:
+    assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
