@@ -176,7 +176,7 @@ def test_zero_is_a_number_unless_it_says_no(verifier: Verifier) -> None:
     assert verifier("Is the list zero-indexed?", "Is the list one-indexed?").reason == "number"
 
 
-@pytest.mark.parametrize(("a", "b", "same"), [
+IDENTIFIERS_IN_OTHER_WORDS = [
     ("How do I call datasets.load_dataset() with a local CSV file?",
      "How do I use load_dataset() to load a local CSV file?", True),
     ("What is the `DatasetBuilder` class used for?", "What is the dataset builder class used for?", True),
@@ -186,9 +186,7 @@ def test_zero_is_a_number_unless_it_says_no(verifier: Verifier) -> None:
     ("What does pandas.read_csv return?", "What does polars.read_csv return?", False),
     ("What is the `DatasetBuilder` class?", "What is the `DatasetDict` class?", False),
     ("How do I read config.yaml in Python?", "How do I read yaml in Python?", False),
-])
-def test_an_identifier_may_be_named_in_other_words(verifier: Verifier, a: str, b: str, same: bool) -> None:
-    assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
+]
 
 
 def test_a_stored_reading_of_an_older_format_is_read_again() -> None:
@@ -201,7 +199,7 @@ def test_a_stored_reading_of_an_older_format_is_read_again() -> None:
     assert not fresh("Which foods are safe for dogs?", "Which foods are not safe for dogs?")
 
 
-@pytest.mark.parametrize(("a", "b", "same"), [
+ACRONYMS_CALLS_AND_EXPANSIONS = [
     ("The HTTP 201 status code means a resource was created.", "A 201 status code means a resource was created.",
      True),
     ("What is the default HTTP port?", "What is the default FTP port?", False),
@@ -212,12 +210,10 @@ def test_a_stored_reading_of_an_older_format_is_read_again() -> None:
     ("What does print() return?", "What does input() return?", False),
     ("JSON Web Tokens carry claims signed by the server.", "A JWT holds claims that the server has signed.", True),
     ("How do I verify a JSON Web Token?", "How do I verify a JSON schema?", False),
-])
-def test_everyday_acronyms_calls_and_expansions(verifier: Verifier, a: str, b: str, same: bool) -> None:
-    assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
+]
 
 
-@pytest.mark.parametrize(("a", "b", "same"), [
+NEGATED_WORD_AGAINST_ITS_OPPOSITE = [
     ("Is this field not required?", "Is this field optional?", True),
     ("The feature is not enabled by default.", "The feature is disabled by default.", True),
     ("Are the two strings not the same?", "Are the two strings different?", True),
@@ -225,6 +221,13 @@ def test_everyday_acronyms_calls_and_expansions(verifier: Verifier, a: str, b: s
     ("Why is the package installed twice?", "Why is the package uninstalled twice?", False),
     ("Is the setting mandatory?", "Is the setting optional?", False),
     ("The feature is not enabled by default.", "The feature is enabled by default.", False),
-])
-def test_a_negated_word_against_its_opposite(verifier: Verifier, a: str, b: str, same: bool) -> None:
+]
+
+
+@pytest.mark.parametrize(("a", "b", "same"), IDENTIFIERS_IN_OTHER_WORDS + ACRONYMS_CALLS_AND_EXPANSIONS
+                         + NEGATED_WORD_AGAINST_ITS_OPPOSITE)
+def test_judged_the_same_both_ways(verifier: Verifier, a: str, b: str, same: bool) -> None:
+    """Identifiers named in other words (a call by its bare name, ``owner.name`` by its last part),
+    everyday acronyms used as modifiers, expansions such as JSON Web Token, and a negated word
+    against its opposite; each look-alike beside them must still be refused."""
     assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
