@@ -129,10 +129,9 @@ class Ledger:
         return row
 
     def record(self, row: LedgerRow) -> None:
-        with self._lock:  # the call's own row replaces what was held for it, in one step
-            self._held.pop(row.request_id, None)
         try:
             with self._lock:
+                self._held.pop(row.request_id, None)  # the row replaces what was held for it, in one step
                 if row.tenant is not None or row.cost_usd:
                     self._spend[row.tenant or ""].append((row.ts, row.cost_usd))
                 if self._db is None:
@@ -148,15 +147,10 @@ class Ledger:
 
     def hold(self, request_id: str, tenant: str | None, usd: float) -> None:
         """Count ``usd`` as spent by ``tenant`` while the call ``request_id`` is in flight: until its
-        row is recorded, :meth:`release` is called, or ``HOLD_S`` seconds pass. Budgets add what is
-        held to what was spent, so concurrent calls cannot all pass a limit that only one fits."""
+        row is recorded or ``HOLD_S`` seconds pass. Budgets add what is held to what was spent, so
+        concurrent calls cannot all pass a limit that only one fits."""
         with self._lock:
             self._held[request_id] = (tenant or "", max(0.0, float(usd)), time.time())
-
-    def release(self, request_id: str) -> None:
-        """Stop counting what :meth:`hold` held for ``request_id`` (a call that was never made)."""
-        with self._lock:
-            self._held.pop(request_id, None)
 
     def held(self, tenant: str | None) -> float:
         """USD held for ``tenant``'s calls in flight (see :meth:`hold`)."""

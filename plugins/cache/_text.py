@@ -399,18 +399,10 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
         low = t.low
         start = i + 1
         target = negated
-        root = lx.NEGATED_ADJECTIVES.get(low) or (None if low in lx.NEGATIONS else _negated_root(low))
-        if root:  # "unused", "unhealthy", "serverless", "fanless"
-            negated.add(stem(root))
-            near.add(stem(root))
-            continue
-        if low.startswith(("non-", "no-")) or (low.startswith("zero-") and _zero_negates(tokens, i)):
-            negated.update(stem(p) for p in _parts(low)[1:])  # "non-toxic", "no-code", "zero-configuration"
-            near.update(stem(p) for p in _parts(low)[1:])
-            continue
-        if low.endswith("-free") and len(low) > 5:  # "gluten-free", "lock-free"
-            negated.update(stem(p) for p in _parts(low)[:-1])
-            near.update(stem(p) for p in _parts(low)[:-1])
+        said = _self_negated(tokens, i)
+        if said:  # a word that negates its own stem: "unused", "serverless", "non-toxic", "gluten-free"
+            negated.update(said)
+            near.update(said)
             continue
         if low == "free" and start < n and tokens[start].low in ("of", "from") and not tokens[start].brk:
             cued = _reach(tokens, start + 1, negated, near) or cued  # "free of gluten"
@@ -442,6 +434,20 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
         if low == "not" and i and tokens[i - 1].low in _PASSIVE:
             near.update(_subject(tokens, i - 1, start))
     return negated, avoided, near, prevents, cued
+
+
+def _self_negated(tokens: list[_Token], i: int) -> list[str]:
+    """The stems a word negates in itself: "unused" -> "used", "unhealthy" -> "healthy",
+    "serverless" -> "server", "non-toxic", "no-code", "zero-configuration", "gluten-free"."""
+    low = tokens[i].low
+    root = lx.NEGATED_ADJECTIVES.get(low) or (None if low in lx.NEGATIONS else _negated_root(low))
+    if root:
+        return [stem(root)]
+    if low.startswith(("non-", "no-")) or (low.startswith("zero-") and _zero_negates(tokens, i)):
+        return [stem(p) for p in _parts(low)[1:]]
+    if low.endswith("-free") and len(low) > 5:
+        return [stem(p) for p in _parts(low)[:-1]]
+    return []
 
 
 def _subject(tokens: list[_Token], aux: int, start: int) -> list[str]:

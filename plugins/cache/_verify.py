@@ -190,16 +190,14 @@ class Verifier:
 
     @staticmethod
     def _direction(q: Facts, c: Facts) -> Verdict | None:
-        for word in q.words:
-            for other in opposites_of(word):
-                if other in c.words and other not in q.words and word not in c.words and \
-                        stem(word) not in q.negated and stem(other) not in c.negated:  # "disabled" / "not enabled"
-                    return Verdict(False, "direction", f"{word} vs {other}")
-        for word in q.stems:  # inflected forms too: "enabled" / "disabled", "installing" / "uninstalled"
-            for other in opposite_stems(word):
-                if other in c.stems and other not in q.stems and word not in c.stems and \
-                        word not in q.negated and other not in c.negated:
-                    return Verdict(False, "direction", f"{word} vs {other}")
+        # words, then stems for inflected forms ("enabled" / "disabled", "installed" / "uninstalled")
+        for mine, theirs, opposites, key in ((q.words, c.words, opposites_of, stem),
+                                             (q.stems, c.stems, opposite_stems, str)):
+            for word in mine:
+                for other in opposites(word):
+                    if other in theirs and other not in mine and word not in theirs and \
+                            key(word) not in q.negated and key(other) not in c.negated:  # "disabled" / "not enabled"
+                        return Verdict(False, "direction", f"{word} vs {other}")
         for a, b in q.pairs:
             if (b, a) in c.pairs and (a, b) not in c.pairs:
                 return Verdict(False, "direction", f"{a}->{b} vs {b}->{a}")
@@ -217,10 +215,9 @@ def _named_in(entity: str, other: Facts) -> bool:
 
 def _names_identifier(other: Facts, ident: str) -> bool:
     """Whether ``other`` names ``ident``: verbatim; a call ``print()`` as "print"; for
-    ``owner.specific_name``, by its last
-    part alone when that part is specific (an underscore, or 8 letters or more) and ``other``
-    gives it no other owner; a quoted ``DatasetBuilder`` as "dataset builder"; a quoted phrase of
-    three words or more by its content words."""
+    ``owner.specific_name``, by its last part alone when that part is specific (an underscore, or
+    8 letters or more) and ``other`` gives it no other owner; a quoted ``DatasetBuilder`` as
+    "dataset builder"; a quoted phrase of three words or more by its content words."""
     if _mentions(other.lower, ident):
         return True
     call = ident.endswith("(")  # "print()" (its closing parenthesis is trimmed with punctuation)
