@@ -130,7 +130,8 @@ supported/unsupported allowed/forbidden public/private online/offline internal/e
 formal/casual formal/informal simple/complex beginner/advanced beginner/expert early/late
 today/tomorrow today/yesterday tomorrow/yesterday tonight/tomorrow morning/evening day/night
 last/next previous/next past/future before/after required/optional mandatory/optional
-mutable/immutable same/different visible/hidden possible/impossible""")
+mutable/immutable same/different visible/hidden possible/impossible lossless/lossy sync/async
+synchronous/asynchronous stateful/stateless""")
 )
 
 # What a user asks the answer to look like.

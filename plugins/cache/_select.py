@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ from ._entry import Entry
 __all__ = ["Choice", "select"]
 
 _EPS = 1e-6
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,9 @@ def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, 
     pick. It is refused when a question judged different by ``verify`` was closer by more than
     ``fallthrough`` and has another answer, or when another candidate that ``verify`` passes, with
     a different answer, is within ``margin`` of it (above the threshold or just under it): the
-    query is then ambiguous. Candidates with the same answer never block each other.
+    query is then ambiguous, unless the contenders are equal but for letter case and the query
+    spells them like one of them (see :func:`_case_twin`). Candidates with the same answer never
+    block each other.
     """
     ranked = sorted(((e, _clip(s)) for e, s in found), key=lambda pair: -pair[1])
     for entry, _ in ranked:
@@ -68,12 +72,29 @@ def select(query: str, exact_key: str, found: Sequence[tuple[Entry, float]], *, 
     answer = _answer(best)
     if any(sim > best_sim + fallthrough and _answer(other) != answer for other, sim in refused):
         return Choice(None, best_sim, reason=refusal or "closer_question_differs")
-    for other, sim in passing[1:]:
-        if best_sim - sim < margin and _answer(other) != answer:
-            return Choice(None, best_sim, reason="ambiguous")
+    rivals = [(other, sim) for other, sim in passing[1:] if best_sim - sim < margin and _answer(other) != answer]
     for other, sim in below:  # a question just under the threshold counts too
         if best_sim - sim >= margin:
             break
         if _answer(other) != answer and (verify is None or verify(query, other.text)):
+            rivals.append((other, sim))
+    if rivals:
+        twin = _case_twin(query, [(best, best_sim), *rivals])
+        if twin is None or twin[1] < threshold - _EPS:
             return Choice(None, best_sim, reason="ambiguous")
+        best, best_sim = twin
     return Choice(best, best_sim, "semantic")
+
+
+def _case_twin(query: str, contenders: Sequence[tuple[Entry, float]]) -> tuple[Entry, float] | None:
+    """Among cached questions equal but for letter case ("`AudioFolder`" / "`audiofolder`"), which
+    an uncased embedder cannot tell apart, the one whose spelling the query shares most; None when
+    the contenders differ in more than case or the query's spelling matches none of them best."""
+    if len({entry.text.casefold() for entry, _ in contenders}) != 1:
+        return None
+    asked = set(_WORD.findall(query))
+    shared = sorted(((len(asked.intersection(_WORD.findall(e.text))), e, s) for e, s in contenders),
+                    key=lambda item: -item[0])
+    if shared[0][0] == shared[1][0]:
+        return None
+    return shared[0][1], shared[0][2]

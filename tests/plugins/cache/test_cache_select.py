@@ -73,3 +73,20 @@ def test_a_rival_just_under_the_threshold_still_makes_the_query_ambiguous() -> N
     refused = Verifier()
     germany = entry("d", "capital of Germany")
     assert pick([(best, 0.81), (germany, 0.795)], verify=refused).entry is best  # judged different
+
+
+def test_questions_equal_but_for_case_are_told_apart_by_the_query_spelling() -> None:
+    """An uncased embedder gives both the same vector; the query's spelling picks one."""
+    cls = entry("a", "How do I load data with `AudioFolder`?", "the class")
+    name = entry("b", "How do I load data with `audiofolder`?", "the builder name")
+    found = [(cls, 0.97), (name, 0.97)]
+    assert pick(found, query="How can I load data using `audiofolder`?").entry is name
+    assert pick(found[::-1], query="How can I load data using `AudioFolder`?").entry is cls
+    # neither spelling in the query, or both: still ambiguous
+    assert pick(found, query="How can I load audio folders?").reason == "ambiguous"
+    assert pick(found, query="`AudioFolder` or `audiofolder`: how do I load data?").reason == "ambiguous"
+    # a rival that differs in more than case keeps the query ambiguous
+    other = entry("c", "How do I load data with `ImageFolder`?", "another")
+    assert pick([*found, (other, 0.965)], query="How can I load data using `audiofolder`?").reason == "ambiguous"
+    # the twin the query spells like is never served below the threshold
+    assert pick([(cls, 0.81), (name, 0.795)], query="load data using `audiofolder`").reason == "ambiguous"

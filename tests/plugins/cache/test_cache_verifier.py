@@ -221,6 +221,10 @@ NEGATED_WORD_AGAINST_ITS_OPPOSITE = [
     ("Why is the package installed twice?", "Why is the package uninstalled twice?", False),
     ("Is the setting mandatory?", "Is the setting optional?", False),
     ("The feature is not enabled by default.", "The feature is enabled by default.", False),
+    ("Which formats use lossless compression?", "Which formats use lossy compression?", False),
+    ("Is the sync client thread-safe?", "Is the async client thread-safe?", False),
+    ("How do I write a synchronous handler?", "How do I write an asynchronous handler?", False),
+    ("Should the service be stateful?", "Should the service be stateless?", False),
 ]
 
 
