@@ -7,6 +7,7 @@ anything that looks like a secret redacted first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -107,6 +108,10 @@ class Ledger:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS feedback (ts REAL, request_id TEXT, good INTEGER, note TEXT)"
             )
+            # holds live in the file too, so processes sharing one ledger see each other's calls in flight
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS holds (request_id TEXT PRIMARY KEY, tenant TEXT, usd REAL, since REAL)"
+            )
 
     # -- writing -------------------------------------------------------------------------
     def make_row(self, original: Request, response: Response | None, *, error: BaseException | None = None,
@@ -139,26 +144,94 @@ class Ledger:
                     return
                 values = [json.dumps(v) if k in _JSON_COLS and v is not None else v
                           for k, v in ((n, getattr(row, n)) for n, _ in _COLUMNS)]
-                self._db.execute(f"INSERT INTO calls VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+                with self._transaction() as db:
+                    try:
+                        db.execute("DELETE FROM holds WHERE request_id = ?", (row.request_id,))
+                    except sqlite3.Error as exc:  # the row is what matters; a hold left behind expires
+                        self._write_failed(exc)
+                    db.execute(f"INSERT INTO calls VALUES ({', '.join('?' * len(_COLUMNS))})", values)
         except Exception as exc:  # never fail the user's call over bookkeeping
-            self.write_errors += 1
-            if self.write_errors == 1:
-                log.warning("costmw ledger could not write a row (further errors counted only): %s", exc)
+            self._write_failed(exc)
+
+    def _write_failed(self, exc: BaseException) -> None:
+        self.write_errors += 1
+        if self.write_errors == 1:
+            log.warning("costmw ledger could not write (further errors counted only): %s", exc)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the file, taken at once so other processes wait (call under the lock)."""
+        assert self._db is not None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def hold(self, request_id: str, tenant: str | None, usd: float) -> None:
         """Count ``usd`` as spent by ``tenant`` while the call ``request_id`` is in flight: until its
         row is recorded or ``HOLD_S`` seconds pass. Budgets add what is held to what was spent, so
-        concurrent calls cannot all pass a limit that only one fits."""
+        concurrent calls cannot all pass a limit that only one fits. With a SQLite ledger the hold is
+        kept in the file, where every process sharing the ledger sees it."""
+        self._hold(request_id, tenant, usd, None, 0.0)
+
+    def reserve(self, request_id: str, tenant: str | None, usd: float, limit_usd: float,
+                since: float = 0.0) -> float | None:
+        """Hold ``usd`` for the call ``request_id`` unless ``tenant`` has already reached
+        ``limit_usd``: what it spent since ``since`` plus what other calls hold. Returns None when the
+        hold was placed, else that sum (and holds nothing). The check and the hold are one step,
+        across threads and, with a SQLite ledger, across processes."""
+        return self._hold(request_id, tenant, usd, float(limit_usd), since)
+
+    def _hold(self, request_id: str, tenant: str | None, usd: float, limit: float | None,
+              since: float) -> float | None:
+        key, now, usd = tenant or "", time.time(), max(0.0, float(usd))
         with self._lock:
-            self._held[request_id] = (tenant or "", max(0.0, float(usd)), time.time())
+            if self._db is None:
+                if limit is not None:
+                    self._expire(now)
+                    spent = (sum(c for ts, c in self._spend.get(key, ()) if ts >= since)
+                             + sum(u for r, (who, u, _) in self._held.items() if who == key and r != request_id))
+                    if spent >= limit:
+                        return spent
+                self._held[request_id] = (key, usd, now)
+                return None
+            try:
+                with self._transaction() as db:
+                    if limit is not None:
+                        db.execute("DELETE FROM holds WHERE since < ?", (now - HOLD_S,))
+                        spent = float(db.execute(
+                            "SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM calls"
+                            " WHERE COALESCE(tenant, '') = ? AND ts >= ?)"
+                            " + (SELECT COALESCE(SUM(usd), 0) FROM holds WHERE tenant = ? AND request_id != ?)",
+                            (key, since, key, request_id)).fetchone()[0])
+                        if spent >= limit:
+                            return spent
+                    db.execute("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?)", (request_id, key, usd, now))
+            except Exception as exc:  # a ledger that cannot write holds nothing; the call goes on
+                self._write_failed(exc)
+            return None
+
+    def _expire(self, now: float) -> None:
+        for rid in [r for r, (_, _, since) in self._held.items() if now - since > HOLD_S]:
+            del self._held[rid]  # a call that was never recorded (its process gave up on it)
 
     def held(self, tenant: str | None) -> float:
-        """USD held for ``tenant``'s calls in flight (see :meth:`hold`)."""
+        """USD held for ``tenant``'s calls in flight (see :meth:`hold`), by every process sharing
+        a SQLite ledger."""
         key, now = tenant or "", time.time()
         with self._lock:
-            for rid in [r for r, (_, _, since) in self._held.items() if now - since > HOLD_S]:
-                del self._held[rid]  # a call that was never recorded (its process gave up on it)
-            return sum(usd for who, usd, _ in self._held.values() if who == key)
+            if self._db is None:
+                self._expire(now)
+                return sum(usd for who, usd, _ in self._held.values() if who == key)
+            try:
+                return float(self._db.execute("SELECT COALESCE(SUM(usd), 0) FROM holds WHERE tenant = ? AND since >= ?",
+                                              (key, now - HOLD_S)).fetchone()[0])
+            except sqlite3.Error as exc:  # holds that cannot be read hold nothing; the call goes on
+                self._write_failed(exc)
+                return 0.0
 
     def add_feedback(self, request_id: str, good: bool, note: str = "") -> None:
         item = {"ts": time.time(), "request_id": request_id, "good": bool(good), "note": note}

@@ -92,3 +92,14 @@ class Budget:
             return None
         spent = ledger.spend(tenant or None, since=self.period_start()) + ledger.held(tenant or None)
         return (spent, limit) if spent >= limit else None
+
+    def reserve(self, ledger: Ledger, request_id: str, tenant: str | None, usd: float) -> tuple[float, float] | None:
+        """:meth:`over` and, when ``tenant`` is not over, a hold of ``usd`` for the call
+        ``request_id``, in one step of the ledger (so concurrent calls, in this process or in others
+        sharing a SQLite ledger, cannot all pass a limit that only one of them fits)."""
+        limit = self.limit_for(tenant)
+        if limit is None:
+            ledger.hold(request_id, tenant, usd)
+            return None
+        spent = ledger.reserve(request_id, tenant or None, usd, limit, since=self.period_start())
+        return None if spent is None else (spent, limit)

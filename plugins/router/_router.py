@@ -154,11 +154,12 @@ class ModelRouter(TrainingMixin, Plugin):
         if self.budget is None or self._chain is None or not allowed:
             return allowed, None
         ledger = self._chain.ledger
-        over = self.budget.over(ledger, request.tenant)
+        if hold:  # check and hold in one step: the dearest this call can cost, until it is routed
+            dearest = _estimate(allowed, RouteContext(request, allowed, {}, allowed), dearest=True)
+            over = self.budget.reserve(ledger, request.id, request.tenant, dearest)
+        else:
+            over = self.budget.over(ledger, request.tenant)
         if over is None:
-            if hold:  # at once, before any await: the dearest this call can cost, until it is routed
-                ctx = RouteContext(request, allowed, {}, allowed)
-                ledger.hold(request.id, request.tenant, _estimate(allowed, ctx, dearest=True))
             return allowed, None
         spent, limit = over
         tenant = request.tenant or ""

@@ -75,3 +75,64 @@ def test_a_broken_ledger_never_fails_the_call(tmp_path: Path) -> None:
     ledger._db.execute("DROP TABLE calls")
     assert chain.complete([{"role": "user", "content": "hi"}], model="mock").text == "hi"
     assert ledger.write_errors == 1
+
+
+def test_a_broken_holds_table_never_fails_a_budgeted_call(tmp_path: Path) -> None:
+    from costmw.plugins import ModelRouter
+
+    ledger = Ledger(tmp_path / "l.db")
+    chain = Chain([ModelRouter([MockTarget(name="mock")], budget={"limit_usd": 1.0, "action": "refuse"})],
+                  ledger=ledger)
+    assert ledger._db is not None
+    ledger._db.execute("DROP TABLE holds")
+    reply = chain.complete([{"role": "user", "content": "hi"}], model="mock", metadata={"tenant": "acme"})
+    assert reply.text == "hi" and ledger.held("acme") == 0.0 and ledger.write_errors >= 1
+    assert len(ledger) == 1
+
+
+def test_reserve_holds_only_below_the_limit_and_ignores_its_own_hold() -> None:
+    ledger = Ledger()
+    _row(ledger, "acme", 1.0)
+    assert ledger.reserve("a", "acme", 0.75, limit_usd=2.0) is None  # 1.0 spent < 2.0: held
+    assert ledger.held("acme") == 0.75
+    assert ledger.reserve("a", "acme", 0.5, limit_usd=1.5) is None  # its own hold does not count against it
+    assert ledger.held("acme") == 0.5
+    assert ledger.reserve("b", "acme", 0.5, limit_usd=1.5) == 1.5  # 1.0 spent + 0.5 held: refused, nothing held
+    assert ledger.held("acme") == 0.5
+    assert ledger.reserve("c", "other", 0.5, limit_usd=0.1) is None  # tenants are counted apart
+    assert ledger.reserve("d", "acme", 0.5, limit_usd=1.2, since=time.time() + 1) is None  # spend before since: ignored
+
+
+_RESERVE_IN_A_PROCESS = """
+import sys, time
+from costmw import Ledger
+path, name, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ledger = Ledger(path)
+while time.time() < start:
+    time.sleep(0.001)
+print("held" if ledger.reserve(name, "acme", 1.0, limit_usd=2.5) is None else "refused")
+"""
+
+
+def test_holds_are_shared_by_processes_and_reserving_is_one_step_across_them(tmp_path: Path) -> None:
+    """Six processes reserve $1 each at the same moment against a $2.5 limit on one SQLite ledger:
+    exactly three pass (0, 1 and 2 held before them), whatever their order."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.db"
+    Ledger(path).close()  # create the tables once, before the race
+    start = str(time.time() + 1.5)
+    procs = [subprocess.Popen([sys.executable, "-c", _RESERVE_IN_A_PROCESS, str(path), f"r{i}", start],
+                              stdout=subprocess.PIPE, text=True) for i in range(6)]
+    outcomes = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sorted(outcomes) == ["held"] * 3 + ["refused"] * 3
+    here = Ledger(path)
+    assert here.held("acme") == 3.0  # this process sees the other processes' holds
+    winner = f"r{outcomes.index('held')}"
+    req = Request.create([{"role": "user", "content": "x"}], "gpt-4o", metadata={"tenant": "acme"})
+    row = here.make_row(req, Response(text="y", cost_usd=0.25))
+    row.request_id = winner
+    here.record(row)  # the row replaces its hold in one step
+    assert Ledger(path).held("acme") == 2.0 and Ledger(path).spend("acme") == 0.25

@@ -149,3 +149,36 @@ def test_routing_without_serving_holds_nothing(make_chain: Callable[..., Chain],
     request = Request.create(ask("explain only"), "strong", metadata={"tenant": "acme"})
     asyncio.run(router.route(request))
     assert chain.ledger.held("acme") == 0.0
+
+
+def test_workers_sharing_a_sqlite_ledger_see_each_others_calls_in_flight(tmp_path: object) -> None:
+    """Two chains, as in two worker processes, each with its own Ledger on one file: while the
+    first worker's call is in flight, its hold counts against the second worker's budget check."""
+    import asyncio
+    from pathlib import Path
+
+    from costmw import Ledger
+
+    path = Path(str(tmp_path)) / "ledger.db"
+    budget = {"limit_usd": 0.008, "action": "refuse"}  # one call's estimate (~$0.0083) reaches it
+    slow = MockTarget(lambda r: "ok", name="strong", price=(10.0, 30.0), latency=0.5)
+    first = Chain([ModelRouter([slow], budget=budget)], ledger=Ledger(path))
+    second = Chain([ModelRouter([MockTarget(lambda r: "ok", name="strong", price=(10.0, 30.0))], budget=budget)],
+                   ledger=Ledger(path))
+
+    async def both() -> tuple[object, object]:
+        in_flight = asyncio.create_task(
+            first.acomplete(ask("spend some money " * 20), model="strong", metadata={"tenant": "acme"}))
+        await asyncio.sleep(0.1)
+        assert second.ledger.held("acme") > 0.0
+        try:
+            await second.acomplete(ask("spend some money " * 20), model="strong", metadata={"tenant": "acme"})
+            late: object = "served"
+        except BudgetExceeded as exc:
+            late = exc
+        return await in_flight, late
+
+    served, late = asyncio.run(both())
+    assert isinstance(late, BudgetExceeded) and late.spent_usd >= 0.008
+    assert served is not None and first.ledger.held("acme") == second.ledger.held("acme") == 0.0
+    second.complete(ask("hi"), model="strong", metadata={"tenant": "other"})  # other tenants go on
