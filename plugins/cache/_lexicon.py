@@ -131,7 +131,9 @@ formal/casual formal/informal simple/complex beginner/advanced beginner/expert e
 today/tomorrow today/yesterday tomorrow/yesterday tonight/tomorrow morning/evening day/night
 last/next previous/next past/future before/after required/optional mandatory/optional
 mutable/immutable same/different visible/hidden possible/impossible lossless/lossy sync/async
-synchronous/asynchronous stateful/stateless""")
+synchronous/asynchronous stateful/stateless work/fail keep/delete keep/discard allow/prohibit
+allowed/prohibited permitted/prohibited kept/deleted kept/discarded modify/read-only modified/read-only
+writable/read-only""")
 )
 
 # What a user asks the answer to look like.
@@ -195,6 +197,13 @@ NEGATING_FROM = _words("stop stops stopping stopped keep keeps keeping kept prev
 NEGATING_TO = _words("refuse refuses refused refusing fail fails failed failing")
 # Words right after "not"/"no" that make it no negation: "not only", "not just", "no matter".
 NOT_NEGATING = _words("only just merely simply matter")
+# Words that limit or deny in other words: a text holding one says what a negation says, so
+# "cannot be modified" / "is read-only" and "not saved unless -u" / "only saved with -u" are not
+# refused as "one text negates, the other does not" (a negated word said plainly still is).
+RESTRICTING = _words("""
+only solely exclusively except unless instead rather maximum max limit limited absent lack lacks
+lacking missing unnecessary needless inefficient inefficiently poorly read-only readonly untracked
+prohibited forbidden deprecated omitted outside impossible unable discontinued""")
 # Words a negation reaches past to the words it negates ("not a valid", "never be compiled").
 SCOPE_SKIP = _words("""
 a an the of to in on at by for from with as into this these those there here it its is are was were be
@@ -247,6 +256,8 @@ UNITS: dict[str, str] = {
     **_alias("year years", "year"),
     "mph": "mph", **_alias("kph kmh km/h", "kmh"),
     **_alias("b byte bytes", "byte"), **_alias("bit bits", "bit"),
+    **_alias("token tokens", "token"), **_alias("char chars character characters", "character"),
+    **_alias("word words", "word"), **_alias("line lines", "line"),
     **_alias("kb kilobyte kilobytes", "kb"), **_alias("mb megabyte megabytes", "mb"),
     **_alias("gb gigabyte gigabytes", "gb"), **_alias("tb terabyte terabytes", "tb"),
     **_alias("$ usd dollar dollars", "usd"), **_alias("€ eur euro euros", "eur"),
@@ -260,6 +271,8 @@ UNITS: dict[str, str] = {
     **_alias("calorie calories kcal", "kcal"), **_alias("acre acres", "acre"),
     **_alias("hectare hectares", "hectare"),
 }
+# Units of text length: counted only right after a number ("512 tokens" / "512 characters").
+COUNT_UNITS = frozenset({"token", "character", "word", "line"})
 # Unit words too common in plain English to count when written alone without a number.
 WEAK_UNITS = frozenset({"m", "s", "g", "h", "b", "l", "w", "v", "in", "min", "second", "day", "week", "month",
                         "year", "cup", "lb", "franc", "percent"})

@@ -14,7 +14,7 @@ __all__ = ["READING_FORMAT", "Facts", "lemma", "opposite_stems", "read_facts", "
 
 #: Stored readings carry this tag and are used only when it matches: change it whenever
 #: ``read_facts`` or the word lists would read some text differently.
-READING_FORMAT = "facts/2"
+READING_FORMAT = "facts/3"
 
 _CONTRACTIONS = ((re.compile(r"\b(can)'t\b", re.I), r"\1 not"), (re.compile(r"\bwon't\b", re.I), "will not"),
                  (re.compile(r"\bshan't\b", re.I), "shall not"), (re.compile(r"n't\b", re.I), " not"))
@@ -44,6 +44,7 @@ _OR_NOT = re.compile(r"\bor not\b", re.I)
 _INTERJECTION = re.compile(r"^\s*(?:yes|no|yeah|nope|sure|ok|okay)\s*[,.!]\s+", re.I)
 _SENTENCE_END = re.compile(r"[.!?:;\n]\s*[\"'“‘(\[]*")
 _CLAUSE_END = re.compile(r"[,.;:!?()\[\]\n]|\s-\s|—")
+_PRONOUNS = frozenset({"it", "them", "one", "ones", "this", "that", "these", "those", "him", "her", "us", "me"})
 _CUES = frozenset({"to", "into", "than", "from", "in", "vs", "versus", "over", "per", "before", "after"})
 _MULTIPLIERS = {"hundred": 100.0, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
 _DATE_CONTEXT = frozenset({"in", "on", "of", "during", "since", "until", "by", "this", "next", "last", "early",
@@ -289,12 +290,15 @@ def _units(tokens: list[_Token]) -> set[str]:
             unit = lx.UNITS.get(part) or lx.UNITS.get(lemma(part))
             if unit is None:
                 continue
-            weak = len(part) <= 3 and part not in ("$", "€", "£", "¥", "%", "km", "kg", "mph", "usd", "eur", "gbp")
+            weak = (len(part) <= 3 and part not in ("$", "€", "£", "¥", "%", "km", "kg", "mph", "usd", "eur", "gbp")) \
+                or unit in lx.COUNT_UNITS
             if weak and not (i and _is_number(tokens[i - 1].low)) and "-" not in t.low:
                 continue
             prev = tokens[i - 1].low if i else ""
             if part in ("second", "pound") and not (prev in ("per", "a") or _is_number(prev)):
                 continue
+            if t.low == "in" and i + 1 < len(tokens) and not tokens[i + 1].brk and tokens[i + 1].low not in ("x", "by"):
+                continue  # "$7.5 billion in stock": a preposition; "a 12 in. screen", "8 in x 10 in": inches
             found.add(unit)
     return found
 
@@ -340,10 +344,12 @@ def read_facts(text: str) -> Facts:
                 entities.append(key)
     formats = {lx.FORMATS[w] for w in (t.low for t in tokens) if w in lx.FORMATS}
     formats |= {lx.FORMATS[t.lem] for t in tokens if t.lem in lx.FORMATS}
+    formats |= {lx.FORMATS[t.low[:-5]] for t in tokens if t.low.endswith("-like") and t.low[:-5] in lx.FORMATS}
     units = _units(tokens)
     pairs = _directed_pairs(tokens, entities, units)
     negated, avoided, near, prevents, cued = _negations(tokens)
-    negates = bool(negated or avoided or prevents) or any(t.low in lx.NEGATIONS for t in tokens)
+    negates = bool(negated or avoided or prevents) or any(t.low in lx.NEGATIONS or t.low in lx.RESTRICTING
+                                                         for t in tokens)
     stems = {stem(p) for t in tokens if t.low not in lx.SCOPE_SKIP for p in _parts(t.low)}
     return Facts(
         lower=" ".join(text.lower().split()), words=frozenset(words), numbers=frozenset(_numbers(text, tokens)),
@@ -404,11 +410,17 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
             negated.update(said)
             near.update(said)
             continue
+        if (low, tokens[start].low if start < n else "") in (("instead", "of"), ("rather", "than")):
+            _reach(tokens, start + 1, set(), near)  # "rather than modifying it" is near what "does not modify" negates
+            continue
         if low == "free" and start < n and tokens[start].low in ("of", "from") and not tokens[start].brk:
             cued = _reach(tokens, start + 1, negated, near) or cued  # "free of gluten"
             continue
         if low in lx.NEGATING_FROM:
             found = next((k for k in range(i + 1, min(i + 6, n)) if tokens[k].low == "from"), None)
+            if found is not None and low.startswith(("keep", "kept")) and not (
+                    found + 1 < n and tokens[found + 1].low.endswith("ing")):
+                found = None  # "kept separate from the system": only "keep ... from doing" prevents
             if found is not None:  # "stop my dog from barking", "keep them from leaking"
                 prevents = True
                 cued = _reach(tokens, found + 1, avoided, near) or cued
@@ -511,6 +523,8 @@ def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inv
     a word."""
     taken = 0
     head = 1 if inverted else 0
+    if not inverted and start < len(tokens) and tokens[start].low in _PRONOUNS and not tokens[start].brk:
+        return True  # "repositories without one": it negates what the pronoun stands for, said elsewhere
     for t in tokens[start:start + 6]:
         if t.brk or t.low in lx.CLAUSE_WORDS or t.low in lx.NEGATIONS:
             return taken > head
@@ -556,6 +570,36 @@ def _directed_pairs(tokens: list[_Token], entities: list[str], units: set[str]) 
     for (i, a), (j, b) in itertools.pairwise(keys):
         if a != b and j - i <= 5 and any(tokens[k].low in _CUES for k in range(i + 1, j)):
             pairs.add((a, b))
+    pairs.update(_from_to(tokens))
+    return pairs
+
+
+def _plain(t: _Token) -> bool:
+    return t.low not in lx.STOPWORDS and t.low not in lx.PREPOSITIONS and any(ch.isalnum() for ch in t.low)
+
+
+def _from_to(tokens: list[_Token]) -> set[tuple[str, str]]:
+    """("machine", "server") for "copies files from the local machine to the remote server": the
+    last plain word between "from" and "to"/"into" and the last of the plain words right after
+    it, within one clause."""
+    pairs: set[tuple[str, str]] = set()
+    for i, t in enumerate(tokens):
+        if t.low != "from":
+            continue
+        for j in range(i + 1, min(i + 6, len(tokens))):
+            if tokens[j].brk:
+                break
+            if tokens[j].low in ("to", "into"):
+                source = [k for k in range(i + 1, j) if _plain(tokens[k])]
+                target: int | None = None
+                for k in range(j + 1, min(j + 5, len(tokens))):  # the head of the phrase after it
+                    if tokens[k].brk or (target is not None and not _plain(tokens[k])):
+                        break
+                    if _plain(tokens[k]):
+                        target = k
+                if source and target is not None and tokens[source[-1]].lem != tokens[target].lem:
+                    pairs.add((tokens[source[-1]].lem, tokens[target].lem))
+                break
     return pairs
 
 

@@ -196,6 +196,7 @@ class Verifier:
             for word in mine:
                 for other in opposites(word):
                     if other in theirs and other not in mine and word not in theirs and \
+                            key(other) not in q.stems and key(word) not in c.stems and \
                             key(word) not in q.negated and key(other) not in c.negated:  # "disabled" / "not enabled"
                         return Verdict(False, "direction", f"{word} vs {other}")
         for a, b in q.pairs:
@@ -214,13 +215,16 @@ def _named_in(entity: str, other: Facts) -> bool:
 
 
 def _names_identifier(other: Facts, ident: str) -> bool:
-    """Whether ``other`` names ``ident``: verbatim; a call ``print()`` as "print"; for
+    """Whether ``other`` names ``ident``: verbatim; hyphenated parts as separate words; a call
+    ``print()`` as "print"; for
     ``owner.specific_name``, by its last part alone when that part is specific (an underscore, or
     8 letters or more) and ``other`` gives it no other owner; a quoted ``DatasetBuilder`` as
     "dataset builder"; a quoted phrase of three words or more by its content words."""
     if _mentions(other.lower, ident):
         return True
-    call = ident.endswith("(")  # "print()" (its closing parenthesis is trimmed with punctuation)
+    if "-" in ident and ident.replace("-", "").isalnum() and _mentions(other.lower, ident.replace("-", " ")):
+        return True  # "a 7B-parameter model" / "a 7B parameter model"
+    call = ident.endswith(("(", "()"))  # "print()" (its closing parenthesis may be trimmed with punctuation)
     base = ident.rstrip("()")
     if call and base.replace("_", "").replace(".", "").isalnum() and (
             _mentions(other.lower, base) or _mentions(other.lower, base + "(")):

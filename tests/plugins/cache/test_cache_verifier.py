@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 DEV = Path(__file__).parent / "data" / "verifier_dev.tsv"
+DEV_DOCS = Path(__file__).parent / "data" / "verifier_dev_docs.tsv"
 
 
 def load_pairs(path: Path) -> list[tuple[bool, str, str, str]]:
@@ -70,14 +71,20 @@ def test_lets_paraphrases_through(verifier: Verifier, a: str, b: str) -> None:
 
 
 def test_on_its_tuning_pairs_it_refuses_negatives_and_keeps_paraphrases(verifier: Verifier) -> None:
-    pairs = load_pairs(DEV)
-    positives = [(a, b) for same, _, a, b in pairs if same]
-    negatives = [(a, b) for same, _, a, b in pairs if not same]
-    kept = sum(verifier.check(a, b).ok and verifier.check(b, a).ok for a, b in positives)
-    refused = sum(not (verifier.check(a, b).ok and verifier.check(b, a).ok) for a, b in negatives)
-    assert len(positives) >= 80 and len(negatives) >= 75
-    assert kept / len(positives) >= 0.95
-    assert refused / len(negatives) >= 0.97
+    (kept, positives), (refused, negatives) = _kept_and_refused(verifier, DEV)
+    assert positives >= 80 and negatives >= 75
+    assert kept / positives >= 0.95
+    assert refused / negatives >= 0.97
+
+
+def _kept_and_refused(verifier: Verifier, path: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(paraphrases passed both ways, paraphrases), (look-alikes refused either way, look-alikes)."""
+    pairs = load_pairs(path)
+    both = [(same, verifier.check(a, b).ok and verifier.check(b, a).ok) for same, _, a, b in pairs]
+    kept = sum(ok for same, ok in both if same)
+    refused = sum(not ok for same, ok in both if not same)
+    positives = sum(same for same, _ in both)
+    return (kept, positives), (refused, len(both) - positives)
 
 
 def test_checks_can_be_chosen_and_unknown_ones_are_named(verifier: Verifier) -> None:
@@ -234,4 +241,64 @@ def test_judged_the_same_both_ways(verifier: Verifier, a: str, b: str, same: boo
     """Identifiers named in other words (a call by its bare name, ``owner.name`` by its last part),
     everyday acronyms used as modifiers, expansions such as JSON Web Token, and a negated word
     against its opposite; each look-alike beside them must still be refused."""
+    assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
+
+
+def test_on_its_documentation_style_pairs(verifier: Verifier) -> None:
+    """Pairs written after the rules, reworded as a paraphrasing model would: before this round's
+    rules the verifier kept 117 of 150 paraphrases and refused 79 of 90 look-alikes."""
+    (kept, positives), (refused, negatives) = _kept_and_refused(verifier, DEV_DOCS)
+    assert (positives, negatives) == (150, 90)
+    assert kept >= 130 and refused >= 84, (kept, refused)
+
+
+SAID_IN_OTHER_WORDS = [
+    # a call in backticks named as "the ... method"
+    ("The `fit()` method returns the fitted estimator.", "The fit method returns the fitted estimator.", True),
+    ("Use `os.path.join()` to build file paths.", "Build file paths with the os.path.join function.", True),
+    ("Use `os.path.join()` to build file paths.", "Build file paths with the os.path.split function.", False),
+    # hyphenated words as separate words
+    ("A 7B-parameter model needs about 14 GB.", "A 7B parameter model needs about 14 GB.", True),
+    # "rather than" / "instead of" say what a negation says
+    ("The `map()` function does not modify the dataset; it returns a new one.",
+     "Rather than modifying the dataset, the map method returns a new one.", True),
+    ("The `map()` function modifies the dataset in place.",
+     "The `map()` function does not modify the dataset in place.", False),
+    # restricting words answer a negation said in other words; a negated word said plainly is refused
+    ("The elements of a tuple cannot be modified.", "The elements of a tuple are read-only.", True),
+    ("The `attrs` attribute can be modified.", "The `attrs` attribute is read-only.", False),
+    ("Git does not track empty directories.", "Git tracks empty directories.", False),
+    ("Must not be taken with alcohol.", "Safe to take with alcohol.", False),
+    # a negation that reaches a pronoun negates what it stands for
+    ("Repositories without one are harder to find.", "Repositories that lack one are harder to find.", True),
+    # "keep ... from" prevents only before a verb in -ing
+    ("A venv isolates dependencies from the system Python.",
+     "A venv keeps dependencies separate from the system Python.", True),
+    ("How do I keep the cache from growing?", "How do I make the cache grow?", False),
+    # "in" after a number is an inch only at the end of a phrase
+    ("Microsoft bought GitHub for 7.5 billion dollars in stock.",
+     "Microsoft bought GitHub for $7.5 billion in stock.", True),
+    ("Is the screen 12 in. wide?", "Is the screen 12 cm wide?", False),
+    # text lengths after a number are units
+    ("Set max_length to 512 tokens.", "Set max_length to 512 characters.", False),
+    ("Summaries have at most 512 tokens.", "A summary is at most 512 tokens long.", True),
+    # "-like" still names the format
+    ("MongoDB stores JSON-like documents.", "MongoDB stores documents resembling JSON.", True),
+    ("MongoDB stores JSON-like documents.", "MongoDB stores documents resembling YAML.", False),
+    # from A to B, reversed
+    ("rsync copies files from the local machine to the remote server.",
+     "rsync transfers files from the remote server to the local machine.", False),
+    ("rsync copies files from the local machine to the remote server.",
+     "From the local machine, rsync transfers files to the remote server.", True),
+    # opposites named in other forms, and both words on both sides
+    ("Containers started with --rm are deleted when they exit.",
+     "Containers started with --rm are kept when they exit.", False),
+    ("Adding a tracked file to .gitignore does not remove it.",
+     "A tracked file added to .gitignore is not removed.", True),
+    ("Is the client sync?", "Is the client async?", False),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "same"), SAID_IN_OTHER_WORDS)
+def test_this_rounds_readings(verifier: Verifier, a: str, b: str, same: bool) -> None:
     assert bool(verifier(a, b)) is same and bool(verifier(b, a)) is same, (verifier(a, b), verifier(b, a))
