@@ -197,6 +197,9 @@ NEGATING_FROM = _words("stop stops stopping stopped keep keeps keeping kept prev
 NEGATING_TO = _words("refuse refuses refused refusing fail fails failed failing")
 # Words right after "not"/"no" that make it no negation: "not only", "not just", "no matter".
 NOT_NEGATING = _words("only just merely simply matter")
+# "does not handle it well" says what "handles it poorly" says.
+DONE_WELL = _words("well efficiently properly correctly reliably")
+DONE_BADLY = _words("poorly inefficiently badly incorrectly improperly unreliably")
 # Words that limit or deny in other words: a text holding one says what a negation says, so
 # "cannot be modified" / "is read-only" and "not saved unless -u" / "only saved with -u" are not
 # refused as "one text negates, the other does not" (a negated word said plainly still is).

@@ -385,6 +385,11 @@ def stem(word: str) -> str:
     return w
 
 
+
+# What "X-ing ... is not ___" says of X-ing: "renaming a column is not possible / not needed".
+_MODAL_STEMS = frozenset(stem(w) for w in ("possible", "necessary", "needed", "required", "recommended",
+                                            "allowed", "permitted", "supported", "advisable"))
+
 def _parts(word: str) -> list[str]:
     return [p for p in word.split("-") if p] if "-" in word else [word]
 
@@ -407,6 +412,8 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
         target = negated
         said = _self_negated(tokens, i)
         if said:  # a word that negates its own stem: "unused", "serverless", "non-toxic", "gluten-free"
+            if i and tokens[i - 1].low in _PASSIVE and set(said) & _MODAL_STEMS:
+                said = said + _gerund_subject(tokens, i - 1)  # "renaming it is impossible": renaming is
             negated.update(said)
             near.update(said)
             continue
@@ -442,9 +449,15 @@ def _negations(tokens: list[_Token]) -> tuple[set[str], set[str], set[str], bool
         elif low not in lx.NEGATIONS or _idiom(tokens, i) or (
                 start < n and tokens[start].low in lx.NOT_NEGATING and not tokens[start].brk):
             continue
-        cued = _reach(tokens, start, target, near, _inverted(tokens, i)) or cued
+        reached: set[str] = set()
+        cued = _reach(tokens, start, reached, near, _inverted(tokens, i)) or cued
+        target.update(reached)
         if low == "not" and i and tokens[i - 1].low in _PASSIVE:
             near.update(_subject(tokens, i - 1, start))
+            if reached & _MODAL_STEMS:  # "renaming a column is not possible" negates renaming
+                gerund = _gerund_subject(tokens, i - 1)
+                target.update(gerund)
+                near.update(gerund)
     return negated, avoided, near, prevents, cued
 
 
@@ -459,6 +472,20 @@ def _self_negated(tokens: list[_Token], i: int) -> list[str]:
         return [stem(p) for p in _parts(low)[1:]]
     if low.endswith("-free") and len(low) > 5:
         return [stem(p) for p in _parts(low)[:-1]]
+    return []
+
+
+def _gerund_subject(tokens: list[_Token], aux: int) -> list[str]:
+    """The stem of the "-ing" word that opens the clause ending at ``aux`` ("Renaming a column
+    is"), within four words; none otherwise."""
+    for k in range(aux - 1, max(-1, aux - 6), -1):
+        t = tokens[k]
+        if t.low in lx.CLAUSE_WORDS or t.low in lx.NEGATIONS:
+            return []
+        if t.low.endswith("ing") and len(t.low) > 4 and (k == 0 or t.brk or tokens[k - 1].low in lx.CLAUSE_WORDS):
+            return [stem(t.low)]
+        if t.brk:
+            return []
     return []
 
 
@@ -525,13 +552,17 @@ def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inv
     head = 1 if inverted else 0
     if not inverted and start < len(tokens) and tokens[start].low in _PRONOUNS and not tokens[start].brk:
         return True  # "repositories without one": it negates what the pronoun stands for, said elsewhere
-    for t in tokens[start:start + 6]:
+    last = ""
+    for k, t in enumerate(tokens[start:start + 6], start):
         if t.brk or t.low in lx.CLAUSE_WORDS or t.low in lx.NEGATIONS:
             return taken > head
         if t.low in lx.SCOPE_SKIP:
             if taken and t.low in lx.PREPOSITIONS:  # "no effect on Windows": the reach ends
+                if taken == 1 and not inverted and last.endswith("ing"):  # "without asking for confirmation"
+                    _near_object(tokens, k + 1, near)
                 return taken > head
             continue
+        last = t.low
         stems = [stem(p) for p in _parts(t.low)]
         if taken == head:
             into.update(stems)
@@ -542,6 +573,16 @@ def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inv
     if inverted and taken == 1:  # "why can't Python ...": no word after the subject
         into.update(near & {stem(p) for t in tokens[start:start + 6] for p in _parts(t.low)})
     return taken > 0
+
+
+def _near_object(tokens: list[_Token], start: int, near: set[str]) -> None:
+    """The object of the verb a negation reached, after its preposition, is near the negation."""
+    for t in tokens[start:start + 3]:
+        if t.brk or t.low in lx.CLAUSE_WORDS:
+            return
+        if t.low not in lx.SCOPE_SKIP:
+            near.update(stem(p) for p in _parts(t.low))
+            return
 
 
 def _idiom(tokens: list[_Token], i: int) -> bool:

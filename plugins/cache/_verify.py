@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from . import _lexicon as lx
 from ._lexicon import NAMED_ENTITIES, SCOPE_SKIP
 from ._text import Facts, opposite_stems, opposites_of, read_facts, stem
 
@@ -167,8 +168,9 @@ class Verifier:
                 continue
             if a.cued and not b.negates:  # only one of the two texts negates at all
                 return Verdict(False, "negation", f"{min(reached)} negated in one text only")
+            badly = bool(a.words & lx.DONE_WELL and b.words & lx.DONE_BADLY)  # "not ... well" / "poorly"
             for said in sorted(reached):
-                if said in b.stems and said not in b.near:
+                if said in b.stems and said not in b.near and not badly:
                     return Verdict(False, "negation", said)
             if not (b.negated or b.avoided) and not (reached & b.stems):
                 for said in sorted(a.near - reached):

@@ -249,7 +249,7 @@ def test_on_its_documentation_style_pairs(verifier: Verifier) -> None:
     rules the verifier kept 117 of 150 paraphrases and refused 79 of 90 look-alikes."""
     (kept, positives), (refused, negatives) = _kept_and_refused(verifier, DEV_DOCS)
     assert (positives, negatives) == (150, 90)
-    assert kept >= 130 and refused >= 84, (kept, refused)
+    assert kept >= 135 and refused >= 84, (kept, refused)
 
 
 SAID_IN_OTHER_WORDS = [
@@ -296,6 +296,20 @@ SAID_IN_OTHER_WORDS = [
     ("Adding a tracked file to .gitignore does not remove it.",
      "A tracked file added to .gitignore is not removed.", True),
     ("Is the client sync?", "Is the client async?", False),
+    # "X-ing ... is not possible / unnecessary" negates X-ing
+    ("You cannot rename a column in old SQLite versions.",
+     "Renaming a column is not possible in old SQLite versions.", True),
+    ("You can rename a column in old SQLite versions.",
+     "Renaming a column is not possible in old SQLite versions.", False),
+    ("You do not have to specify the tokenizer.", "Specifying the tokenizer is unnecessary.", True),
+    # "not ... well" says "poorly"
+    ("Pandas does not handle huge files well.", "Huge files are handled poorly by pandas.", True),
+    ("Pandas does not handle huge files.", "Pandas handles huge files.", False),
+    # the object of the verb a negation reaches, after its preposition, is near it
+    ("It overwrites the branch without asking for confirmation.",
+     "It overwrites the branch with no confirmation prompt.", True),
+    ("It overwrites the branch without asking for confirmation.",
+     "It asks for confirmation before overwriting the branch.", False),
 ]
 
 
