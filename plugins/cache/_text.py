@@ -551,7 +551,9 @@ def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inv
     taken = 0
     head = 1 if inverted else 0
     if not inverted and start < len(tokens) and tokens[start].low in _PRONOUNS and not tokens[start].brk:
-        return True  # "repositories without one": it negates what the pronoun stands for, said elsewhere
+        into.add(tokens[start].low)  # "without one", "that lack one", "no one": the pronoun, not the words after
+        near.add(tokens[start].low)
+        return True
     last = ""
     for k, t in enumerate(tokens[start:start + 6], start):
         if t.brk or t.low in lx.CLAUSE_WORDS or t.low in lx.NEGATIONS:
@@ -609,9 +611,35 @@ def _directed_pairs(tokens: list[_Token], entities: list[str], units: set[str]) 
             keys.append((i, key))
     pairs: set[tuple[str, str]] = set()
     for (i, a), (j, b) in itertools.pairwise(keys):
-        if a != b and j - i <= 5 and any(tokens[k].low in _CUES for k in range(i + 1, j)):
-            pairs.add((a, b))
+        cues = {tokens[k].low for k in range(i + 1, j)} & _CUES
+        if a != b and j - i <= 5 and cues:
+            pairs.add((b, a) if cues == {"from"} else (a, b))  # "to PostgreSQL from MySQL": MySQL first
     pairs.update(_from_to(tokens))
+    pairs.update(_instead_of(tokens))
+    return pairs
+
+
+def _phrase_head(tokens: list[_Token], start: int) -> int | None:
+    """The last of the plain words that open the phrase at ``start`` ("the remote server")."""
+    head: int | None = None
+    for k in range(start, min(start + 4, len(tokens))):
+        if tokens[k].brk or (head is not None and not _plain(tokens[k])):
+            break
+        if _plain(tokens[k]):
+            head = k
+    return head
+
+
+def _instead_of(tokens: list[_Token]) -> set[tuple[str, str]]:
+    """("copy", "view") for "returns a copy rather than a view": what is chosen over what."""
+    pairs: set[tuple[str, str]] = set()
+    for i in range(1, len(tokens) - 2):
+        if (tokens[i].low, tokens[i + 1].low) not in (("instead", "of"), ("rather", "than")):
+            continue
+        chosen = next((k for k in range(i - 1, max(-1, i - 4), -1) if _plain(tokens[k])), None)
+        over = _phrase_head(tokens, i + 2)
+        if chosen is not None and over is not None and stem(tokens[chosen].low) != stem(tokens[over].low):
+            pairs.add((stem(tokens[chosen].low), stem(tokens[over].low)))
     return pairs
 
 
@@ -632,12 +660,7 @@ def _from_to(tokens: list[_Token]) -> set[tuple[str, str]]:
                 break
             if tokens[j].low in ("to", "into"):
                 source = [k for k in range(i + 1, j) if _plain(tokens[k])]
-                target: int | None = None
-                for k in range(j + 1, min(j + 5, len(tokens))):  # the head of the phrase after it
-                    if tokens[k].brk or (target is not None and not _plain(tokens[k])):
-                        break
-                    if _plain(tokens[k]):
-                        target = k
+                target = _phrase_head(tokens, j + 1)
                 if source and target is not None and tokens[source[-1]].lem != tokens[target].lem:
                     pairs.add((tokens[source[-1]].lem, tokens[target].lem))
                 break

@@ -245,11 +245,13 @@ def test_judged_the_same_both_ways(verifier: Verifier, a: str, b: str, same: boo
 
 
 def test_on_its_documentation_style_pairs(verifier: Verifier) -> None:
-    """Pairs written after the rules, reworded as a paraphrasing model would: before this round's
-    rules the verifier kept 117 of 150 paraphrases and refused 79 of 90 look-alikes."""
+    """Pairs written after the rules, reworded as a paraphrasing model would (the first 240), and
+    pairs written to probe the readings added for them (the last 120). Before this round's readings
+    the verifier kept 117 of the first 150 paraphrases and refused 79 of the first 90 look-alikes;
+    it judged 45 of the last 120 pairs wrongly."""
     (kept, positives), (refused, negatives) = _kept_and_refused(verifier, DEV_DOCS)
-    assert (positives, negatives) == (150, 90)
-    assert kept >= 135 and refused >= 84, (kept, refused)
+    assert (positives, negatives) == (200, 160)
+    assert kept >= 180 and refused >= 150, (kept, refused)
 
 
 SAID_IN_OTHER_WORDS = [
@@ -269,8 +271,6 @@ SAID_IN_OTHER_WORDS = [
     ("The `attrs` attribute can be modified.", "The `attrs` attribute is read-only.", False),
     ("Git does not track empty directories.", "Git tracks empty directories.", False),
     ("Must not be taken with alcohol.", "Safe to take with alcohol.", False),
-    # a negation that reaches a pronoun negates what it stands for
-    ("Repositories without one are harder to find.", "Repositories that lack one are harder to find.", True),
     # "keep ... from" prevents only before a verb in -ing
     ("A venv isolates dependencies from the system Python.",
      "A venv keeps dependencies separate from the system Python.", True),
@@ -296,6 +296,16 @@ SAID_IN_OTHER_WORDS = [
     ("Adding a tracked file to .gitignore does not remove it.",
      "A tracked file added to .gitignore is not removed.", True),
     ("Is the client sync?", "Is the client async?", False),
+    # what is chosen over what
+    ("Does `df.loc[]` return a copy rather than a view?",
+     "Does `df.loc[]` return a view rather than a copy?", False),
+    ("Store timestamps in UTC rather than local time.", "Rather than local time, store timestamps in UTC.", True),
+    ("Migrate the database from MySQL to PostgreSQL.", "Migrate the database to PostgreSQL from MySQL.", True),
+    ("Migrate the database from MySQL to PostgreSQL.", "Migrate the database to MySQL from PostgreSQL.", False),
+    # a pronoun a negation reaches is what it negates
+    ("No one can push to the main branch.", "Anyone can push to the main branch.", False),
+    ("Will it work without it?", "Will it work with it?", False),
+    ("Repositories without one are harder to find.", "Repositories that lack one are harder to find.", True),
     # "X-ing ... is not possible / unnecessary" negates X-ing
     ("You cannot rename a column in old SQLite versions.",
      "Renaming a column is not possible in old SQLite versions.", True),
