@@ -189,46 +189,46 @@ class Ledger:
               since: float) -> float | None:
         key, now, usd = tenant or "", time.time(), max(0.0, float(usd))
         with self._lock:
-            if self._db is None:
-                if limit is not None:
-                    self._expire(now)
-                    spent = (sum(c for ts, c in self._spend.get(key, ()) if ts >= since)
-                             + sum(u for r, (who, u, _) in self._held.items() if who == key and r != request_id))
-                    if spent >= limit:
-                        return spent
-                self._held[request_id] = (key, usd, now)
-                return None
             try:
-                with self._transaction() as db:
+                with self._transaction() if self._db is not None else contextlib.nullcontext():
                     if limit is not None:
-                        db.execute("DELETE FROM holds WHERE since < ?", (now - HOLD_S,))
-                        spent = float(db.execute(
-                            "SELECT (SELECT COALESCE(SUM(cost_usd), 0) FROM calls"
-                            " WHERE COALESCE(tenant, '') = ? AND ts >= ?)"
-                            " + (SELECT COALESCE(SUM(usd), 0) FROM holds WHERE tenant = ? AND request_id != ?)",
-                            (key, since, key, request_id)).fetchone()[0])
+                        spent = self._spent(key, since) + self._held_by(key, now, besides=request_id)
                         if spent >= limit:
                             return spent
-                    db.execute("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?)", (request_id, key, usd, now))
+                    if self._db is None:
+                        self._held[request_id] = (key, usd, now)
+                    else:
+                        self._db.execute("DELETE FROM holds WHERE since < ?", (now - HOLD_S,))
+                        self._db.execute("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?)",
+                                         (request_id, key, usd, now))
             except Exception as exc:  # a ledger that cannot write holds nothing; the call goes on
                 self._write_failed(exc)
             return None
 
-    def _expire(self, now: float) -> None:
-        for rid in [r for r, (_, _, since) in self._held.items() if now - since > HOLD_S]:
-            del self._held[rid]  # a call that was never recorded (its process gave up on it)
+    def _spent(self, key: str, since: float) -> float:
+        """What tenant ``key`` spent since ``since`` (call under the lock)."""
+        if self._db is None:
+            return sum(c for ts, c in self._spend.get(key, ()) if ts >= since)
+        return float(self._db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE COALESCE(tenant, '') = ? AND ts >= ?",
+            (key, since)).fetchone()[0])
+
+    def _held_by(self, key: str, now: float, besides: str = "") -> float:
+        """What tenant ``key``'s calls in flight hold, but for the call ``besides`` (call under the lock)."""
+        if self._db is None:
+            for rid in [r for r, (_, _, since) in self._held.items() if now - since > HOLD_S]:
+                del self._held[rid]  # a call that was never recorded (its process gave up on it)
+            return sum(usd for rid, (who, usd, _) in self._held.items() if who == key and rid != besides)
+        return float(self._db.execute(
+            "SELECT COALESCE(SUM(usd), 0) FROM holds WHERE tenant = ? AND since >= ? AND request_id != ?",
+            (key, now - HOLD_S, besides)).fetchone()[0])
 
     def held(self, tenant: str | None) -> float:
         """USD held for ``tenant``'s calls in flight (see :meth:`hold`), by every process sharing
         a SQLite ledger."""
-        key, now = tenant or "", time.time()
         with self._lock:
-            if self._db is None:
-                self._expire(now)
-                return sum(usd for who, usd, _ in self._held.values() if who == key)
             try:
-                return float(self._db.execute("SELECT COALESCE(SUM(usd), 0) FROM holds WHERE tenant = ? AND since >= ?",
-                                              (key, now - HOLD_S)).fetchone()[0])
+                return self._held_by(tenant or "", time.time())
             except sqlite3.Error as exc:  # holds that cannot be read hold nothing; the call goes on
                 self._write_failed(exc)
                 return 0.0
@@ -276,12 +276,7 @@ class Ledger:
     def spend(self, tenant: str | None, since: float = 0.0) -> float:
         """What ``tenant`` spent (USD) on calls since the unix time ``since``."""
         with self._lock:
-            if self._db is not None:
-                cur = self._db.execute(
-                    "SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE COALESCE(tenant, '') = ? AND ts >= ?",
-                    (tenant or "", since))
-                return float(cur.fetchone()[0])
-            return sum(c for ts, c in self._spend.get(tenant or "", ()) if ts >= since)
+            return self._spent(tenant or "", since)
 
     def summary(self) -> dict[str, Any]:
         """Totals, and breakdowns per plugin and per serving target."""

@@ -385,10 +385,10 @@ def stem(word: str) -> str:
     return w
 
 
-
 # What "X-ing ... is not ___" says of X-ing: "renaming a column is not possible / not needed".
 _MODAL_STEMS = frozenset(stem(w) for w in ("possible", "necessary", "needed", "required", "recommended",
                                             "allowed", "permitted", "supported", "advisable"))
+
 
 def _parts(word: str) -> list[str]:
     return [p for p in word.split("-") if p] if "-" in word else [word]
@@ -551,8 +551,9 @@ def _reach(tokens: list[_Token], start: int, into: set[str], near: set[str], inv
     taken = 0
     head = 1 if inverted else 0
     if not inverted and start < len(tokens) and tokens[start].low in _PRONOUNS and not tokens[start].brk:
-        into.add(tokens[start].low)  # "without one", "that lack one", "no one": the pronoun, not the words after
-        near.add(tokens[start].low)
+        pronoun = stem(tokens[start].low)  # "without one", "that lack one", "no one": not the words after it
+        into.add(pronoun)
+        near.add(pronoun)
         return True
     last = ""
     for k, t in enumerate(tokens[start:start + 6], start):

@@ -17,8 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import _lexicon as lx
-from ._lexicon import NAMED_ENTITIES, SCOPE_SKIP
+from ._lexicon import DONE_BADLY, DONE_WELL, NAMED_ENTITIES, SCOPE_SKIP
 from ._text import Facts, opposite_stems, opposites_of, read_facts, stem
 
 __all__ = ["CHECKS", "Verdict", "Verifier"]
@@ -168,7 +167,7 @@ class Verifier:
                 continue
             if a.cued and not b.negates:  # only one of the two texts negates at all
                 return Verdict(False, "negation", f"{min(reached)} negated in one text only")
-            badly = bool(a.words & lx.DONE_WELL and b.words & lx.DONE_BADLY)  # "not ... well" / "poorly"
+            badly = bool(a.words & DONE_WELL and b.words & DONE_BADLY)  # "not ... well" / "poorly"
             for said in sorted(reached):
                 if said in b.stems and said not in b.near and not badly:
                     return Verdict(False, "negation", said)
@@ -218,10 +217,10 @@ def _named_in(entity: str, other: Facts) -> bool:
 
 def _names_identifier(other: Facts, ident: str) -> bool:
     """Whether ``other`` names ``ident``: verbatim; hyphenated parts as separate words; a call
-    ``print()`` as "print"; for
-    ``owner.specific_name``, by its last part alone when that part is specific (an underscore, or
-    8 letters or more) and ``other`` gives it no other owner; a quoted ``DatasetBuilder`` as
-    "dataset builder"; a quoted phrase of three words or more by its content words."""
+    ``print()`` as "print"; for ``owner.specific_name``, by its last part alone when that part is
+    specific (an underscore, or 8 letters or more) and ``other`` gives it no other owner; a quoted
+    ``DatasetBuilder`` as "dataset builder"; a quoted phrase of three words or more by its content
+    words."""
     if _mentions(other.lower, ident):
         return True
     if "-" in ident and ident.replace("-", "").isalnum() and _mentions(other.lower, ident.replace("-", " ")):
