@@ -5,9 +5,8 @@ Heavy targets (transformers, llama.cpp) are imported only when first used.
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
-from .._pricing import Price
-from .._target import Capabilities, Target
+from costmw.plugin_api import Capabilities, Price, Target, lazy_exports
+
 from ._callable import CallableTarget, MockTarget
 from ._guard import forbid_paid_calls
 from ._litellm import LiteLLMTarget

@@ -8,10 +8,17 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from .._pricing import Price
-from .._target import Capabilities, Target
-from .._tokens import count_message_tokens, count_tokens
-from .._types import Request, Response, Usage, message_text
+from costmw.plugin_api import (
+    Capabilities,
+    Price,
+    Request,
+    Response,
+    Target,
+    Usage,
+    count_message_tokens,
+    count_tokens,
+    message_text,
+)
 
 __all__ = ["CallableTarget", "MockTarget"]
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 from urllib.parse import urlparse
 
-from .._errors import TargetError
+from costmw.plugin_api import TargetError
 
 __all__ = ["check_paid_call", "forbid_paid_calls"]
 

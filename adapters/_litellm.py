@@ -6,19 +6,27 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from .._errors import (
+from costmw.plugin_api import (
+    Capabilities,
+    Chunk,
     ContextWindowError,
     CostmwError,
+    Price,
     RateLimitError,
+    Request,
+    Response,
     ServerError,
+    Target,
     TargetError,
     TargetTimeout,
+    Usage,
+    count_message_tokens,
+    count_tokens,
+    join_chunks,
     missing_extra,
+    model_info,
 )
-from .._pricing import Price, model_info
-from .._target import Capabilities, Target
-from .._tokens import count_message_tokens, count_tokens
-from .._types import Chunk, Request, Response, Usage, join_chunks
+
 from ._guard import check_paid_call
 
 __all__ = ["LiteLLMTarget"]

@@ -139,10 +139,10 @@ class Chain:
             if t.model == request.model:
                 return t
         if self.auto_targets:
-            from .adapters import LiteLLMTarget
+            from ._seam import litellm_target
 
             with self._build_lock:
-                target = self._targets.get(request.model) or self.add_target(LiteLLMTarget(request.model))
+                target = self._targets.get(request.model) or self.add_target(litellm_target(request.model))
             return target
         if self._targets:
             return next(iter(self._targets.values()))

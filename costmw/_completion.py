@@ -45,9 +45,9 @@ def set_default_chain(chain: Chain | None) -> None:
 
 def to_model_response(response: Response) -> Any:
     """A LiteLLM ``ModelResponse`` for a costmw response, with costmw's numbers attached."""
-    from .adapters._litellm import _litellm
+    from ._seam import litellm_module
 
-    litellm = _litellm()
+    litellm = litellm_module()
     message: dict[str, Any] = {"role": "assistant", "content": response.text}
     if response.tool_calls:
         message["tool_calls"] = response.tool_calls

@@ -15,12 +15,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _wrap(fn: F, chain: Chain | None, model: str | None, price: Any, metadata: dict[str, Any] | None) -> F:
-    from .adapters import CallableTarget
+    from ._seam import callable_target
 
     the_chain = chain if chain is not None else _default()
     target_name = f"fn:{fn.__module__}.{fn.__qualname__}"
     target = the_chain.targets.get(target_name) or the_chain.add_target(
-        CallableTarget(fn, name=target_name, model=model, price=price))
+        callable_target(fn, name=target_name, model=model, price=price))
     meta = dict(metadata or {})
 
     def build(messages: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:

@@ -32,7 +32,7 @@ _INT8_RECIPE = "ffnfloat"  # names the quantization recipe, so a changed recipe 
 
 
 def _onnx_root() -> Path:
-    from .adapters.local._gguf import cache_root
+    from ._paths import cache_root
 
     return cache_root() / "onnx"
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from .adapters import Target
+    from ._target import Target
 
 __all__ = [
     "Chunk",

@@ -203,14 +203,14 @@ class LiteLLMEmbedder(_CachingEmbedder):
     def _embed(self, texts: list[str]) -> np.ndarray:
         import numpy as np
 
-        from .adapters._litellm import _litellm
+        from ._seam import litellm_module
 
         kwargs: dict[str, Any] = {"model": self.model, "input": texts}
         if self.api_base:
             kwargs["api_base"] = self.api_base
         if self.__api_key:
             kwargs["api_key"] = self.__api_key
-        result = _litellm().embedding(**kwargs)
+        result = litellm_module().embedding(**kwargs)
         vectors = np.asarray([d["embedding"] for d in result.data], dtype=np.float32)
         self.dim = vectors.shape[1]
         return vectors

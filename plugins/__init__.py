@@ -5,8 +5,8 @@ Each is imported only when first used, so ``import costmw`` stays fast.
 
 from __future__ import annotations
 
-from .._lazy import lazy_exports
-from .._plugin import Plugin
+from costmw.plugin_api import Plugin, lazy_exports
+
 from .passthrough import PassThrough
 
 __all__ = ["PassThrough", "Plugin", "default_plugins"]  # plus the lazy names in _LAZY

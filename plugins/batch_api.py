@@ -17,12 +17,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigError, CostmwError, InvalidRequestError, RequestError
-from .._target import Target
-from .._types import Request, Response, Saving, Usage
+from costmw.plugin_api import (
+    ConfigError,
+    CostmwError,
+    InvalidRequestError,
+    Request,
+    RequestError,
+    Response,
+    Saving,
+    Target,
+    Usage,
+)
 
 if TYPE_CHECKING:
-    from .._chain import Chain
+    from costmw import Chain
 
 __all__ = ["BATCH_DISCOUNTS", "BatchJob", "BatchNotReadyError", "BatchOutcome", "asubmit_batch"]
 
@@ -53,7 +61,7 @@ class BatchOutcome:
 
 
 def _litellm() -> Any:
-    from ..adapters._litellm import _litellm as load
+    from costmw.adapters._litellm import _litellm as load
 
     return load()
 
@@ -78,7 +86,7 @@ def _as_request(item: Any, index: int, model: str | None, chain: Chain) -> Reque
 
 
 def _pick_target(chain: Chain, requests: Sequence[Request], target: Target | str | None) -> Target:
-    from ..adapters._litellm import LiteLLMTarget
+    from costmw.adapters._litellm import LiteLLMTarget
 
     if isinstance(target, str):
         found = chain.targets.get(target)
@@ -158,8 +166,8 @@ class BatchJob:
 
     # -- provider calls ------------------------------------------------------------------------
     async def _call(self, name: str, **kwargs: Any) -> Any:
-        from ..adapters._guard import check_paid_call
-        from ..adapters._litellm import map_litellm_error
+        from costmw.adapters._guard import check_paid_call
+        from costmw.adapters._litellm import map_litellm_error
 
         provider, _, conn = _connection(self.target)
         check_paid_call(self.target.model, conn.get("api_base"))

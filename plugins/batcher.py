@@ -19,13 +19,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from .._errors import ConfigError, CostmwError, RequestError, TargetError
-from .._plugin import CallNext, Plugin, register_plugin
-from .._target import Target
-from .._types import Request, Response
+from costmw.plugin_api import (
+    CallNext,
+    ConfigError,
+    CostmwError,
+    Plugin,
+    Request,
+    RequestError,
+    Response,
+    Target,
+    TargetError,
+    register_plugin,
+)
 
 if TYPE_CHECKING:
-    from .._chain import Chain
+    from costmw import Chain
 
 __all__ = ["PER_REQUEST_PARAMS", "Batcher", "BatcherClosedError", "QueueFullError"]
 

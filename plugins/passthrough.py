@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from .._plugin import CallNext, Plugin, register_plugin
-from .._types import Request, Response
+from costmw.plugin_api import CallNext, Plugin, Request, Response, register_plugin
 
 __all__ = ["PassThrough"]
 

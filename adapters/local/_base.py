@@ -14,10 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import ConfigError, InvalidRequestError
-from ..._pricing import Price
-from ..._target import Capabilities, Target
-from ..._types import Message, Request, message_text
+from costmw.plugin_api import (
+    Capabilities,
+    ConfigError,
+    InvalidRequestError,
+    Message,
+    Price,
+    Request,
+    Target,
+    message_text,
+)
 
 __all__ = ["GenParams", "LocalTarget", "chat_messages", "cut_at_stop", "stop_holdback"]
 

@@ -9,10 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._pricing import Price
-from ..._target import Capabilities
-from ..._types import Request, Response, Usage
+from costmw.plugin_api import Capabilities, ConfigError, Price, Request, Response, Usage
+
 from ._base import LocalTarget
 from ._hf_load import import_torch_transformers, local_config, resolve_source
 from ._registry import SharedModel, shared_model

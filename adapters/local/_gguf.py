@@ -11,13 +11,12 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
 
-from ..._errors import ConfigError, missing_extra
+from costmw.plugin_api import ConfigError, cache_root, missing_extra
 
 __all__ = ["cache_root", "converted_model_dir", "is_gguf", "smollm2_gguf_path"]
 
@@ -25,9 +24,6 @@ _GGUF_MAGIC = b"GGUF"
 _lock = threading.Lock()
 
 
-def cache_root() -> Path:
-    """Where converted models are kept: ``$COSTMW_CACHE_DIR`` or ``~/.cache/costmw``."""
-    return Path(os.environ.get("COSTMW_CACHE_DIR") or Path.home() / ".cache" / "costmw")
 
 
 def is_gguf(path: str | Path) -> bool:

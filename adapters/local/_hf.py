@@ -9,10 +9,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError, InvalidRequestError
-from ..._pricing import Price
-from ..._target import Capabilities
-from ..._types import Chunk, Request, Response
+from costmw.plugin_api import Capabilities, Chunk, ConfigError, InvalidRequestError, Price, Request, Response
+
 from ._base import GenParams, LocalTarget
 from ._hf_gen import Batch, run_generate
 from ._hf_load import attach_adapters, check_quantize, load_causal_lm, local_config, resolve_source

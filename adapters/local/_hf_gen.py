@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._errors import ContextWindowError
-from ..._types import Message, Request, Response, Usage
+from costmw.plugin_api import ContextWindowError, Message, Request, Response, Usage
+
 from ._base import GenParams, chat_messages, cut_at_stop, stop_holdback
 
 __all__ = ["Batch", "render_prompt", "run_generate"]

@@ -10,7 +10,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError, MissingDependencyError, missing_extra
+from costmw.plugin_api import ConfigError, MissingDependencyError, missing_extra
+
 from ._gguf import converted_model_dir, is_gguf
 from ._manifest import MANIFEST
 from ._registry import SharedModel

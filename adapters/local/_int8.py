@@ -172,7 +172,7 @@ def quantize_int8(model: Any, tokenizer: Any = None, *, smooth_alpha: float = 0.
     """
     import torch
 
-    from ..._errors import ConfigError
+    from costmw.plugin_api import ConfigError
 
     if not _int_mm_works(torch):
         raise ConfigError("quantize='int8' needs int8 matrix products (torch._int_mm), which this torch lacks; "

@@ -10,10 +10,18 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError, ContextWindowError, missing_extra
-from ..._pricing import Price
-from ..._target import Capabilities
-from ..._types import Chunk, Request, Response, Usage
+from costmw.plugin_api import (
+    Capabilities,
+    Chunk,
+    ConfigError,
+    ContextWindowError,
+    Price,
+    Request,
+    Response,
+    Usage,
+    missing_extra,
+)
+
 from ._base import GenParams, LocalTarget, chat_messages
 from ._gguf import is_gguf
 from ._registry import SharedModel, shared_model

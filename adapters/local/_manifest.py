@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
 
 __all__ = ["MANIFEST", "read_manifest", "write_manifest"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
 
 __all__ = ["decoder_layers", "parse_layers", "rebuild"]
 

@@ -10,7 +10,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._dedup import near_duplicate_pairs
 from ._examples import Example
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._ledger import redact_secrets
+from costmw.plugin_api import ConfigError, redact_secrets
+
 from ._augment import augment_examples
 from ._dedup import cluster_ids, default_thresholds, near_duplicate_pairs, split_clusters
 from ._examples import Example, examples_from_ledger, load_examples, write_jsonl

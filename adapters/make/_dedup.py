@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from ..._errors import ConfigError, missing_extra
+from costmw.plugin_api import ConfigError, missing_extra
 
 __all__ = ["METHODS", "cluster_ids", "default_thresholds", "near_duplicate_pairs", "split_clusters"]
 
@@ -136,7 +136,7 @@ def _embedding_pairs(texts: Sequence[str], threshold: float, embedder: Any) -> l
     import numpy as np
 
     if embedder is None:
-        from ...embeddings import default_embedder
+        from costmw.embeddings import default_embedder
 
         embedder = default_embedder()
     vectors = np.asarray(embedder.embed(distinctive_lines(texts)), dtype=np.float32)

@@ -13,7 +13,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._arch import decoder_layers, rebuild
 from ._evaluate import agreement, generate_answers, measure_speed
 from ._examples import Example

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._types import Message, message_text
+from costmw.plugin_api import ConfigError, Message, message_text
 
 __all__ = ["Example", "examples_from_ledger", "load_examples", "read_jsonl", "write_jsonl"]
 
@@ -114,7 +113,7 @@ def examples_from_ledger(path: str | Path, *, model: str | None = None, include_
     ``model`` keeps only answers served by that model (the teacher). Rows that failed are kept
     (marked with their error) when ``include_errors`` is true, so cleaning can count them.
     """
-    from ..._ledger import Ledger
+    from costmw.plugin_api import Ledger
 
     p = Path(path)
     if not p.is_file():

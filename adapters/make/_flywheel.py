@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._data import clean_dataset
 from ._distill import gate_student
 from ._evaluate import agreement, generate_answers

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._arch import decoder_layers, parse_layers
 from ._models import load_model, save_model
 from ._result import MakeResult

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError, missing_extra
+from costmw.plugin_api import ConfigError, missing_extra
 
 __all__ = ["GGUF_TYPES", "export_gguf"]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError, missing_extra
+from costmw.plugin_api import ConfigError, missing_extra
+
 from ._examples import Example
 from ._models import atomic_dir, load_model, resolve_model
 from ._result import MakeResult

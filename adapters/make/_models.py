@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError, missing_extra
+from costmw.plugin_api import ConfigError, missing_extra
 
 __all__ = ["atomic_dir", "dir_size", "load_model", "model_bytes", "resolve_model", "save_model"]
 

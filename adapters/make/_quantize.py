@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._gguf_export import GGUF_TYPES, export_gguf
 from ._models import dir_size, load_model, model_bytes, resolve_model, save_model
 from ._result import MakeResult

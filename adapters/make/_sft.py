@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._evaluate import agreement, answer_loss, generate_answers, measure_speed
 from ._examples import Example, load_examples
 from ._models import write_json

@@ -14,7 +14,8 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._arch import decoder_layers, rebuild
 from ._tokenize import Encoded
 

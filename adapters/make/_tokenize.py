@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._types import Message, message_text
+from costmw.plugin_api import ConfigError, Message, message_text
+
 from ._examples import Example
 
 __all__ = ["Encoded", "collate", "encode_examples", "format_prompt", "micro_batches"]

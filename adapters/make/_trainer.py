@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._evaluate import answer_loss
 from ._models import atomic_dir
 from ._tokenize import Encoded, collate, micro_batches

@@ -42,7 +42,7 @@ def _modules(text: str | None) -> list[str] | None:
 @contextlib.contextmanager
 def _friendly() -> Iterator[None]:
     """Turn configuration mistakes and interrupts into a one-line message and an exit code."""
-    from ..._errors import CostmwError
+    from costmw.plugin_api import CostmwError
 
     try:
         yield

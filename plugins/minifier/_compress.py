@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..._tokens import count_tokens
+from costmw.plugin_api import count_tokens
+
 from ._scorer import Scorer
 from ._segment import TERMINAL, Block, Tok, prose_tokens, segment, sentences
 

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from ..._types import Message, message_text
+from costmw.plugin_api import Message, message_text
 
 __all__ = ["HistoryFit", "SummaryCache", "fit_history", "render_transcript", "split_head"]
 

@@ -9,9 +9,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..._errors import ConfigError, missing_extra
-from ..._tokens import count_tokens
-from ..._types import Message, message_text
+from costmw.plugin_api import ConfigError, Message, count_tokens, message_text, missing_extra
+
 from ._compress import Compressor
 from ._levels import Level
 from ._messages import editable, last_user_index, map_text, split_question

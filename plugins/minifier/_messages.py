@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..._types import Message
+from costmw.plugin_api import Message
 
 __all__ = ["editable", "map_text", "split_question", "text_parts"]
 

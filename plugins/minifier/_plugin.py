@@ -9,11 +9,23 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..._errors import ConfigError
-from ..._plugin import CallNext, Plugin, StreamNext, register_plugin
-from ..._target import Target
-from ..._tokens import count_message_tokens, count_tokens
-from ..._types import Chunk, Message, Request, Response, Saving, message_text
+from costmw.plugin_api import (
+    CallNext,
+    Chunk,
+    ConfigError,
+    Message,
+    Plugin,
+    Request,
+    Response,
+    Saving,
+    StreamNext,
+    Target,
+    count_message_tokens,
+    count_tokens,
+    message_text,
+    register_plugin,
+)
+
 from ._history import SummaryCache, fit_history, render_transcript
 from ._levels import LEVELS, Level
 from ._longctx import LongContext
@@ -23,7 +35,7 @@ from ._scorer import Scorer
 from ._summary import cheapest_target, summarize_with
 
 if TYPE_CHECKING:
-    from ..._chain import Chain
+    from costmw import Chain
 
 __all__ = ["PromptMinifier"]
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from ..._tokens import count_tokens
+from costmw.plugin_api import count_tokens
+
 from ._phrases import HEDGES, INSTRUCTION_VERBS, OPENERS, PLEASANTRY_OPENERS, PLEASANTRY_WORDS, POLITE_OPENERS, WORDY
 from ._segment import Block, Tok, atoms, is_delimiter_row, json_tokens, prose_tokens, segment, sentences, table_cells
 

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..._errors import ConfigError, missing_extra
+from costmw.plugin_api import ConfigError, missing_extra
 
 __all__ = ["AutoScorer", "LMScorer", "PriorScorer", "Scorer", "default_scorer", "default_scorer_path"]
 
@@ -41,7 +41,7 @@ class Scorer(Protocol):
 
 def default_scorer_path() -> Path | None:
     """The transformers directory of SmolLM2-135M-Instruct (converted once from its GGUF), if installed."""
-    from ...adapters.local._gguf import converted_model_dir, smollm2_gguf_path
+    from costmw.adapters.local._gguf import converted_model_dir, smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     return None if gguf is None else converted_model_dir(gguf)
@@ -56,7 +56,7 @@ def _resolve(path: Path | None) -> Path:
 
 
 def _cache_root() -> Path:
-    from ...adapters.local._gguf import cache_root
+    from costmw.plugin_api import cache_root
 
     return cache_root()
 

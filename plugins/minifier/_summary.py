@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 
-from ..._target import Target
-from ..._tokens import count_tokens
-from ..._types import Message, Request
+from costmw.plugin_api import Message, Request, Target, count_tokens
+
 from ._history import render_transcript
 
 __all__ = ["SUMMARY_INSTRUCTIONS", "cheapest_target", "summarize_with"]

@@ -8,8 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._ledger import Ledger
+from costmw.plugin_api import ConfigError, Ledger
 
 __all__ = ["Budget"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._errors import ConfigError
+from costmw.plugin_api import ConfigError
 
 __all__ = ["escalation_order", "gain_per_dollar", "routing_curve", "sends_to_strong", "share_needed",
            "threshold_for_quality", "threshold_for_share"]

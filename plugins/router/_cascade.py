@@ -13,10 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._target import Target
-from ..._types import Request, Response
-from ...embeddings import Embedder, aembed_request
+from costmw.embeddings import Embedder, aembed_request
+from costmw.plugin_api import ConfigError, Request, Response, Target
+
 from ._answer import REFUSAL, check_arithmetic, final_answer
 from ._model import QualityModel
 from ._route import Route, RouteContext

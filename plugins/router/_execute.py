@@ -11,10 +11,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._errors import NoTargetError
-from ..._plugin import CallNext, StreamNext, response_chunks
-from ..._target import Target, collect_stream
-from ..._types import Chunk, Request, Response
+from costmw.plugin_api import (
+    CallNext,
+    Chunk,
+    NoTargetError,
+    Request,
+    Response,
+    StreamNext,
+    Target,
+    collect_stream,
+    response_chunks,
+)
+
 from ._fallback import Cooldowns, Retry, error_kind, fallback_worthy, target_error
 from ._route import Route
 
@@ -57,7 +65,7 @@ class Runner:
 
     @staticmethod
     def _too_small(target: Target, exc: BaseException, current: int | None) -> int | None:
-        from ..._errors import ContextWindowError
+        from costmw.plugin_api import ContextWindowError
 
         window = target.capabilities.context_window
         if isinstance(target_error(exc), ContextWindowError) and window:

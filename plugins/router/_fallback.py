@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..._errors import ConfigError, ContextWindowError, TargetError
+from costmw.plugin_api import ConfigError, ContextWindowError, TargetError
 
 __all__ = ["Cooldowns", "Retry", "fallback_worthy"]
 

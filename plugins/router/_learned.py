@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._errors import ConfigError
-from ..._target import Target
-from ...embeddings import Embedder, aembed_request
+from costmw.embeddings import Embedder, aembed_request
+from costmw.plugin_api import ConfigError, Target
+
 from ._calibrate import gain_per_dollar
 from ._model import QualityModel
 from ._route import Route, RouteContext, estimated_cost, rank_by_cost

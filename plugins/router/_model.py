@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._errors import ConfigError
-from ...embeddings import Embedder
+from costmw.embeddings import Embedder
+from costmw.plugin_api import ConfigError
+
 from ._answer import ANSWER_FEATURE_NAMES, answer_features
 from ._features import FEATURE_NAMES, text_features
 
@@ -28,7 +29,7 @@ C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 
 def make_embedder(spec: Embedder | str | None) -> Embedder:
     """An embedder from an object or a name: ``onnx`` (default), ``local``, ``hashing[-dim]``."""
-    from ...embeddings import HashingEmbedder, LocalEmbedder
+    from costmw.embeddings import HashingEmbedder, LocalEmbedder
 
     if spec is not None and not isinstance(spec, str):
         return spec
@@ -42,7 +43,7 @@ def make_embedder(spec: Embedder | str | None) -> Embedder:
         import importlib.util
 
         if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("tokenizers"):
-            from ...embeddings import OnnxEmbedder
+            from costmw.embeddings import OnnxEmbedder
 
             return OnnxEmbedder()
         return LocalEmbedder()

@@ -6,9 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..._target import Target
-from ..._tokens import count_message_tokens
-from ..._types import Request
+from costmw.plugin_api import Request, Target, count_message_tokens
 
 __all__ = ["Needs", "lacks", "needs_of"]
 
@@ -44,7 +42,7 @@ def needs_of(request: Request) -> Needs:
     extra = {extra} if isinstance(extra, str) else set(extra)
     unknown = extra - set(CAPABILITIES)
     if unknown:
-        from ..._errors import InvalidRequestError
+        from costmw.plugin_api import InvalidRequestError
 
         raise InvalidRequestError(f"metadata['needs'] names unknown capabilities {sorted(unknown)}; "
                                   f"known: {list(CAPABILITIES)}")

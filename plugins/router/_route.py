@@ -6,9 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._target import Target
-from ..._tokens import count_message_tokens
-from ..._types import Request
+from costmw.plugin_api import Request, Target, count_message_tokens
 
 __all__ = ["Route", "RouteContext", "estimated_cost", "rank_by_cost"]
 

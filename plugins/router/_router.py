@@ -12,10 +12,21 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..._errors import BudgetExceeded, ConfigError, NoTargetError
-from ..._plugin import CallNext, Plugin, StreamNext, register_plugin
-from ..._target import Target
-from ..._types import Chunk, Request, Response, Saving
+from costmw.plugin_api import (
+    BudgetExceeded,
+    CallNext,
+    Chunk,
+    ConfigError,
+    NoTargetError,
+    Plugin,
+    Request,
+    Response,
+    Saving,
+    StreamNext,
+    Target,
+    register_plugin,
+)
+
 from ._budget import Budget
 from ._execute import Outcome, Runner
 from ._fallback import Cooldowns, Retry
@@ -25,7 +36,7 @@ from ._strategy import Requested, Strategy, as_strategy
 from ._training import TrainingMixin
 
 if TYPE_CHECKING:
-    from ..._chain import Chain
+    from costmw import Chain
 
 __all__ = ["ModelRouter"]
 
@@ -78,7 +89,7 @@ class ModelRouter(TrainingMixin, Plugin):
                 continue
             found = chain.targets.get(spec) or next((t for t in chain.targets.values() if t.model == spec), None)
             if found is None and chain.auto_targets:
-                from ...adapters import LiteLLMTarget
+                from costmw.adapters import LiteLLMTarget
 
                 found = chain.add_target(LiteLLMTarget(spec))
             if found is None:

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._target import Target
+from costmw.plugin_api import ConfigError, Target
+
 from ._needs import CAPABILITIES, needs_of
 from ._route import Route, RouteContext
 from ._strategy import Strategy, register_strategy

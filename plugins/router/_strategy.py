@@ -11,8 +11,8 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..._errors import ConfigError
-from ..._target import Target
+from costmw.plugin_api import ConfigError, Target
+
 from ._route import Route, RouteContext
 
 __all__ = ["Cheapest", "FirstOf", "Requested", "Strategy", "as_strategy", "register_strategy"]

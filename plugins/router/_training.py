@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._errors import ConfigError
-from ..._tokens import count_message_tokens
-from ..._types import message_text
+from costmw.plugin_api import ConfigError, count_message_tokens, message_text
+
 from ._calibrate import threshold_for_quality, threshold_for_share
 from ._learned import ROUTER_FILE, CostAware, Learned, extra_cost
 from ._route import DEFAULT_OUTPUT_TOKENS
 
 if TYPE_CHECKING:
-    from ..._chain import Chain
-    from ..._ledger import Ledger
-    from ..._target import Target
+    from costmw import Chain
+    from costmw.plugin_api import Ledger, Target
+
     from ._strategy import Strategy
 
 __all__ = ["TrainingMixin"]

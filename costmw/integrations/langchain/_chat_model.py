@@ -124,8 +124,8 @@ class CostmwChatModel(BaseChatModel):
             return self.chain  # type: ignore[no-any-return]
         with self._lock:
             if self._built is None:
-                from ...adapters import LiteLLMTarget
-                from ...plugins import default_plugins
+                from costmw.adapters import LiteLLMTarget
+                from costmw.plugins import default_plugins
 
                 key = self.api_key.get_secret_value() if self.api_key else None
                 target = LiteLLMTarget(self.model_name, api_key=key, api_base=self.base_url,

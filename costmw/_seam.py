@@ -1,0 +1,38 @@
+"""The one place core reaches into ``costmw.adapters``, always lazily.
+
+Core defines what a target is (``costmw._target``); the targets themselves live in ``adapters/``.
+Core needs a few of them at run time only: a LiteLLM target built on demand for a model the
+chain was not given, a callable target for ``@optimize``, and the LiteLLM module for
+``completion``'s return types and remote embeddings. Each is imported here, on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._target import Target
+
+__all__ = ["callable_target", "litellm_module", "litellm_target"]
+
+
+def litellm_target(model: str, **kwargs: Any) -> Target:
+    """A ``LiteLLMTarget`` for ``model``."""
+    from costmw.adapters import LiteLLMTarget
+
+    return LiteLLMTarget(model, **kwargs)
+
+
+def callable_target(fn: Callable[..., Any], **kwargs: Any) -> Target:
+    """A ``CallableTarget`` around a user function."""
+    from costmw.adapters import CallableTarget
+
+    return CallableTarget(fn, **kwargs)
+
+
+def litellm_module() -> Any:
+    """The ``litellm`` module (raises ``MissingDependencyError`` naming the extra when absent)."""
+    from costmw.adapters._litellm import _litellm
+
+    return _litellm()

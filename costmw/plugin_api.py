@@ -1,0 +1,78 @@
+"""The names plugin and target authors build on, in one documented module.
+
+``costmw`` itself exports what an application needs (``Chain``, ``Request``, the errors, ...).
+This module adds the pieces a plugin or target needs beyond that: token counting, prices and
+model metadata, the helpers for streams and lazy exports, and the background loop. The built-in
+plugins (``costmw.plugins``) and targets (``costmw.adapters``) use core only through ``costmw``
+and this module, so third-party code can do everything they do.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    BudgetExceeded,
+    ConfigError,
+    ContextWindowError,
+    CostmwError,
+    InvalidRequestError,
+    MissingDependencyError,
+    NoTargetError,
+    PluginError,
+    RateLimitError,
+    RequestError,
+    ServerError,
+    TargetError,
+    TargetTimeout,
+    missing_extra,
+)
+from ._lazy import lazy_exports
+from ._ledger import Ledger, redact_secrets
+from ._loop import LoopThread
+from ._paths import cache_root
+from ._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chunks
+from ._pricing import Price, model_info
+from ._target import Capabilities, Target, collect_stream
+from ._tokens import count_message_tokens, count_tokens
+from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
+
+__all__ = [
+    "BudgetExceeded",
+    "CallNext",
+    "Capabilities",
+    "Chunk",
+    "ConfigError",
+    "ContextWindowError",
+    "CostmwError",
+    "InvalidRequestError",
+    "Ledger",
+    "LoopThread",
+    "Message",
+    "MissingDependencyError",
+    "NoTargetError",
+    "Plugin",
+    "PluginError",
+    "Price",
+    "RateLimitError",
+    "Request",
+    "RequestError",
+    "Response",
+    "Saving",
+    "ServerError",
+    "StreamNext",
+    "Target",
+    "TargetError",
+    "TargetTimeout",
+    "Usage",
+    "cache_root",
+    "collect_stream",
+    "count_message_tokens",
+    "count_tokens",
+    "join_chunks",
+    "lazy_exports",
+    "message_text",
+    "missing_extra",
+    "model_info",
+    "redact_secrets",
+    "register_plugin",
+    "response_chunks",
+]
