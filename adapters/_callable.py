@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextvars
 import functools
 import inspect
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from costmw.plugin_api import (
+    DEFAULT_TIMEOUT_S,
     Capabilities,
     Price,
     Request,
@@ -17,6 +21,7 @@ from costmw.plugin_api import (
     Usage,
     count_message_tokens,
     count_tokens,
+    map_provider_error,
     message_text,
 )
 
@@ -51,11 +56,29 @@ def _to_response(result: Any) -> Response:
     raise TypeError(f"a target function must return str, dict or costmw.Response, got {type(result).__name__}")
 
 
+#: Threads for sync target functions: their own pool, so calls that hang until their deadline
+#: never starve the event loop's default executor (which the cache and embedders use).
+_MAX_THREADS = 64
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _threads() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(_MAX_THREADS, thread_name_prefix="costmw-target")
+        return _pool
+
+
 class CallableTarget(Target):
     """A user function ``fn(messages, **params) -> str`` (sync or async) used as a target.
 
-    Sync functions run in a worker thread so they never block the chain's loop. Token usage is
-    counted with the model's tokenizer when the function does not report it.
+    Sync functions run in worker threads of their own so they never block the chain's loop.
+    Token usage is counted with the model's tokenizer when the function does not report it.
+    Exceptions the function raises are mapped like a provider's (``openai.RateLimitError``,
+    ``httpx.ReadTimeout``, ``TimeoutError``, a 5xx status...), so the router falls back from
+    them; a call past ``timeout_s`` raises :class:`TargetTimeout`.
     """
 
     kind = "callable"
@@ -69,11 +92,12 @@ class CallableTarget(Target):
         price: Price | tuple[float, float] | dict[str, float] | None = None,
         capabilities: Capabilities | None = None,
         count_usage: bool = True,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"CallableTarget needs a function, got {type(fn).__name__}")
         target_name = name or getattr(fn, "__qualname__", None) or type(fn).__name__
-        super().__init__(target_name, model=model, price=price, capabilities=capabilities)
+        super().__init__(target_name, model=model, price=price, capabilities=capabilities, timeout_s=timeout_s)
         self.fn = fn
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             type(fn).__call__)
@@ -90,13 +114,18 @@ class CallableTarget(Target):
         params = self._params(request)
         if self._is_async:
             return await self.fn(messages, **params)
-        result = await asyncio.to_thread(functools.partial(self.fn, messages, **params))
+        call = functools.partial(contextvars.copy_context().run, self.fn, messages, **params)
+        result = await asyncio.get_running_loop().run_in_executor(_threads(), call)
         if inspect.isawaitable(result):
             result = await result
         return result
 
     async def acomplete(self, request: Request) -> Response:
-        response = _to_response(await self._invoke(request))
+        try:
+            result = await self._invoke(request)
+        except Exception as exc:
+            raise map_provider_error(exc, self.name, request) from exc
+        response = _to_response(result)
         if self.count_usage and not response.usage.prompt_tokens:
             response.usage = Usage(
                 count_message_tokens(request.messages, self.model, request.params.get("tools")),
@@ -129,9 +158,10 @@ class MockTarget(Target):
         capabilities: Capabilities | None = None,
         latency: float = 0.0,
         record: bool = True,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
     ) -> None:
         super().__init__(name, model=model, price=price,
-                         capabilities=capabilities or Capabilities(batching=True))
+                         capabilities=capabilities or Capabilities(batching=True), timeout_s=timeout_s)
         self.handler = handler or _echo
         self._is_async = inspect.iscoroutinefunction(self.handler)
         self.latency = latency

@@ -12,17 +12,15 @@ from costmw.plugin_api import (
     ContextWindowError,
     CostmwError,
     Price,
-    RateLimitError,
     Request,
     Response,
-    ServerError,
     Target,
     TargetError,
-    TargetTimeout,
     Usage,
     count_message_tokens,
     count_tokens,
     join_chunks,
+    map_provider_error,
     missing_extra,
     model_info,
 )
@@ -44,24 +42,8 @@ def _litellm() -> Any:
 
 
 def map_litellm_error(exc: BaseException, target: str, request: Request | None) -> CostmwError:
-    """Turn a LiteLLM/OpenAI exception into costmw's error tree (keeping retryability)."""
-    name = type(exc).__name__
-    status = getattr(exc, "status_code", None)
-    msg = f"target {target!r}: {name}: {exc}"
-    kinds: list[tuple[tuple[str, ...], type[TargetError]]] = [
-        (("ContextWindowExceededError",), ContextWindowError),
-        (("RateLimitError",), RateLimitError),
-        (("Timeout", "APITimeoutError"), TargetTimeout),
-        (("InternalServerError", "ServiceUnavailableError", "APIConnectionError", "BadGatewayError"), ServerError),
-    ]
-    for names, cls in kinds:
-        if name in names:
-            return cls(msg, target=target, request=request, status_code=status)
-    if isinstance(status, int) and status >= 500:
-        return ServerError(msg, target=target, request=request, status_code=status)
-    if status == 429:
-        return RateLimitError(msg, target=target, request=request, status_code=status)
-    return TargetError(msg, target=target, request=request, status_code=status)
+    """Turn a LiteLLM/OpenAI exception into costmw's error tree (the mapping every target uses)."""
+    return map_provider_error(exc, target, request)
 
 
 def _tool_calls(message: Any) -> list[dict[str, Any]] | None:
@@ -82,7 +64,9 @@ class LiteLLMTarget(Target):
 
     Rate limits, timeouts, connection errors and 5xx answers are retried with exponential
     backoff (``retries`` times); then each target in ``fallbacks`` is tried in turn. The API key
-    is held privately and never appears in reprs, the ledger or logs.
+    is held privately and never appears in reprs, the ledger or logs. ``timeout`` bounds one
+    attempt; ``timeout_s``, the deadline of the whole call, defaults to what every attempt,
+    backoff and fallback may take together.
     """
 
     kind = "litellm"
@@ -102,6 +86,7 @@ class LiteLLMTarget(Target):
         timeout: float = 60.0,
         capabilities: Capabilities | None = None,
         extra: dict[str, Any] | None = None,
+        timeout_s: float | str | None = "auto",
     ) -> None:
         if not model or not isinstance(model, str):
             raise ValueError("LiteLLMTarget needs a model name, e.g. LiteLLMTarget('gpt-4o-mini')")
@@ -114,7 +99,8 @@ class LiteLLMTarget(Target):
             streaming=True,
             context_window=info.get("max_input_tokens") or info.get("max_tokens"),
         )
-        super().__init__(name or model, model=model, price=price, capabilities=caps)
+        super().__init__(name or model, model=model, price=price, capabilities=caps,
+                         timeout_s=None if timeout_s == "auto" else timeout_s)  # type: ignore[arg-type]
         self.api_base = api_base
         self.__api_key = api_key
         self.retries = retries
@@ -127,6 +113,13 @@ class LiteLLMTarget(Target):
                                                                  retries=retries, backoff=backoff, timeout=timeout)
             for f in fallbacks
         ]
+        if timeout_s == "auto":
+            self.timeout_s = self.whole_call_s()
+
+    def whole_call_s(self) -> float:
+        """Seconds every attempt, backoff and fallback of one call may take together."""
+        own = self.timeout * (self.retries + 1) + self.max_backoff * self.retries
+        return own + sum(f.whole_call_s() for f in self.fallbacks)
 
     def __repr__(self) -> str:
         return f"LiteLLMTarget(name={self.name!r}, model={self.model!r}, api_base={self.api_base!r})"

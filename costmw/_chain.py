@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError, CostmwError, NoTargetError, PluginError, TargetError
+from ._deadline import iterate_with_deadline, with_deadline
+from ._errors import ConfigError, CostmwError, NoTargetError, PluginError
 from ._ledger import Ledger
 from ._loop import LoopThread
 from ._plugin import CallNext, Plugin, StreamNext
 from ._pricing import Price, lookup_price
+from ._provider_errors import map_provider_error
 from ._target import Target
 from ._tokens import count_message_tokens
 from ._types import Chunk, Request, Response
@@ -167,12 +169,11 @@ class Chain:
         target = self.target_for(request)
         request.context.remember("served", request)
         try:
-            response = await target.acomplete(request)
+            response = await with_deadline(target.acomplete(request), target, request)
         except CostmwError:
             raise
         except Exception as exc:
-            raise TargetError(f"target {target.name!r} failed: {type(exc).__name__}: {exc}",
-                              target=target.name, request=request) from exc
+            raise map_provider_error(exc, target.name, request) from exc
         if not response.served_by:
             target._finish(request, response)
         return response
@@ -181,15 +182,14 @@ class Chain:
         target = self.target_for(request)
         request.context.remember("served", request)
         try:
-            async for chunk in target.astream(request):
+            async for chunk in iterate_with_deadline(target.astream(request), target, request):
                 if chunk.response is not None and not chunk.response.served_by:
                     target._finish(request, chunk.response)
                 yield chunk
         except CostmwError:
             raise
         except Exception as exc:
-            raise TargetError(f"target {target.name!r} failed: {type(exc).__name__}: {exc}",
-                              target=target.name, request=request) from exc
+            raise map_provider_error(exc, target.name, request) from exc
 
     # -- finishing a call ----------------------------------------------------------------
     def _finish(self, original: Request, response: Response, started: float) -> Response:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._redact import redact_secrets
+
 if TYPE_CHECKING:
     from ._types import Request
 
@@ -64,7 +66,7 @@ class RequestError(CostmwError):
     """A runtime failure while serving ``request``."""
 
     def __init__(self, message: str, *, request: Request | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact_secrets(message))  # provider errors may echo a key back
         self.request = request
 
 

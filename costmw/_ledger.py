@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sqlite3
 import threading
 import time
@@ -20,23 +19,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._redact import redact_secrets
 from ._types import Request, Response
 
 __all__ = ["Ledger", "LedgerRow", "redact_secrets"]
 
 log = logging.getLogger("costmw.ledger")
-
-_SECRET = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{16,}|AKIA[0-9A-Z]{16}|ghp_[A-Za-z0-9]{30,}"
-    r"|xox[abp]-[A-Za-z0-9\-]{10,}|AIza[0-9A-Za-z_\-]{30,}|hf_[A-Za-z0-9]{30,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{16,})"
-)
-
-
-def redact_secrets(text: str) -> str:
-    """Replace substrings that look like API keys or bearer tokens with ``[REDACTED]``."""
-    return _SECRET.sub("[REDACTED]", text)
-
 
 @dataclass(slots=True)
 class LedgerRow:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
+from ._deadline import DEFAULT_TIMEOUT_S, check_timeout
 from ._pricing import Price, lookup_price
 from ._types import Chunk, Request, Response, join_chunks
 
@@ -28,6 +29,8 @@ class Target:
 
     ``price`` is USD per 1M input/output tokens. When it is not given, LiteLLM's price map is
     consulted for ``model``; a target with no known price costs nothing in the ledger.
+    ``timeout_s`` is the deadline of one call to this target (a call's own ``timeout_s`` option
+    overrides it; None: no deadline); past it the call raises :class:`TargetTimeout`.
     """
 
     kind: str = "target"
@@ -39,9 +42,11 @@ class Target:
         model: str | None = None,
         price: Price | tuple[float, float] | dict[str, float] | None = None,
         capabilities: Capabilities | None = None,
+        timeout_s: float | None = DEFAULT_TIMEOUT_S,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ValueError("a target needs a non-empty name")
+        self.timeout_s = check_timeout(timeout_s)
         self.name = name
         self.model = model or name
         self._price = Price.coerce(price)

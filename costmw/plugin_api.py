@@ -9,6 +9,7 @@ and this module, so third-party code can do everything they do.
 
 from __future__ import annotations
 
+from ._deadline import DEFAULT_TIMEOUT_S, deadline_for, iterate_with_deadline, with_deadline
 from ._errors import (
     BudgetExceeded,
     ConfigError,
@@ -26,16 +27,19 @@ from ._errors import (
     missing_extra,
 )
 from ._lazy import lazy_exports
-from ._ledger import Ledger, redact_secrets
+from ._ledger import Ledger
 from ._loop import LoopThread
 from ._paths import cache_root
 from ._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chunks
 from ._pricing import Price, model_info
+from ._provider_errors import map_provider_error
+from ._redact import contains_secret, get_logger, redact_secrets
 from ._target import Capabilities, Target, collect_stream
 from ._tokens import count_message_tokens, count_tokens
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
 
 __all__ = [
+    "DEFAULT_TIMEOUT_S",
     "BudgetExceeded",
     "CallNext",
     "Capabilities",
@@ -65,14 +69,20 @@ __all__ = [
     "Usage",
     "cache_root",
     "collect_stream",
+    "contains_secret",
     "count_message_tokens",
     "count_tokens",
+    "deadline_for",
+    "get_logger",
+    "iterate_with_deadline",
     "join_chunks",
     "lazy_exports",
+    "map_provider_error",
     "message_text",
     "missing_extra",
     "model_info",
     "redact_secrets",
     "register_plugin",
     "response_chunks",
+    "with_deadline",
 ]

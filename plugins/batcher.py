@@ -3,7 +3,9 @@
 Requests for the same target that arrive close together, and whose generation parameters can
 share a batch, are sent as one batch: a local model runs one padded forward pass for all of
 them; a remote target (one that does not batch) gets a concurrency-limited fan-out instead.
-Every caller gets exactly its own result or its own exception.
+Every caller gets exactly its own result or its own exception. Each call to the target runs
+under its deadline (see ``Target.timeout_s``), so calls that hang give their slots back as
+``TargetTimeout`` errors and later calls to that target go on.
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ from typing import TYPE_CHECKING, Literal
 from costmw.plugin_api import (
     CallNext,
     ConfigError,
-    CostmwError,
     Plugin,
     Request,
     RequestError,
     Response,
     Target,
     TargetError,
+    map_provider_error,
     register_plugin,
+    with_deadline,
 )
 
 if TYPE_CHECKING:
@@ -371,11 +374,11 @@ class Batcher(Plugin):
             r.context.remember("served", r)
         if not lane.batching:
             try:
-                return [await target.acomplete(requests[0])]
+                return [await with_deadline(target.acomplete(requests[0]), target, requests[0])]
             except Exception as exc:
                 return [exc]
         try:
-            return _checked(await target.abatch(requests), len(requests), target)
+            return _checked(await with_deadline(target.abatch(requests), target, requests), len(requests), target)
         except Exception as exc:
             if len(requests) == 1:
                 return [exc]
@@ -387,7 +390,7 @@ class Batcher(Plugin):
         out: list[Response | BaseException] = []
         for r in requests:
             try:
-                out.extend(_checked(await target.abatch([r]), 1, target))
+                out.extend(_checked(await with_deadline(target.abatch([r]), target, r), 1, target))
             except Exception as exc:
                 out.append(exc)
         return out
@@ -476,10 +479,4 @@ def _deliver(target: Target, item: _Item, result: Response | BaseException) -> N
             target._finish(item.request, result)
         future.set_result(result)
         return
-    if isinstance(result, CostmwError):
-        future.set_exception(result)
-        return
-    error = TargetError(f"target {target.name!r} failed: {type(result).__name__}: {result}",
-                        target=target.name, request=item.request)
-    error.__cause__ = result
-    future.set_exception(error)
+    future.set_exception(map_provider_error(result, target.name, item.request))
