@@ -263,8 +263,15 @@ class Chain:
                       metadata: Mapping[str, Any] | None = None, **params: Any) -> AsyncIterator[Chunk]:
         """Stream one chat request; the last chunk carries the whole :class:`Response`."""
         request = self._request(messages, model, metadata, params, stream=True)
+        async for chunk in self.asend_stream(request):
+            yield chunk
+
+    async def asend_stream(self, request: Request) -> AsyncIterator[Chunk]:
+        """Stream a prepared :class:`Request` through the chain (the last chunk carries the response)."""
         self._ensure_built()
         assert self._stream_handler is not None
+        if request.context.chain is None:
+            request.context.chain = self
         started = time.perf_counter()
         finished = False
         try:

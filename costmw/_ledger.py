@@ -166,22 +166,23 @@ class Ledger:
         self._hold(request_id, tenant, usd, None, 0.0)
 
     def reserve(self, request_id: str, tenant: str | None, usd: float, limit_usd: float,
-                since: float = 0.0) -> float | None:
+                since: float = 0.0, *, must_fit: bool = False) -> float | None:
         """Hold ``usd`` for the call ``request_id`` unless ``tenant`` has already reached
-        ``limit_usd``: what it spent since ``since`` plus what other calls hold. Returns None when the
-        hold was placed, else that sum (and holds nothing). The check and the hold are one step,
-        across threads and, with a SQLite ledger, across processes."""
-        return self._hold(request_id, tenant, usd, float(limit_usd), since)
+        ``limit_usd``: what it spent since ``since`` plus what other calls hold (with ``must_fit``,
+        unless that sum plus ``usd`` would pass the limit). Returns None when the hold was placed,
+        else that sum (and holds nothing). The check and the hold are one step, across threads and,
+        with a SQLite ledger, across processes."""
+        return self._hold(request_id, tenant, usd, float(limit_usd), since, must_fit)
 
     def _hold(self, request_id: str, tenant: str | None, usd: float, limit: float | None,
-              since: float) -> float | None:
+              since: float, must_fit: bool = False) -> float | None:
         key, now, usd = tenant or "", time.time(), max(0.0, float(usd))
         with self._lock:
             try:
                 with self._transaction() if self._db is not None else contextlib.nullcontext():
                     if limit is not None:
                         spent = self._spent(key, since) + self._held_by(key, now, besides=request_id)
-                        if spent >= limit:
+                        if spent >= limit or (must_fit and spent + usd > limit * (1 + 1e-9)):
                             return spent
                     if self._db is None:
                         self._held[request_id] = (key, usd, now)

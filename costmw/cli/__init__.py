@@ -6,6 +6,7 @@ import typer
 
 from ._demo import demo
 from ._report import report
+from ._serve import keys_app, serve
 
 __all__ = ["app", "main"]
 
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.command("demo")(demo)
 app.command("report")(report)
+app.command("serve")(serve)
+app.add_typer(keys_app, name="keys")
 
 
 def _mount_tools() -> None:

@@ -1,0 +1,89 @@
+"""Prometheus metrics for costmw calls, for the gateway and for SDK users alike.
+
+>>> from costmw.metrics import Metrics          # doctest: +SKIP
+>>> metrics = Metrics()                         # registers on prometheus_client's default registry
+>>> metrics.observe_response(response)          # after each call (the gateway does this for you)
+>>> metrics.render()                            # the text exposition format, for GET /metrics
+
+Needs ``prometheus-client`` (the ``server`` extra). Names follow Prometheus conventions
+(``costmw_`` prefix, ``_total`` counters, ``_seconds`` histograms, USD as a unit suffix).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ._errors import missing_extra
+from ._types import Response
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def _tier(served_by: str) -> str:
+    if served_by.startswith("cache:"):
+        return served_by.split(":", 1)[1]
+    return "miss"
+
+
+class Metrics:
+    """Counters and histograms of requests, tokens, cost, baseline, savings per plugin, cache
+    hits by tier, latency and time to first token, and errors by type."""
+
+    def __init__(self, registry: Any = None) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError as exc:
+            raise missing_extra("prometheus-client", "server", exc) from exc
+        self._prom = prom
+        self.registry = registry if registry is not None else prom.REGISTRY
+        r = self.registry
+        self.requests = prom.Counter("costmw_requests", "Calls through costmw", ["model", "served_by", "status"],
+                                     registry=r)
+        self.tokens = prom.Counter("costmw_tokens", "Tokens of served calls", ["kind"], registry=r)
+        self.cost = prom.Counter("costmw_cost_usd", "What calls cost (USD)", registry=r)
+        self.baseline = prom.Counter("costmw_baseline_usd", "What calls would have cost without costmw (USD)",
+                                     registry=r)
+        self.savings = prom.Counter("costmw_savings_usd", "Savings by plugin (USD)", ["plugin"], registry=r)
+        self.cache = prom.Counter("costmw_cache_lookups", "Calls by cache tier (exact, semantic, miss)",
+                                  ["tier"], registry=r)
+        self.errors = prom.Counter("costmw_errors", "Failed calls by error type", ["type"], registry=r)
+        self.latency = prom.Histogram("costmw_request_latency_seconds", "Call latency", ["stream"],
+                                      buckets=_LATENCY_BUCKETS, registry=r)
+        self.ttft = prom.Histogram("costmw_time_to_first_token_seconds", "Time to the first streamed token",
+                                   buckets=_LATENCY_BUCKETS, registry=r)
+
+    def observe_response(self, response: Response, *, requested_model: str = "", latency_s: float | None = None,
+                         stream: bool = False, ttft_s: float | None = None) -> None:
+        served = response.served_by or "target"
+        self.requests.labels(requested_model or response.model, served.split(":")[0], "ok").inc()
+        self.tokens.labels("prompt").inc(response.usage.prompt_tokens)
+        self.tokens.labels("completion").inc(response.usage.completion_tokens)
+        self.cost.inc(max(0.0, response.cost_usd))
+        self.baseline.inc(max(0.0, response.baseline_cost_usd))
+        for s in response.savings:
+            if s.usd > 0:
+                self.savings.labels(s.plugin).inc(s.usd)
+        self.cache.labels(_tier(served)).inc()
+        self.latency.labels("true" if stream else "false").observe(
+            response.latency_s if latency_s is None else latency_s)
+        if ttft_s is not None:
+            self.ttft.observe(ttft_s)
+
+    def observe_error(self, error: BaseException, *, requested_model: str = "", status: str = "error") -> None:
+        self.requests.labels(requested_model, "error", status).inc()
+        self.errors.labels(type(error).__name__).inc()
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type. With ``PROMETHEUS_MULTIPROC_DIR`` set (several
+        gateway workers), the numbers of every worker are summed."""
+        prom = self._prom
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = prom.CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return prom.generate_latest(registry), prom.CONTENT_TYPE_LATEST
+        return prom.generate_latest(self.registry), prom.CONTENT_TYPE_LATEST
