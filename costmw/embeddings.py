@@ -173,7 +173,7 @@ class LocalEmbedder(_CachingEmbedder):
                         from sentence_transformers import SentenceTransformer
                     except ImportError as exc:
                         raise missing_extra("sentence-transformers", "embeddings", exc) from exc
-                    _MODELS[key] = SentenceTransformer(self.model_path, device=self.device)
+                    _MODELS[key] = SentenceTransformer(self.model_path, device=self.device, local_files_only=True)
                 self._model = _MODELS[key]
             if self.max_seq_length:
                 self._model.max_seq_length = self.max_seq_length
@@ -235,7 +235,8 @@ def resolve_embedder(spec: Embedder | str) -> Embedder:
     """An embedder from a config value: an Embedder as is; "minilm" (or "default") the shared
     all-MiniLM-L6-v2; "hashing" or "hashing-<dim>"; "litellm:<model>" or an API model name
     (``text-embedding-3-small``, ``cohere/...``) through LiteLLM; any other string a local
-    sentence-transformers model (a path or a hub name)."""
+    sentence-transformers model: a directory, or a hub name already in the local Hugging Face
+    cache (nothing is downloaded). Any other name raises ValueError at once."""
     if not isinstance(spec, str):
         if isinstance(spec, Embedder):
             return spec
@@ -252,7 +253,21 @@ def resolve_embedder(spec: Embedder | str) -> Embedder:
         return LiteLLMEmbedder(name)
     if not name:
         raise ValueError("embedder name is empty")
-    return LocalEmbedder(name)
+    if Path(name).expanduser().is_dir() or _in_hub_cache(name):
+        return LocalEmbedder(name)
+    raise ValueError(f"unknown embedder {name!r}: use 'minilm', 'hashing', 'litellm:<model>', an API embedding "
+                     "model name, a local model directory, or a model already in the local Hugging Face cache")
+
+
+def _in_hub_cache(name: str) -> bool:
+    """Whether the Hugging Face cache on this machine holds model ``name`` (no network)."""
+    import os
+
+    if "/" not in name:
+        name = f"sentence-transformers/{name}"
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
+    return (Path(hub) / ("models--" + name.replace("/", "--")) / "snapshots").is_dir()
 
 
 async def aembed_request(request: Request, embedder: Embedder, text: str | None = None) -> np.ndarray:

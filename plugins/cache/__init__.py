@@ -10,18 +10,26 @@ from __future__ import annotations
 from ._cache import SemanticCache
 from ._entry import Entry
 from ._gptcache import GPTCacheStore
+from ._normal import Normaliser
+from ._protocol import CacheVerdict, CacheVerifier
 from ._redis import RedisStore
 from ._select import Choice, select
 from ._sqlite import SQLiteStore
 from ._store import MemoryStore, Store, store_from_spec
+from ._verifiers import FunctionVerifier, GuardedVerifier
 from ._verify import CHECKS, Verdict, Verifier
 
 __all__ = [
     "CHECKS",
+    "CacheVerdict",
+    "CacheVerifier",
     "Choice",
     "Entry",
+    "FunctionVerifier",
     "GPTCacheStore",
+    "GuardedVerifier",
     "MemoryStore",
+    "Normaliser",
     "RedisStore",
     "SQLiteStore",
     "SemanticCache",

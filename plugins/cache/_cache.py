@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from costmw.embeddings import Embedder, aembed_request, resolve_embedder
+from costmw.embeddings import Embedder, resolve_embedder
 from costmw.plugin_api import (
     CallNext,
     Chunk,
@@ -31,11 +31,13 @@ from costmw.plugin_api import (
 from ._entry import Entry, response_from_dict, response_to_dict
 from ._flight import SingleFlight
 from ._keys import CacheKey, is_deterministic, read_controls, request_key, scope_of
+from ._normal import MAX_TEXT_CHARS, Normaliser, default_normaliser
+from ._protocol import CacheVerdict, CacheVerifier
 from ._select import Choice, select
 from ._sqlite import DEFAULT_PATH, SQLiteStore
 from ._store import Store, store_from_spec
 from ._template import TemplateCheck, template_slots
-from ._verify import Verdict, Verifier
+from ._verifiers import make_verifier
 
 if TYPE_CHECKING:
     from costmw import Chain
@@ -49,15 +51,16 @@ _NOT_STORED = frozenset({"error", "content_filter"})
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What the synchronous part of a lookup found: an exact ``entry``, a ``choice``, candidates
-    still to be chosen among (``found``), or the part that ``failed``."""
+    """What the synchronous part of a lookup found: an exact ``entry``, candidates to choose
+    among (``found``, with the query as the verifier reads it, and each candidate's text as the
+    verifier reads it), or the part that ``failed``; ``pending``: the rest needs a worker thread."""
 
-    choice: Choice | None = None
     exact: Entry | None = None
     found: list[tuple[Entry, float]] | None = None
+    query: str = ""
+    texts: dict[str, str] | None = None
     failed: tuple[str, Exception] | None = None
     pending: bool = False
-    choose_in_thread: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +82,25 @@ def _number(name: str, value: Any, low: float, high: float | None = None) -> flo
 @register_plugin("semantic_cache")
 class SemanticCache(Plugin):
     """Serves a cached answer when a request was answered before: exactly the same request
-    (tier "exact"), or the same conversation and parameters with a last user turn that means the
-    same (tier "semantic": cosine similarity >= ``threshold``, checked by the verifier).
+    (tier "exact"), or the same conversation and parameters with a last user turn that asks the
+    same thing (tier "semantic"): its nearest cached questions by embedding (cosine >=
+    ``threshold``) are judged by the verifier, which serves one only when the probability that
+    its answer is wrong is within ``max_error``.
 
     ``store``: a :class:`Store`, or "memory", "sqlite:///path.db" (the default is SQLite in
     ``.costmw-cache/``), "redis://host:port/db", "gptcache". ``embedder``: an Embedder, or
-    "minilm", "hashing", an API or local model name; None keeps only the exact tier.
-    ``threshold`` is a cosine similarity in [0, 1] (0 and 1 are real values). ``scope``: entries
-    are private to the tenant ("tenant", the default) or to the tenant and user ("user"); only
-    ``shared_namespaces`` are seen across tenants. ``ttl``: seconds an entry lives (None: until
-    evicted). Requests with temperature > 0 or n > 1 are not cached unless ``cache_sampled``.
+    "minilm", "hashing", an API model name or a local model directory; None keeps only the
+    exact tier. ``verifier``: True or "learned" (hard guards, then the learned model), "guards",
+    "judge" (the learned model asks the chain's cheapest target about pairs it is unsure of),
+    False (cosine alone), a :class:`CacheVerifier`, or a function ``(query, cached) -> bool``.
+    ``max_error``: the error rate the learned verifier's operating point is chosen for, from
+    the calibration data shipped with its model (at most 0.5; default 0.02). ``normalise``:
+    read questions without pleasantries and with spelling corrected before embedding and
+    verifying them. ``scope``: entries are private to the tenant ("tenant", the default) or to
+    the tenant and user ("user"); only ``shared_namespaces`` are seen across tenants. ``ttl``:
+    seconds an entry lives (None: until evicted). Requests with temperature > 0 or n > 1 are
+    not cached unless ``cache_sampled``. Last user turns longer than ``max_text_chars`` use the
+    exact tier only.
     """
 
     name = "semantic_cache"
@@ -101,16 +113,20 @@ class SemanticCache(Plugin):
         scope: str = "tenant",
         ttl: float | None = None,
         *,
+        max_error: float = 0.02,
         max_entries: int | None = 100_000,
         shared_namespaces: Sequence[str] = (),
-        verifier: bool | Verifier | Callable[[str, str], Any] = True,
+        verifier: bool | str | CacheVerifier | Callable[[str, str], Any] | None = True,
+        normalise: bool | Normaliser = True,
         margin: float = 0.02,
         candidates: int = 5,
         cache_sampled: bool = False,
         stream_chunk_chars: int = 24,
         retry_after: float = 5.0,
+        max_text_chars: int = MAX_TEXT_CHARS,
     ) -> None:
         self.threshold = _number("threshold", threshold, 0.0, 1.0)
+        self.max_error = _number("max_error", max_error, 0.0, 0.5)
         self.margin = _number("margin", margin, 0.0, 1.0)
         self.retry_after = _number("retry_after", retry_after, 0.0)
         if scope not in ("tenant", "user"):
@@ -122,22 +138,24 @@ class SemanticCache(Plugin):
         if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
             raise ConfigError(f"candidates must be a positive integer, got {candidates!r}")
         self.candidates = candidates
+        self.max_text_chars = int(_number("max_text_chars", max_text_chars, 1.0))
         if isinstance(shared_namespaces, str):
             shared_namespaces = [shared_namespaces]
         self.shared_namespaces = frozenset(str(n) for n in shared_namespaces)
         self.cache_sampled = bool(cache_sampled)
         self.stream_chunk_chars = max(0, int(stream_chunk_chars))
-        self.storage = self._make_store(store, max_entries)
-        self.embedder = None if embedder is None else self._make_embedder(embedder)
-        self.verifier = self._make_verifier(verifier)
-        self.template_check = (TemplateCheck(self.embedder.embed, self.threshold)
-                               if self.embedder is not None and self.verifier is not None else None)
         self.stats: dict[str, int] = dict.fromkeys(
             ("lookups", "hits_exact", "hits_semantic", "shared", "misses", "rejected", "ambiguous", "stored",
-             "skipped", "errors"), 0)
-        self._flight: SingleFlight[Response] = SingleFlight()
-        self._down_until: dict[str, float] = {}
+             "skipped", "errors", "reread"), 0)
         self._logged: set[tuple[str, str]] = set()
+        self._down_until: dict[str, float] = {}
+        self.storage = self._make_store(store, max_entries)
+        self.embedder = None if embedder is None else self._make_embedder(embedder)
+        self.normaliser = self._make_normaliser(normalise)
+        self.verifier = self._make_verifier(verifier) if self.embedder is not None else None
+        self.template_check = (TemplateCheck(self.embedder.embed, self.threshold)
+                               if self.embedder is not None and self.verifier is not None else None)
+        self._flight: SingleFlight[Response] = SingleFlight()
         self._chain: Chain | None = None
         self._runner: LoopThread | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -163,18 +181,30 @@ class SemanticCache(Plugin):
             raise ConfigError(f"embedder: {exc}") from exc
 
     @staticmethod
-    def _make_verifier(verifier: bool | Verifier | Callable[[str, str], Any] | None,
-                       ) -> Callable[[str, str], Any] | None:
-        if verifier is True:
-            return Verifier()
-        if verifier is False or verifier is None:
+    def _make_normaliser(normalise: bool | Normaliser) -> Normaliser | None:
+        if isinstance(normalise, Normaliser):
+            return normalise
+        if normalise is True:
+            return default_normaliser()
+        if normalise is False or normalise is None:
             return None
-        if callable(verifier):
-            return verifier
-        raise ConfigError(f"verifier must be true, false or a function (query, cached) -> bool, got {verifier!r}")
+        raise ConfigError(f"normalise must be true, false or a Normaliser, got {normalise!r}")
+
+    def _make_verifier(self, verifier: Any) -> CacheVerifier | None:
+        """The verifier; one that fails to load leaves the exact tier only (logged, counted)."""
+        try:
+            return make_verifier(verifier, self.max_error)
+        except ConfigError:
+            raise
+        except Exception as exc:
+            self._failed("verifier", exc, retry=False)
+            return None
 
     def bind(self, chain: Chain) -> None:
         self._chain = chain
+        bind = getattr(self.verifier, "bind", None)
+        if callable(bind):
+            bind(chain)
 
     # -- the chain hooks -----------------------------------------------------------------
     async def handle(self, request: Request, call_next: CallNext) -> Response:
@@ -267,32 +297,34 @@ class SemanticCache(Plugin):
         return _Plan(request_key(request, scope, space), not controls.no_store and ttl != 0.0, ttl)
 
     # -- lookups ---------------------------------------------------------------------------
+    def _semantic(self, plan: _Plan) -> bool:
+        """Whether this request may be served by meaning (else the exact tier only)."""
+        return (bool(plan.key.semantic) and self.embedder is not None and len(plan.key.text) <= self.max_text_chars
+                and self._up("embedder") and self._up("verifier"))
+
     async def _lookup(self, request: Request, plan: _Plan) -> Response | None:
-        """Exact key, then (on a miss) embed, search and choose: in one worker-thread hop for a
-        store whose reads block, or when the query still needs embedding; inline otherwise."""
+        """Exact key, then (on a miss) read, embed and search in one worker-thread hop, then the
+        verifier's batched judgement of the candidates, then the choice."""
         self.stats["lookups"] += 1
         if not self._up("store"):
             return self._miss(request, "store_unavailable")
-        semantic = bool(plan.key.semantic) and self.embedder is not None and self._up("embedder")
-        vector = self._known_vector(request) if semantic else None
+        semantic = self._semantic(plan)
         now = time.time()
-        if self.storage.blocking and not self.storage.inline_reads:
-            outcome = await asyncio.to_thread(self._probe, request, plan, semantic, vector, now, True)
-        else:
-            outcome = self._probe(request, plan, semantic, vector, now, vector is not None)
-            if outcome.pending:  # the exact tier missed: the rest needs the embedder, off the loop
-                outcome = await asyncio.to_thread(self._probe, request, plan, semantic, vector, now, True, False)
-            elif outcome.choose_in_thread and outcome.found is not None:
-                outcome = _Outcome(await asyncio.to_thread(self._choose, plan, outcome.found))
+        outcome = _Outcome(pending=True)
+        if not self.storage.blocking or self.storage.inline_reads:
+            outcome = self._probe(request, plan, semantic, now, exact=True, may_block=False)
+        if outcome.pending:
+            outcome = await asyncio.to_thread(self._probe, request, plan, semantic, now,
+                                              not (not self.storage.blocking or self.storage.inline_reads), True)
         if outcome.failed is not None:
             part, exc = outcome.failed
             self._failed(part, exc)
             return self._miss(request, f"{part}_error")
         if outcome.exact is not None:
             return self._serve(request, outcome.exact, "exact", 1.0)
-        choice = outcome.choice
-        if choice is None:
-            choice = Choice(None, reason="miss") if outcome.found is None else self._choose(plan, outcome.found)
+        if not outcome.found:
+            return self._miss(request, "miss")
+        choice = await self._choose(plan, outcome)
         if choice.entry is None:
             if choice.reason == "ambiguous":
                 self.stats["ambiguous"] += 1
@@ -301,14 +333,20 @@ class SemanticCache(Plugin):
             return self._miss(request, choice.reason, choice.similarity)
         return self._serve(request, choice.entry, choice.tier, choice.similarity)
 
-    def _known_vector(self, request: Request) -> Any:
-        assert self.embedder is not None
-        return request.context.recall(("embedding", self.embedder.name, request.last_user_text))
+    def _read(self, text: str) -> str:
+        """``text`` as it is embedded and verified (a blocking call: the normaliser may load)."""
+        return text if self.normaliser is None else self.normaliser(text)
 
-    def _probe(self, request: Request, plan: _Plan, semantic: bool, vector: Any, now: float, may_block: bool,
-               exact: bool = True) -> _Outcome:
-        """The synchronous part of a lookup. ``may_block``: embedding and the template check may
-        run here (a worker thread); otherwise the outcome says what is left for one."""
+    @property
+    def derived_version(self) -> str:
+        """The version of what an entry stores besides its answer (its normalised text, and the
+        vector made from it): entries stored under another version are read again."""
+        return "raw" if self.normaliser is None else self.normaliser.version
+
+    def _probe(self, request: Request, plan: _Plan, semantic: bool, now: float, exact: bool,
+               may_block: bool) -> _Outcome:
+        """The synchronous part of a lookup. ``may_block``: reading, embedding and searching may
+        run here (a worker thread); otherwise the outcome says they are pending."""
         if exact:
             try:
                 entry = self.storage.get(plan.key.exact, now)
@@ -317,43 +355,72 @@ class SemanticCache(Plugin):
             if entry is not None:
                 return _Outcome(exact=entry)
         if not semantic:
-            return _Outcome(Choice(None, reason="miss"))
-        if vector is None:
-            if not may_block:
-                return _Outcome(pending=True)
-            assert self.embedder is not None
-            try:
-                vector = self.embedder.embed([request.last_user_text])[0]
-            except Exception as exc:
-                return _Outcome(failed=("embedder", exc))
-            request.context.remember(("embedding", self.embedder.name, request.last_user_text), vector)
+            return _Outcome()
+        if not may_block:
+            return _Outcome(pending=True)
+        assert self.embedder is not None
+        try:
+            query = self._read(plan.key.text)
+            key = ("embedding", self.embedder.name, query)
+            vector = request.context.recall(key)
+            if vector is None:
+                vector = self.embedder.embed([query])[0]
+                request.context.remember(key, vector)
+        except Exception as exc:
+            return _Outcome(failed=("embedder", exc))
         try:
             found = self.storage.search(plan.key.group, vector, self.candidates, now)
         except Exception as exc:
             return _Outcome(failed=("store", exc))
-        if not found:
-            return _Outcome(Choice(None, reason="miss"))
-        if may_block:
-            return _Outcome(self._choose(plan, found))
-        templated = self.template_check is not None and any(
-            template_slots(plan.key.text, e.text) for e, s in found if s >= self.threshold - 1e-6)
-        return _Outcome(found=found, choose_in_thread=templated)
+        reach = self.threshold - self.margin - 1e-6
+        texts = {e.text: self._cached_reading(e) for e, sim in found if sim >= reach}
+        return _Outcome(found=found, query=query, texts=texts)
 
-    def _choose(self, plan: _Plan, found: list[tuple[Entry, float]]) -> Choice:
-        verify = self.verifier
-        if isinstance(verify, Verifier):  # readings stored with the entries spare reading them again
-            for entry, similarity in found:
-                if entry.reading is not None and similarity >= self.threshold - 1e-6:
-                    verify.remember(entry.text, entry.reading)
-        if self.template_check is not None and verify is not None:
-            base, template = verify, self.template_check
+    def _cached_reading(self, entry: Entry) -> str:
+        """The normalised text stored with ``entry``, or read again (and the entry re-stored with
+        a new vector, in the background) when it was stored under another version."""
+        data = entry.derived_data()
+        if data is not None and data.get("version") == self.derived_version and isinstance(data.get("text"), str):
+            return str(data["text"])
+        text = self._read(entry.text)
+        self.stats["reread"] += 1
+        if self.embedder is not None:  # it was found by its vector, so it has one: make it anew
+            try:
+                fresh = Entry(key=entry.key, group=entry.group, scope=entry.scope, text=entry.text,
+                              response=entry.response, vector=self.embedder.embed([text])[0], created=entry.created,
+                              expires=entry.expires, hits=entry.hits,
+                              derived={"version": self.derived_version, "text": text})
+                self.storage.put(fresh)
+            except Exception as exc:
+                self._failed("store", exc)
+        return text
 
-            def verify(query: str, cached: str) -> Any:
-                verdict = base(query, cached)
-                return verdict if not verdict else (verdict if template(query, cached) else Verdict(
-                    False, "template", "the variable part of a templated prompt differs"))
-        return select(plan.key.text, plan.key.exact, found, threshold=self.threshold, margin=self.margin,
+    async def _choose(self, plan: _Plan, outcome: _Outcome) -> Choice:
+        """Judge the candidates near enough to matter in one batched verifier call, then pick."""
+        assert outcome.found is not None and outcome.texts is not None
+        verdicts: dict[str, CacheVerdict] = {}
+        if self.verifier is not None:
+            ask = [t for t in outcome.texts if outcome.texts[t] != outcome.query]
+            try:
+                judged = await self.verifier.acheck_many(outcome.query, [outcome.texts[t] for t in ask])
+            except Exception as exc:
+                self._failed("verifier", exc)
+                return Choice(None, reason="verifier_error")
+            verdicts = dict(zip(ask, judged))
+            if self.template_check is not None:
+                await self._check_templates(plan.key.text, verdicts)
+        verify = None if self.verifier is None else _lookup_verdict(verdicts)
+        return select(plan.key.text, plan.key.exact, outcome.found, threshold=self.threshold, margin=self.margin,
                       verify=verify)
+
+    async def _check_templates(self, query: str, verdicts: dict[str, CacheVerdict]) -> None:
+        """Refuse passing candidates built from the same template as ``query`` with another slot."""
+        check = self.template_check
+        assert check is not None
+        for text, verdict in list(verdicts.items()):
+            if verdict.ok and template_slots(query, text) is not None and \
+                    not await asyncio.to_thread(check, query, text):
+                verdicts[text] = CacheVerdict(False, 0.0, "template", "the variable part of a templated prompt differs")
 
     def _miss(self, request: Request, reason: str, similarity: float | None = None) -> Response | None:
         self.stats["misses"] += 1
@@ -426,28 +493,30 @@ class SemanticCache(Plugin):
             return
         if not self._up("store"):
             return
-        vector = None
-        if plan.key.semantic and self.embedder is not None and self._up("embedder"):
+        vector, derived = None, None
+        if self._semantic(plan):
             try:
-                vector = await aembed_request(request, self.embedder)
+                vector, derived = await asyncio.to_thread(self._embed_reading, request, plan.key.text)
             except Exception as exc:
                 self._failed("embedder", exc)
         now = time.time()
         entry = Entry(key=plan.key.exact, group=plan.key.group, text=plan.key.text,
                       scope=hashlib.sha256(plan.key.scope.encode()).hexdigest()[:16],
                       response=response_to_dict(response), vector=vector, created=now,
-                      expires=None if plan.ttl is None else now + plan.ttl)
-        if await self._call_quietly(self._put, entry):
+                      expires=None if plan.ttl is None else now + plan.ttl, derived=derived)
+        if await self._call_quietly(self.storage.put, entry):
             self.stats["stored"] += 1
 
-    def _put(self, entry: Entry) -> None:
-        """Store ``entry``, with the verifier's reading of its text when it can be searched."""
-        if entry.vector is not None and isinstance(self.verifier, Verifier):
-            try:
-                entry.reading = self.verifier.reading(entry.text)
-            except Exception as exc:  # a text the verifier cannot read is read again at lookup
-                log.debug("costmw semantic cache: no stored reading for an entry: %s", exc)
-        self.storage.put(entry)
+    def _embed_reading(self, request: Request, text: str) -> tuple[Any, dict[str, Any]]:
+        """The vector of ``text`` as the cache reads it, and that reading with its version."""
+        assert self.embedder is not None
+        reading = self._read(text)
+        key = ("embedding", self.embedder.name, reading)
+        vector = request.context.recall(key)
+        if vector is None:
+            vector = self.embedder.embed([reading])[0]
+            request.context.remember(key, vector)
+        return vector, {"version": self.derived_version, "text": reading}
 
     # -- failing open ----------------------------------------------------------------------
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -466,20 +535,33 @@ class SemanticCache(Plugin):
     def _up(self, part: str) -> bool:
         return time.monotonic() >= self._down_until.get(part, 0.0)
 
-    def _failed(self, part: str, exc: Exception) -> None:
-        """Count a failure, log it once per kind, and leave ``part`` alone for ``retry_after`` s."""
+    def _failed(self, part: str, exc: Exception, retry: bool = True) -> None:
+        """Count a failure, log it once per kind, and leave ``part`` alone for ``retry_after`` s
+        (for good when not ``retry``: a verifier that cannot load leaves the exact tier only)."""
         self.stats["errors"] += 1
-        self._down_until[part] = time.monotonic() + self.retry_after
+        self._down_until[part] = time.monotonic() + self.retry_after if retry else float("inf")
         kind = (part, type(exc).__name__)
         if kind not in self._logged:
             self._logged.add(kind)
-            log.warning("costmw semantic cache: the %s failed (%s: %s); calls go on without the cache, "
-                        "retrying in %.0f s", part, type(exc).__name__, exc, self.retry_after)
+            then = f"retrying in {self.retry_after:.0f} s" if retry else "serving exact repeats only"
+            log.warning("costmw semantic cache: the %s failed (%s: %s); calls go on without it, %s",
+                        part, type(exc).__name__, exc, then)
 
     def __repr__(self) -> str:
         embedder = None if self.embedder is None else self.embedder.name
         return (f"SemanticCache(store={self.storage!r}, embedder={embedder!r}, threshold={self.threshold}, "
                 f"scope={self.scope!r}, ttl={self.ttl})")
+
+
+def _lookup_verdict(verdicts: dict[str, CacheVerdict]) -> Callable[[str, str], CacheVerdict]:
+    """``select``'s verify function over verdicts already made (texts not judged pass: they read
+    the same as the query)."""
+    passed = CacheVerdict(True, 1.0, "same")
+
+    def verify(query: str, cached: str) -> CacheVerdict:
+        return verdicts.get(cached, passed)
+
+    return verify
 
 
 def _whole(response: Response, pieces: list[Chunk]) -> Response:

@@ -58,10 +58,10 @@ def vector_from_bytes(data: bytes | None) -> np.ndarray | None:
 @dataclass(slots=True)
 class Entry:
     """One cached answer: ``key`` is its exact key (also its id), ``group`` its semantic group,
-    ``text`` the last user turn it answered, ``vector`` that turn's embedding (None: exact only),
-    ``reading`` the verifier's reading of ``text`` made when it was stored (JSON data, or its
-    JSON text as a store read it, decoded only if the verifier needs it; None: the text is read
-    again at lookup)."""
+    ``text`` the last user turn it answered, ``vector`` the embedding of its normalised form
+    (None: exact only), ``derived`` what was read from ``text`` when it was stored (JSON data
+    with the ``version`` of the code and data that read it, or its JSON text as a store read it,
+    decoded only when needed; the cache reads ``text`` again when the version differs)."""
 
     key: str
     group: str
@@ -72,18 +72,28 @@ class Entry:
     created: float = field(default_factory=time.time)
     expires: float | None = None
     hits: int = 0
-    reading: dict[str, Any] | str | None = None
+    derived: dict[str, Any] | str | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires is not None and self.expires <= now
+
+    def derived_data(self) -> dict[str, Any] | None:
+        """``derived`` as data (None when absent or malformed)."""
+        if isinstance(self.derived, str):
+            try:
+                self.derived = json.loads(self.derived)
+            except ValueError:
+                self.derived = None
+        return self.derived if isinstance(self.derived, dict) else None
 
     def to_json(self, *, with_vector: bool = False) -> str:
         data: dict[str, Any] = {
             "v": 1, "key": self.key, "group": self.group, "scope": self.scope, "text": self.text,
             "response": self.response, "created": self.created, "expires": self.expires, "hits": self.hits,
         }
-        if self.reading is not None:
-            data["reading"] = json.loads(self.reading) if isinstance(self.reading, str) else self.reading
+        derived = self.derived_data()
+        if derived is not None:
+            data["derived"] = derived
         if with_vector and self.vector is not None:
             data["vector"] = base64.b64encode(vector_to_bytes(self.vector)).decode("ascii")
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
@@ -99,4 +109,4 @@ class Entry:
                    text=str(data["text"]), response=dict(data["response"]), vector=vector,
                    created=float(data["created"]), expires=None if data.get("expires") is None
                    else float(data["expires"]), hits=int(data.get("hits", 0)),
-                   reading=data["reading"] if isinstance(data.get("reading"), dict) else None)
+                   derived=data["derived"] if isinstance(data.get("derived"), dict) else None)

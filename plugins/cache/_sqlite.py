@@ -34,7 +34,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, scope TEXT NOT NULL,
     text TEXT NOT NULL, response TEXT NOT NULL, vector BLOB, created REAL NOT NULL, expires REAL,
-    last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0);
+    last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, reading TEXT);
 CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used);
 CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
 CREATE TABLE IF NOT EXISTS deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, grp TEXT NOT NULL);
@@ -185,7 +185,7 @@ class SQLiteStore(Store):
             self._db.execute(
                 f"INSERT OR REPLACE INTO entries ({_COLUMNS}, last_used) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (entry.key, entry.group, entry.scope, entry.text, _dumps(entry.response), blob, entry.created,
-                 entry.expires, entry.hits, _reading(entry.reading), entry.created))
+                 entry.expires, entry.hits, _reading(entry.derived), entry.created))
             self._index_add(entry.key, entry.group, entry.vector)
             self._puts += 1
             small = self.max_entries is not None and self.max_entries <= 1000
@@ -293,7 +293,7 @@ def _entry(row: tuple[Any, ...]) -> Entry:
     return Entry(key=str(key), group=str(grp), scope=str(scope), text=str(text), response=answer,
                  vector=vector_from_bytes(vector), created=float(created),
                  expires=None if expires is None else float(expires), hits=int(hits),
-                 reading=str(reading) if reading else None)  # decoded only for a candidate that is verified
+                 derived=str(reading) if reading else None)  # the entry's derived data, decoded only when needed
 
 
 def _reading(reading: dict[str, Any] | str | None) -> str | None:

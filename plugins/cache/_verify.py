@@ -14,13 +14,14 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ._lexicon import DONE_BADLY, DONE_WELL, NAMED_ENTITIES, SCOPE_SKIP
+from ._protocol import CacheVerdict
 from ._text import Facts, opposite_stems, opposites_of, read_facts, stem
 
-__all__ = ["CHECKS", "Verdict", "Verifier"]
+__all__ = ["CHECKS", "RuleVerifier", "Verdict", "Verifier"]
 
 CHECKS = ("identifier", "number", "date", "unit", "format", "negation", "entity", "direction")
 
@@ -267,3 +268,26 @@ def _word_char(c: str) -> bool:
 
 def _diff(a: frozenset[str], b: frozenset[str]) -> str:
     return f"{sorted(a - b)} vs {sorted(b - a)}"
+
+
+class RuleVerifier:
+    """:class:`Verifier` behind the verifier protocol (:class:`CacheVerifier`)."""
+
+    def __init__(self) -> None:
+        import hashlib
+        from pathlib import Path
+
+        self.rules = Verifier()
+        digest = hashlib.sha256()
+        for name in ("_verify.py", "_text.py", "_lexicon.py"):
+            digest.update(Path(__file__).with_name(name).read_bytes())
+        self.version = f"rules/{digest.hexdigest()[:12]}"
+
+    def check(self, query: str, cached: str) -> CacheVerdict:
+        verdict = self.rules.check(query, cached)
+        return CacheVerdict(verdict.ok, 1.0 if verdict.ok else 0.0, verdict.reason or "rules", verdict.detail)
+
+    async def acheck_many(self, query: str, candidates: Sequence[str]) -> list[CacheVerdict]:
+        import asyncio
+
+        return await asyncio.to_thread(lambda: [self.check(query, c) for c in candidates])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ._compress import Compression, Compressor
 from ._plugin import PromptMinifier
-from ._rules import RuleOptions, minify_text
+from ._rules import RuleOptions, minify_text, strip_pleasantries
 from ._scorer import LMScorer, Scorer
 
-__all__ = ["Compression", "Compressor", "LMScorer", "PromptMinifier", "RuleOptions", "Scorer", "minify_text"]
+__all__ = ["Compression", "Compressor", "LMScorer", "PromptMinifier", "RuleOptions", "Scorer", "minify_text",
+           "strip_pleasantries"]

@@ -16,7 +16,7 @@ from costmw.plugin_api import count_tokens
 from ._phrases import HEDGES, INSTRUCTION_VERBS, OPENERS, PLEASANTRY_OPENERS, PLEASANTRY_WORDS, POLITE_OPENERS, WORDY
 from ._segment import Block, Tok, atoms, is_delimiter_row, json_tokens, prose_tokens, segment, sentences, table_cells
 
-__all__ = ["RuleOptions", "minify_text", "preserves_atoms"]
+__all__ = ["RuleOptions", "minify_text", "preserves_atoms", "strip_pleasantries"]
 
 _TERMINAL = frozenset(".!?")
 _LIST_MARKER = ("-", "*", "+", "•", "–")
@@ -112,6 +112,8 @@ class _Trimmer:
     def _opener(self, i: int) -> int:
         toks = self.toks
         first = _norm(toks[i].text)
+        if (j := _greeting_clause(toks, i)) > 0:
+            return j
         for phrase, _ in _OPENERS.get(first, ()):
             j = _match(toks, i, phrase)
             if j > 0 and (_next_word(toks, j) or (j < len(toks) and toks[j].text == "," and _next_word(toks, j + 1))):
@@ -182,6 +184,32 @@ class _Trimmer:
             self.at_start, self.question = True, False
         self._emit(Tok("punct", text))
         return i + 1
+
+
+_GREETINGS = tuple(o for o in PLEASANTRY_OPENERS if o[0] in ("hello", "hi", "hey", "greetings", "good"))
+
+
+def _greeting_clause(toks: list[Tok], i: int) -> int:
+    """End of a greeting that opens a sentence and is set off by a comma ("Good evening, ...",
+    "Hi there, ..."), or -1: the words a pleasantry sentence is made of, after a greeting opener."""
+    words: list[str] = []
+    j = i
+    while j < len(toks) and toks[j].kind in ("word", "ws"):
+        if toks[j].kind == "word":
+            words.append(_norm(toks[j].text))
+        j += 1
+    if j >= len(toks) or toks[j].text != "," or not _next_word(toks, j + 1):
+        return -1
+    k = j + 1
+    rest: list[str] = []
+    while k < len(toks) and toks[k].kind != "nl" and toks[k].text not in _TERMINAL:
+        if toks[k].kind != "ws":
+            rest.append(_norm(toks[k].text) if toks[k].kind == "word" else "")
+        k += 1
+    if all(w in PLEASANTRY_WORDS for w in rest):  # the whole sentence is a pleasantry: it goes whole
+        return -1
+    greets = any(tuple(words[:len(o)]) == o for o in _GREETINGS)
+    return j if greets and _pleasantry(toks[i:j], words) else -1
 
 
 def _whole_line(toks: list[Tok], start: int, end: int) -> bool:
@@ -315,3 +343,14 @@ def minify_text(text: str, options: RuleOptions | None = None) -> str:
         if candidate_tokens > current_tokens:
             return current
         current, current_tokens = candidate, candidate_tokens
+
+
+_POLITE_ONLY = RuleOptions(instructions=True, dedupe=False, hedges=True, compact_json=False)
+
+
+def strip_pleasantries(text: str) -> str:
+    """``text`` without greetings, thanks, polite openers and hedges: the minifier's safe
+    rewrites, which change how a request is worded, never what it asks (numbers, identifiers,
+    code, URLs and quoted text are kept as written). The semantic cache reads questions through
+    this same function, so both agree on what a pleasantry is."""
+    return minify_text(text, _POLITE_ONLY)

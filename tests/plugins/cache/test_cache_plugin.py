@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any
@@ -304,41 +303,44 @@ def test_mock_target_is_untouched_by_cache_hits() -> None:
     chain.close()
 
 
-def test_stored_readings_spare_the_verifier_a_second_read(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from costmw.plugins.cache import _verify
+def test_entries_carry_the_version_of_their_reading_and_are_read_again_when_it_changes(tmp_path: Any) -> None:
+    from costmw.plugins.cache import Normaliser
 
-    path = tmp_path / "readings.db"
-    writer = make_cache(f"sqlite:///{path}")
+    path = tmp_path / "versions.db"
+    writer = make_cache(f"sqlite:///{path}", verifier="guards")
     chain, _ = make_chain(writer)
-    chain.complete(user("What is the capital of France?"), model=MODEL)
+    chain.complete(user("Hi there, what is the capital of France?"), model=MODEL)
     chain.close()
-    stored = writer.storage
-    reader = make_cache(f"sqlite:///{path}")  # another process: its verifier has read nothing yet
-    read: list[str] = []
-    real = _verify.read_facts
-    monkeypatch.setattr(_verify, "read_facts", lambda text: read.append(text) or real(text))
+    from costmw.plugins.cache import SQLiteStore
+
+    stored = SQLiteStore(path).get(_keys(path)[0], time.time())
+    assert stored is not None
+    assert stored.derived_data() == {"version": writer.derived_version, "text": "What is the capital of France?"}
+
+    class Changed(Normaliser):  # a new release reads questions differently
+        @property
+        def version(self) -> str:
+            return "norm/next"
+
+    reader = make_cache(f"sqlite:///{path}", verifier="guards", normalise=Changed(spelling=False))
     chain, mock = make_chain(reader)
     near = chain.complete(user("what is the capital of france"), model=MODEL)
     assert near.served_by == "cache:semantic" and not mock.calls
-    assert read == ["what is the capital of france"]  # the cached question's reading came with its row
-    other = chain.complete(user("What is the capital of Germany?"), model=MODEL)
-    assert other.served_by == "target:mock"  # and the stored reading still tells the two apart
+    assert reader.stats["reread"] == 1
+    again = reader.storage.get(stored.key, time.time())
+    assert again is not None
+    assert again.derived_data() == {"version": "norm/next", "text": "What is the capital of France?"}
     chain.close()
-    assert stored is not reader.storage
 
 
-def test_a_stored_reading_of_another_format_is_read_again() -> None:
-    from costmw.plugins.cache import Verifier
+def _keys(path: Any) -> list[str]:
+    import sqlite3
 
-    verifier = Verifier()
-    reading = verifier.reading("What is the capital of France?")
-    assert Verifier().remember("What is the capital of France?", reading)
-    assert Verifier().remember("What is the capital of France?", json.dumps(reading))  # as a store holds it
-    assert not Verifier().remember("What is the capital of France?", "{not json")
-    stale = {**reading, "format": "facts/0", "entities": []}
-    fresh = Verifier()
-    assert not fresh.remember("What is the capital of France?", stale)
-    assert not fresh.check("What is the capital of Germany?", "What is the capital of France?")
+    db = sqlite3.connect(path)
+    try:
+        return [row[0] for row in db.execute("SELECT key FROM entries")]
+    finally:
+        db.close()
 
 
 def test_hits_on_sqlite_are_written_in_the_background(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -305,7 +305,7 @@ def test_sqlite_flush_is_due_after_many_hits_or_an_old_one(tmp_path: Path, monke
     store.close()
 
 
-def test_sqlite_keeps_the_verifier_reading_and_opens_older_files(tmp_path: Path) -> None:
+def test_sqlite_keeps_derived_data_and_opens_older_files(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)  # the table as an earlier version made it, with one row
     old.executescript("""
@@ -319,10 +319,9 @@ def test_sqlite_keeps_the_verifier_reading_and_opens_older_files(tmp_path: Path)
     old.close()
     store = SQLiteStore(path, max_entries=None)
     entry = make("k1", unit(1))
-    entry.reading = {"format": "facts/1", "words": ["question"]}
+    entry.derived = {"version": "norm/1", "text": "question"}
     store.put(entry)
     found = {e.key: e for e, _ in store.search("g", unit(0), 2, time.time())}
-    assert found["k0"].reading is None and found["k0"].response == {"text": "answer k0"}
-    reading = found["k1"].reading
-    assert isinstance(reading, str) and json.loads(reading) == {"format": "facts/1", "words": ["question"]}
+    assert found["k0"].derived_data() is None and found["k0"].response == {"text": "answer k0"}
+    assert found["k1"].derived_data() == {"version": "norm/1", "text": "question"}
     store.close()
