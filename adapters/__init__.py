@@ -10,12 +10,14 @@ from costmw.plugin_api import Capabilities, Price, Target, lazy_exports
 from ._callable import CallableTarget, MockTarget
 from ._guard import forbid_paid_calls
 from ._litellm import LiteLLMTarget
+from ._openai_http import OpenAICompatibleTarget
 
 __all__ = [
     "CallableTarget",
     "Capabilities",
     "LiteLLMTarget",
     "MockTarget",
+    "OpenAICompatibleTarget",
     "Price",
     "Target",
     "forbid_paid_calls",

@@ -36,6 +36,7 @@ __all__ = ["chain_from_config", "load_config_file", "register_target_kind"]
 # target kind -> "module:attribute" (imported only when a config uses it)
 _TARGET_KINDS: dict[str, str] = {
     "litellm": "costmw.adapters:LiteLLMTarget",
+    "openai": "costmw.adapters:OpenAICompatibleTarget",
     "callable": "costmw.adapters:CallableTarget",
     "mock": "costmw.adapters:MockTarget",
     "hf": "costmw.adapters:HFTarget",
