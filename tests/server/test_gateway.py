@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,46 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
+from gateway_support import RunningGateway
 
 from costmw import Ledger
-from costmw.server import Gateway, GatewaySettings, KeyStore, VirtualKey, create_app, load_gateway
+from costmw.server import GatewaySettings, KeyStore, VirtualKey, load_gateway
 from costmw.testing import FakeOpenAIServer
 
 openai = pytest.importorskip("openai")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
 UPSTREAM_KEY = "sk-upstream-abcdefghijklmnopqrstuvwxyz0123"
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather", "description": "weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
-
-
-class RunningGateway:
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        config = uvicorn.Config(create_app(gateway), host="127.0.0.1", port=0, log_level="error",
-                                access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> RunningGateway:
-        self.thread.start()
-        deadline = time.time() + 20
-        while not self.server.started:
-            if time.time() > deadline:
-                raise RuntimeError("gateway did not start")
-            time.sleep(0.02)
-        sock = self.server.servers[0].sockets[0]
-        self.port = sock.getsockname()[1]
-        return self
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 def chain_config(upstream: FakeOpenAIServer, tmp: Path, *, plugins: list[Any] | None = None) -> dict[str, Any]:
