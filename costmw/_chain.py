@@ -113,11 +113,20 @@ class Chain:
                 raise RuntimeError("this chain is closed")
             for p in self._plugins:
                 p.bind(self)
+            from .tracing import active_tracer
+
+            tracer = active_tracer()
             handler: CallNext = self._call_target
             stream_handler: StreamNext = self._stream_target
+            if tracer is not None:
+                handler, stream_handler = _traced(tracer, "target", "call", handler, stream_handler)
             for p in reversed(self._plugins):
                 handler = _link(p, handler)
                 stream_handler = _stream_link(p, stream_handler)
+                if tracer is not None:
+                    handler, stream_handler = _traced(tracer, "plugin", p.plugin_name, handler, stream_handler)
+            if tracer is not None:
+                handler, stream_handler = _traced(tracer, "chat", "", handler, stream_handler)
             self._stream_handler = stream_handler
             self._handler = handler
 
@@ -361,6 +370,13 @@ class Chain:
     def __repr__(self) -> str:
         names = ", ".join(p.plugin_name for p in self._plugins)
         return f"Chain(plugins=[{names}], targets={list(self._targets)})"
+
+
+def _traced(tracer: Any, kind: str, name: str, handler: CallNext,
+            stream_handler: StreamNext) -> tuple[CallNext, StreamNext]:
+    from .tracing import wrap_call, wrap_stream
+
+    return wrap_call(tracer, kind, name, handler), wrap_stream(tracer, kind, name, stream_handler)
 
 
 def _plugin_failure(plugin: Plugin, request: Request, exc: Exception) -> PluginError:

@@ -42,6 +42,7 @@ class GatewaySettings:
     completion length a budget reservation assumes when a request sets no ``max_tokens``.
     ``embeddings``: model name -> embedder spec (see ``costmw.embeddings.resolve_embedder``) for
     ``POST /v1/embeddings``. ``aliases``: extra model names listed by ``GET /v1/models``.
+    ``tracing``: OpenTelemetry spans for every call (see ``costmw.tracing``).
     """
 
     keys: str | None = None
@@ -53,6 +54,7 @@ class GatewaySettings:
     embeddings: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
     metrics: bool = True
+    tracing: bool = False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> GatewaySettings:
@@ -414,5 +416,9 @@ def load_gateway(config: str | Path | Mapping[str, Any]) -> Gateway:
 
     data = dict(config) if isinstance(config, Mapping) else load_config_file(config)
     settings = GatewaySettings.from_mapping(data.pop("server", None))
+    if settings.tracing:
+        import costmw.tracing
+
+        costmw.tracing.enable()
     chain = Chain.from_config(data)
     return Gateway(chain, settings)
