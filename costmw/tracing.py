@@ -115,7 +115,7 @@ def wrap_stream(tracer: Any, kind: str, name: str,
     async def traced(request: Request) -> AsyncIterator[Chunk]:
         span_name = f"chat {request.model}" if kind == "chat" else f"costmw.{kind} {name}"
         span_kind = SpanKind.CLIENT if kind == "chat" else SpanKind.INTERNAL
-        attrs = _request_attributes(request) if kind == "chat" else {f"costmw.{kind}": name}
+        attrs: dict[str, Any] = _request_attributes(request) if kind == "chat" else {f"costmw.{kind}": name}
         attrs["costmw.stream"] = True
         with tracer.start_as_current_span(span_name, kind=span_kind, attributes=attrs,
                                           record_exception=False, set_status_on_exception=False) as span:
