@@ -63,3 +63,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"benchmark data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL (127.0.0.1:5432, database ``test``, started by .ci/run) whose tables live in a
+    schema of this test's own, dropped afterwards. A missing server fails the test."""
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg")
+    base = os.environ.get("COSTMW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    schema = "costmw_test_" + uuid.uuid4().hex[:12]
+    try:
+        with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not answering at {base} ({exc}); start it (see .ci/run)")
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")

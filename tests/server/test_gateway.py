@@ -305,3 +305,17 @@ def test_keys_are_stored_hashed(tmp_path: Path) -> None:
     assert store.lookup(secret + "x") is None
     listed = store.list()
     assert [k.id for k in listed] == [key.id] and listed[0].budget_day_usd == 5.0
+
+
+def test_keys_in_postgresql_are_shared_and_revocable(postgres_url: str) -> None:
+    first = KeyStore(postgres_url, cache_s=0)
+    second = KeyStore(postgres_url, cache_s=0)  # another gateway process sharing the database
+    try:
+        secret, key = first.create("pg-tenant", models=["gpt-4o-mini"], tpm=1000)
+        seen = second.lookup(secret)
+        assert seen is not None and seen.tenant == "pg-tenant" and seen.models == ("gpt-4o-mini",)
+        assert [k.id for k in second.list()] == [key.id]
+        assert second.revoke(key.id) and first.lookup(secret) is None
+    finally:
+        first.close()
+        second.close()
