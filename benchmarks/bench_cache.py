@@ -1,15 +1,19 @@
-"""Semantic cache benchmark: quality (hit rate, precision, false hits) and lookup speed, costmw
-side by side with GPTCache on the same embeddings.
+"""Semantic cache benchmark: quality (recall, false hits, precision) at the default setting, and
+speed, costmw side by side with GPTCache (its defaults) on the same embedder.
 
     python -m benchmarks.bench_cache           # full: 1k/10k/100k/1M entries
-    python -m benchmarks.bench_cache --quick   # under two minutes: 1k/10k entries
-    python -m benchmarks.bench_cache --dev     # quality on costmw's own tuning data only
+    python -m benchmarks.bench_cache --quick   # 1k/10k entries, GPTCache on part of the devset
 
-Quality uses GPTCache's mock_data (every origin stored, every paraphrase asked; a hit is correct
-only when it returns its own origin) and costmw's held-out pairs in benchmarks/data/cache_pairs.tsv.
-``--dev`` measures the same on the data the cache's rules were tuned on instead
-(benchmarks/data/cache_dev_siblings.tsv and tests/plugins/cache/data/verifier_dev.tsv).
-Speed uses random unit vectors; "embedding included" adds all-MiniLM-L6-v2's time per query.
+Quality:
+- the validation pairs ``../shared/data/devsets/cache_pairs_dev.jsonl`` (a, b, same, kind): each
+  pair both ways, one text stored in a cache that also holds 8 texts of other pairs, the other
+  asked; recall on pairs that mean the same, false-hit rate on those that do not, per kind. Nothing
+  in the cache was tuned on these pairs.
+- GPTCache's mock_data, the held-out half of ``mock_data_split`` (the learned verifier trains on
+  the other half): every origin stored, every paraphrase asked; precision and hit rate.
+Speed: lookup latency on random unit vectors, excluding normalisation, embedding and verification
+(the query's vector is already on the request; verifier off); the default verifier's time per
+candidate; what the default cache adds to a call it cannot answer.
 """
 
 from __future__ import annotations
@@ -30,24 +34,24 @@ import numpy as np
 from costmw.plugins.cache import MemoryStore, SemanticCache, SQLiteStore
 
 from benchmarks._cache_support import (
-    DEV_PAIRS,
+    REPO,
     RESULTS,
+    SHARED_DATA,
     GPTCacheSide,
     PrecomputedEmbedder,
     gptcache_available,
     gptcache_threshold_for_cosine,
-    load_dev_siblings,
     load_mock_data,
-    load_pairs,
     minilm_vectors,
+    mock_data_split,
     percentiles,
 )
 from costmw import Request, Response
 from costmw.embeddings import aembed_request
 
 MODEL = "gpt-4o-mini"
-THRESHOLDS = (0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 DEFAULT = 0.8
+DEVSET = SHARED_DATA / "devsets" / "cache_pairs_dev.jsonl"
 
 
 def _request(text: str, namespace: str | None = None) -> Request:
@@ -56,144 +60,178 @@ def _request(text: str, namespace: str | None = None) -> Request:
 
 
 # -- quality ---------------------------------------------------------------------------------
-async def _costmw_mock(data: list[dict[str, str]], vectors: dict[str, np.ndarray], thresholds: tuple[float, ...],
-                       verifier: bool = True, margin: float = 0.02) -> list[dict[str, Any]]:
-    cache = SemanticCache(store=MemoryStore(max_entries=None), embedder=PrecomputedEmbedder(vectors),
-                          verifier=verifier, margin=margin)
+def _cache(vectors: dict[str, np.ndarray], **options: Any) -> SemanticCache:
+    """A fresh in-memory SemanticCache at its defaults, on all-MiniLM-L6-v2 (texts the cache
+    reads differently from how they were given, after normalisation, are embedded on the spot)."""
+    return SemanticCache(store=MemoryStore(max_entries=None), embedder=PrecomputedEmbedder(vectors), **options)
+
+
+async def _costmw_mock(data: list[dict[str, str]], vectors: dict[str, np.ndarray], **options: Any) -> dict[str, Any]:
+    cache = _cache(vectors, **options)
     for origin in dict.fromkeys(d["origin"] for d in data):
         await cache.astore(_request(origin), Response(text=origin))
-    rows = []
-    for threshold in thresholds:
-        cache.threshold = threshold
-        hits = correct = 0
-        for pair in data:
-            found = await cache.alookup(_request(pair["similar"]))
-            if found is not None:
-                hits += 1
-                correct += found.text == pair["origin"]
-        rows.append(_quality_row(threshold, hits, correct, len(data)))
-    return rows
+    hits = correct = 0
+    for pair in data:
+        found = await cache.alookup(_request(pair["similar"]))
+        if found is not None:
+            hits += 1
+            correct += found.text == pair["origin"]
+    return _quality_row(hits, correct, len(data))
 
 
-def _quality_row(threshold: float, hits: int, correct: int, total: int, **extra: Any) -> dict[str, Any]:
-    return {"threshold": threshold, **extra, "hit_rate": round(hits / total, 4),
-            "precision": round(correct / hits, 4) if hits else None, "correct_hit_rate": round(correct / total, 4)}
+def _quality_row(hits: int, correct: int, total: int, **extra: Any) -> dict[str, Any]:
+    return {**extra, "hit_rate": round(hits / total, 4), "precision": round(correct / hits, 4) if hits else None,
+            "correct_hit_rate": round(correct / total, 4)}
 
 
-def _gptcache_mock(data: list[dict[str, str]], vectors: dict[str, np.ndarray], quick: bool) -> list[dict[str, Any]]:
-    side = GPTCacheSide(vectors)
+def _gptcache_mock(data: list[dict[str, str]], vectors: dict[str, np.ndarray]) -> dict[str, Any]:
+    side = GPTCacheSide(vectors)  # its default: similarity_threshold 0.8 (cosine 0.6)
     origins = list(dict.fromkeys(d["origin"] for d in data))
     side.load(origins, origins)
-    rows = []
-    cosines = () if quick else THRESHOLDS
-    settings = [(None, 0.8)] + [(c, gptcache_threshold_for_cosine(c)) for c in cosines]
-    for cosine, native in settings:
-        side.set_threshold(native)
-        hits = correct = 0
-        for pair in data:
-            answer = side.get(pair["similar"])
-            if answer is not None:
-                hits += 1
-                correct += answer == pair["origin"]
-        label = "default (0.8 = cosine 0.6)" if cosine is None else f"cosine {cosine}"
-        rows.append(_quality_row(cosine if cosine is not None else 0.6, hits, correct, len(data),
-                                 gptcache_threshold=round(native, 4), setting=label))
+    hits = correct = 0
+    for pair in data:
+        answer = side.get(pair["similar"])
+        if answer is not None:
+            hits += 1
+            correct += answer == pair["origin"]
     side.close()
-    return rows
+    return _quality_row(hits, correct, len(data), setting="default (0.8 = cosine 0.6)")
 
 
-async def _costmw_pairs(pairs: list[tuple[bool, str, str, str]], vectors: dict[str, np.ndarray],
-                        threshold: float) -> dict[str, Any]:
-    cache = SemanticCache(store=MemoryStore(max_entries=None), embedder=PrecomputedEmbedder(vectors),
-                          threshold=threshold)
+Trial = tuple[int, dict[str, Any], str, str, list[str]]
+
+
+def _pair_trials(pairs: list[dict[str, Any]], distractors: int = 8) -> list[Trial]:
+    """Each pair both ways (store one text, ask with the other), in a cache that also holds
+    ``distractors`` texts of other pairs, the same for both systems."""
+    rng = np.random.default_rng(17)
+    texts = [t for p in pairs for t in (p["a"], p["b"])]
+    trials = []
+    for i, pair in enumerate(pairs):
+        for j, (stored, asked) in enumerate(((pair["a"], pair["b"]), (pair["b"], pair["a"]))):
+            others = [texts[k] for k in rng.choice(len(texts), size=distractors + 2, replace=False)
+                      if texts[k] not in (pair["a"], pair["b"])][:distractors]
+            trials.append((2 * i + j, pair, stored, asked, others))
+    return trials
+
+
+async def _costmw_pairs(trials: list[Any], vectors: dict[str, np.ndarray]) -> dict[str, Any]:
+    cache = _cache(vectors)
     outcomes: list[tuple[bool, str, bool]] = []
-    for i, (same, kind, a, b) in enumerate(pairs):
-        for j, (stored, asked) in enumerate(((a, b), (b, a))):
-            namespace = f"pair-{i}-{j}"
-            await cache.astore(_request(stored, namespace), Response(text=f"answer for: {stored}"))
-            outcomes.append((same, kind, await cache.alookup(_request(asked, namespace)) is not None))
+    for n, pair, stored, asked, others in trials:
+        namespace = f"trial-{n}"
+        for text in [*others, stored]:
+            await cache.astore(_request(text, namespace), Response(text=f"answer for: {text}"))
+        found = await cache.alookup(_request(asked, namespace))
+        outcomes.append((pair["same"], pair["kind"], found is not None and found.text == f"answer for: {stored}"))
     return _pair_summary(outcomes)
 
 
-def _gptcache_pairs(pairs: list[tuple[bool, str, str, str]], vectors: dict[str, np.ndarray]) -> dict[str, Any]:
+def _gptcache_pairs(trials: list[Any], vectors: dict[str, np.ndarray]) -> dict[str, Any]:
     outcomes: list[tuple[bool, str, bool]] = []
-    for same, kind, a, b in pairs:
-        for stored, asked in ((a, b), (b, a)):
-            side = GPTCacheSide(vectors)
-            side.load([stored], [f"answer for: {stored}"])
-            outcomes.append((same, kind, side.get(asked) is not None))
-            side.close()
+    for _, pair, stored, asked, others in trials:
+        side = GPTCacheSide(vectors)
+        side.load([*others, stored], [f"answer for: {t}" for t in [*others, stored]])
+        outcomes.append((pair["same"], pair["kind"], side.get(asked) == f"answer for: {stored}"))
+        side.close()
     return _pair_summary(outcomes)
 
 
 def _pair_summary(outcomes: list[tuple[bool, str, bool]]) -> dict[str, Any]:
-    negatives = [(kind, hit) for same, kind, hit in outcomes if not same]
-    positives = [hit for same, _, hit in outcomes if same]
+    """Recall on pairs that mean the same, false-hit rate on pairs that do not, and both per kind."""
     by_kind: dict[str, list[int]] = {}
-    for kind, hit in negatives:
+    for _, kind, hit in outcomes:
         by_kind.setdefault(kind, [0, 0])
         by_kind[kind][0] += hit
         by_kind[kind][1] += 1
-    return {"false_hit_rate": round(sum(h for _, h in negatives) / len(negatives), 4),
-            "false_hits": sum(h for _, h in negatives), "negative_queries": len(negatives),
-            "paraphrase_hit_rate": round(sum(positives) / len(positives), 4) if positives else None,
-            "false_hits_by_kind": {k: f"{v[0]}/{v[1]}" for k, v in sorted(by_kind.items())}}
+    positives = [hit for same, _, hit in outcomes if same]
+    negatives = [hit for same, _, hit in outcomes if not same]
+    same_kind = {kind for same, kind, _ in outcomes if same}
+    return {"recall": round(sum(positives) / len(positives), 4), "positives": len(positives),
+            "false_hit_rate": round(sum(negatives) / len(negatives), 4), "false_hits": sum(negatives),
+            "negatives": len(negatives),
+            "by_kind": {k: {"measure": "recall" if k in same_kind else "false_hit_rate", "hits": v[0], "of": v[1],
+                            "rate": round(v[0] / v[1], 4)} for k, v in sorted(by_kind.items())}}
+
+
+def load_devset() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in DEVSET.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def quality(quick: bool) -> dict[str, Any]:
-    data = load_mock_data()
-    pairs = load_pairs()
-    texts = [t for _, _, a, b in pairs for t in (a, b)]
-    if data is not None:
-        texts += [d["origin"] for d in data] + [d["similar"] for d in data]
+    pairs = load_devset() if DEVSET.exists() else []
+    _, held_out = mock_data_split()
+    trials = _pair_trials(pairs)
+    texts = [t for p in pairs for t in (p["a"], p["b"])] + [d[k] for d in held_out for k in ("origin", "similar")]
     vectors = minilm_vectors(texts)
-    out: dict[str, Any] = {"embedder": "all-MiniLM-L6-v2", "default_threshold": DEFAULT}
-    if data is None:
-        out["mock_data"] = "skipped: ../shared/data/gptcache/mock_data.json not found"
-    else:
-        thresholds = (0.7, DEFAULT, 0.9) if quick else THRESHOLDS
-        out["mock_data"] = {"queries": len(data), "origins": len(set(d["origin"] for d in data)),
-                            "costmw": asyncio.run(_costmw_mock(data, vectors, thresholds))}
-        if not quick:
-            out["mock_data"]["costmw_without_verifier_or_margin"] = asyncio.run(
-                _costmw_mock(data, vectors, thresholds, verifier=False, margin=0.0))
+    out: dict[str, Any] = {"embedder": "all-MiniLM-L6-v2", "setting": "SemanticCache() defaults"}
     why_not = gptcache_available()
-    if why_not is None and data is not None:
-        out["mock_data"]["gptcache"] = _gptcache_mock(data, vectors, quick)
-    out["hard_pairs"] = {"pairs": len(pairs), "costmw": asyncio.run(_costmw_pairs(pairs, vectors, DEFAULT))}
-    if why_not is None:
-        out["hard_pairs"]["gptcache_default"] = _gptcache_pairs(pairs, vectors)
+    if pairs:
+        out["devset"] = {"file": str(DEVSET.relative_to(REPO.parent)), "pairs": len(pairs), "trials": len(trials),
+                         "costmw": asyncio.run(_costmw_pairs(trials, vectors))}
+        if why_not is None:
+            out["devset"]["gptcache"] = _gptcache_pairs(trials[: 120 if quick else None], vectors)
     else:
+        out["devset"] = f"skipped: {DEVSET} not found"
+    if held_out:
+        out["mock_data_held_out"] = {"queries": len(held_out), "origins": len({d["origin"] for d in held_out}),
+                                     "costmw": asyncio.run(_costmw_mock(held_out, vectors))}
+        if why_not is None:
+            out["mock_data_held_out"]["gptcache"] = _gptcache_mock(held_out, vectors)
+    else:
+        out["mock_data_held_out"] = "skipped: ../shared/data/gptcache/mock_data.json not found"
+    if why_not is not None:
         out["gptcache"] = f"skipped: {why_not}"
     return out
 
 
-def quality_dev() -> dict[str, Any]:
-    """The quality measures on costmw's tuning data (where thresholds and rules may be tuned)."""
-    data = load_dev_siblings()
-    pairs = load_pairs(DEV_PAIRS)
-    vectors = minilm_vectors([d["origin"] for d in data] + [d["similar"] for d in data]
-                             + [t for _, _, a, b in pairs for t in (a, b)])
-    origins = len({d["origin"] for d in data})
-    return {"embedder": "all-MiniLM-L6-v2", "siblings": {
-        "queries": len(data), "origins": origins, "groups": len({d["group"] for d in data}),
-        "costmw": asyncio.run(_costmw_mock(data, vectors, THRESHOLDS)),
-        "costmw_without_verifier_or_margin": asyncio.run(
-            _costmw_mock(data, vectors, (DEFAULT,), verifier=False, margin=0.0))},
-        "pairs": {"pairs": len(pairs), "costmw": asyncio.run(_costmw_pairs(pairs, vectors, DEFAULT))}}
+def verifier_cost(pairs: list[dict[str, Any]], count: int = 200) -> dict[str, Any]:
+    """The default verifier's time per candidate: one pair at a time, and five at once."""
+    from costmw.plugins.cache._verifiers import make_verifier
+
+    verifier = make_verifier(True, 0.02)
+    assert verifier is not None
+    short = [(p["a"], p["b"]) for p in pairs if len(p["a"]) < 120 and len(p["b"]) < 120] or [("a?", "b?")]
+    verifier.check(*short[0])
+    one = []
+    for i in range(count):
+        q, c = short[i % len(short)]
+        t0 = time.perf_counter()
+        verifier.check(q, c)
+        one.append(time.perf_counter() - t0)
+    five = []
+    for i in range(count // 5):
+        q = short[i % len(short)][0]
+        t0 = time.perf_counter()
+        asyncio.run(verifier.acheck_many(q, [c for _, c in short[i:i + 5]]))
+        five.append((time.perf_counter() - t0) / 5)
+    return {"verifier": verifier.version, "short_pairs": len(short), "one_at_a_time": percentiles(one),
+            "per_candidate_in_batches_of_5": percentiles(five)}
 
 
-def _print_dev(dev: dict[str, Any]) -> None:
-    s = dev["siblings"]
-    print(f"\ndev siblings: {s['queries']} paraphrases of {s['origins']} origins in {s['groups']} groups")
-    print(f"{'system':<34}{'threshold':>10}{'hit rate':>10}{'precision':>11}")
-    for label, key in (("costmw", "costmw"), ("costmw, verifier+margin off", "costmw_without_verifier_or_margin")):
-        for row in s[key]:
-            mark = " *" if key == "costmw" and row["threshold"] == DEFAULT else ""
-            print(f"{label + mark:<34}{row['threshold']:>10}{row['hit_rate']:>10.3f}{(row['precision'] or 0):>11.4f}")
-    r = dev["pairs"]["costmw"]
-    print(f"dev pairs ({dev['pairs']['pairs']}): false hits {r['false_hits']}/{r['negative_queries']}, "
-          f"paraphrase hits {r['paraphrase_hit_rate']:.1%}")
+def miss_latency(count: int = 60) -> dict[str, Any]:
+    """What the default cache adds to a call it cannot answer: a chain with SemanticCache()
+    (memory store, MiniLM, normaliser, verifier) against the same chain without it, on an
+    instant target, each question new."""
+    from costmw.adapters import MockTarget
+
+    from costmw import Chain
+
+    def run(plugins: list[Any], tag: str) -> list[float]:
+        chain = Chain(plugins, [MockTarget(lambda r: "ok", model=MODEL)])
+        chain.complete([{"role": "user", "content": "warm up the models"}], model=MODEL)
+        samples = []
+        for i in range(count):
+            t0 = time.perf_counter()
+            chain.complete([{"role": "user", "content": f"{tag} question {_word(i)} about topic {i}?"}], model=MODEL)
+            samples.append(time.perf_counter() - t0)
+        chain.close()
+        return samples
+
+    bare = run([], "bare")
+    cached = run([SemanticCache(store="memory")], "cached")
+    return {"without_cache": percentiles(bare), "with_cache": percentiles(cached),
+            "added_p50_ms": round((np.median(cached) - np.median(bare)) * 1e3, 2)}
 
 
 # -- speed -----------------------------------------------------------------------------------
@@ -224,7 +262,7 @@ def _synthetic(size: int, queries: int, dim: int = 384, seed: int = 7) -> tuple[
 
 async def _costmw_speed(store: Any, stored: list[str], asked: list[str], vectors: dict[str, Any]) -> dict[str, Any]:
     embedder = PrecomputedEmbedder(vectors)
-    cache = SemanticCache(store=store, embedder=embedder)
+    cache = SemanticCache(store=store, embedder=embedder, verifier=False, normalise=False)
     started = time.perf_counter()
     for text in stored:
         await cache.astore(_request(text), Response(text=f"answer: {text}"))
@@ -339,31 +377,45 @@ def _speed_row(size: int, name: str, result: dict[str, Any], embed: list[float])
 
 
 # -- report ----------------------------------------------------------------------------------
-def _print_tables(results: dict[str, Any]) -> None:
-    q = results["quality"]
-    mock = q.get("mock_data")
+def _print_quality(q: dict[str, Any]) -> None:
+    dev = q["devset"]
+    if isinstance(dev, dict):
+        print(f"\n{dev['file']}: {dev['pairs']} pairs, {dev['trials']} trials (both ways), {q['setting']}")
+        print(f"{'system':<12}{'recall':>8}{'false hits':>16}")
+        for key in ("costmw", "gptcache"):
+            if key in dev:
+                r = dev[key]
+                print(f"{key:<12}{r['recall']:>8.3f}{r['false_hits']:>7}/{r['negatives']:<4}({r['false_hit_rate']:.1%})")
+        print(f"{'kind':<20}{'measure':<16}" + "".join(f"{k:>12}" for k in ("costmw", "gptcache") if k in dev))
+        for kind, row in dev["costmw"]["by_kind"].items():
+            cells = "".join(f"{dev[k]['by_kind'][kind]['hits']:>6}/{dev[k]['by_kind'][kind]['of']:<5}"
+                            for k in ("costmw", "gptcache") if k in dev and kind in dev[k]["by_kind"])
+            print(f"{kind:<20}{row['measure']:<16}{cells}")
+    else:
+        print(f"\ndevset: {dev}")
+    mock = q["mock_data_held_out"]
     if isinstance(mock, dict):
-        print(f"\nmock_data: {mock['queries']} paraphrase queries, {mock['origins']} origins ({q['embedder']})")
-        print(f"{'system':<40}{'threshold':>10}{'hit rate':>10}{'precision':>11}{'correct':>9}")
-        for label, key in (("costmw", "costmw"), ("costmw, verifier+margin off", "costmw_without_verifier_or_margin"),
-                           ("gptcache", "gptcache")):
-            for row in mock.get(key, []):
-                name = f"{label} ({row['setting']})" if "setting" in row else label
-                mark = " *" if key == "costmw" and row["threshold"] == DEFAULT else ""
-                print(f"{name + mark:<40}{row['threshold']:>10}{row['hit_rate']:>10.3f}"
-                      f"{(row['precision'] or 0):>11.4f}{row['correct_hit_rate']:>9.3f}")
+        print(f"\nmock_data held-out half: {mock['queries']} paraphrase queries, {mock['origins']} origins")
+        print(f"{'system':<12}{'hit rate':>10}{'precision':>11}{'correct':>9}")
+        for key in ("costmw", "gptcache"):
+            if key in mock:
+                r = mock[key]
+                print(f"{key:<12}{r['hit_rate']:>10.3f}{(r['precision'] or 0):>11.4f}{r['correct_hit_rate']:>9.3f}")
     else:
         print(f"\nmock_data: {mock}")
-    hp = q["hard_pairs"]
-    print(f"\nheld-out pairs ({hp['pairs']} pairs, both directions), threshold {DEFAULT}")
-    for key in ("costmw", "gptcache_default"):
-        if key in hp:
-            r = hp[key]
-            print(f"  {key:<18} false hits {r['false_hits']}/{r['negative_queries']} ({r['false_hit_rate']:.1%}), "
-                  f"paraphrase hits {r['paraphrase_hit_rate']:.1%}  by kind {r['false_hits_by_kind']}")
+
+
+def _print_tables(results: dict[str, Any]) -> None:
+    _print_quality(results["quality"])
+    v = results["verifier_cost"]
+    print(f"\nverifier {v['verifier']}: per candidate p50 {v['one_at_a_time']['p50_ms']:.2f} ms one at a time, "
+          f"{v['per_candidate_in_batches_of_5']['p50_ms']:.2f} ms in batches of 5 ({v['short_pairs']} short pairs)")
+    m = results["miss_latency"]
+    print(f"a miss through the default SemanticCache adds {m['added_p50_ms']:.2f} ms at p50 "
+          f"({m['with_cache']['p50_ms']:.2f} ms vs {m['without_cache']['p50_ms']:.2f} ms without it)")
     s = results["speed"]
-    print(f"\nlookup latency, {s['queries_per_row']} queries per row; MiniLM embedding alone: "
-          f"p50 {s['embedding_ms']['p50_ms']:.2f} ms")
+    print(f"\nlookup latency (normalisation, embedding and verification excluded), {s['queries_per_row']} queries "
+          f"per row; MiniLM embedding alone: p50 {s['embedding_ms']['p50_ms']:.2f} ms")
     print(f"{'entries':>9}  {'system':<36}{'p50 ms':>9}{'p99 ms':>9}{'+embed p50':>12}{'+embed p99':>12}{'hits':>6}")
     for r in s["rows"]:
         print(f"{r['entries']:>9}  {r['system']:<36}{r['p50_ms']:>9.3f}{r['p99_ms']:>9.3f}"
@@ -386,19 +438,12 @@ def _single_threaded() -> Any:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_cache", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1k and 10k entries only (under two minutes)")
+    parser.add_argument("--quick", action="store_true", help="1k and 10k entries only, GPTCache on part of the devset")
     parser.add_argument("--sizes", default=None, help="comma-separated entry counts, e.g. 1000,100000")
-    parser.add_argument("--dev", action="store_true", help="quality on costmw's tuning data only (no speed)")
+    parser.add_argument("--quality-only", action="store_true", help="quality, verifier cost and miss latency only")
     parser.add_argument("--no-ann", action="store_true", help="skip the usearch HNSW rows (slow to build at 1M)")
     parser.add_argument("--out", default="cache.json", help="file name under benchmarks/results/")
     args = parser.parse_args(argv)
-    if args.dev:
-        with _single_threaded():
-            dev = quality_dev()
-        _print_dev(dev)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "cache_dev.json").write_text(json.dumps(dev, indent=2), encoding="utf-8")
-        return dev
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000, 1_000_000])
     started = time.time()
@@ -406,7 +451,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results: dict[str, Any] = {
             "benchmark": "cache", "quick": args.quick, "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
             "threads": "one BLAS/OpenMP thread for both systems", "load_average_start": os.getloadavg()[0],
-            "quality": quality(args.quick), "speed": speed(args.quick, sizes, ann=not args.no_ann)}
+            "quality": quality(args.quick),
+            "verifier_cost": verifier_cost(load_devset() if DEVSET.exists() else []),
+            "miss_latency": miss_latency()}
+        results["speed"] = {"queries_per_row": 0, "embedding_ms": {"p50_ms": 0.0}, "rows": []} if args.quality_only \
+            else speed(args.quick, sizes, ann=not args.no_ann)
     results["seconds"] = round(time.time() - started, 1)
     results["load_average_end"] = os.getloadavg()[0]
     _print_tables(results)

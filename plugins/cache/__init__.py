@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._cache import SemanticCache
 from ._entry import Entry
 from ._gptcache import GPTCacheStore
+from ._judge import LLMJudge
 from ._normal import Normaliser
 from ._protocol import CacheVerdict, CacheVerifier
 from ._redis import RedisStore
@@ -28,6 +29,7 @@ __all__ = [
     "FunctionVerifier",
     "GPTCacheStore",
     "GuardedVerifier",
+    "LLMJudge",
     "MemoryStore",
     "Normaliser",
     "RedisStore",

@@ -30,6 +30,7 @@ from costmw.plugin_api import (
 
 from ._entry import Entry, response_from_dict, response_to_dict
 from ._flight import SingleFlight
+from ._judge import JUDGE_CALLS
 from ._keys import CacheKey, is_deterministic, read_controls, request_key, scope_of
 from ._normal import MAX_TEXT_CHARS, Normaliser, default_normaliser
 from ._protocol import CacheVerdict, CacheVerifier
@@ -47,6 +48,7 @@ __all__ = ["SemanticCache"]
 log = logging.getLogger("costmw.cache")
 T = TypeVar("T")
 _NOT_STORED = frozenset({"error", "content_filter"})
+_JUDGE_USD = ("semantic_cache", "judge_usd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +216,18 @@ class SemanticCache(Plugin):
         hit = await self._lookup(request, plan)
         if hit is not None:
             return hit
+        return self._with_judge_cost(request, await self._fetch(request, plan, call_next))
 
+    def _with_judge_cost(self, request: Request, response: Response) -> Response:
+        """A miss's response, charged for the judge calls its lookup made (a negative saving)."""
+        judge = float(request.context.recall(_JUDGE_USD, 0.0))
+        if judge:
+            request.context.remember(_JUDGE_USD, 0.0)
+            response.cost_usd += judge
+            request.context.savings.append(Saving(self.plugin_name, -judge, "verifier judge calls"))
+        return response
+
+    async def _fetch(self, request: Request, plan: _Plan, call_next: CallNext) -> Response:
         async def fetch() -> Response:
             response = await call_next(request)
             if plan.store:
@@ -324,7 +337,7 @@ class SemanticCache(Plugin):
             return self._serve(request, outcome.exact, "exact", 1.0)
         if not outcome.found:
             return self._miss(request, "miss")
-        choice = await self._choose(plan, outcome)
+        choice = await self._choose(request, plan, outcome)
         if choice.entry is None:
             if choice.reason == "ambiguous":
                 self.stats["ambiguous"] += 1
@@ -395,23 +408,36 @@ class SemanticCache(Plugin):
                 self._failed("store", exc)
         return text
 
-    async def _choose(self, plan: _Plan, outcome: _Outcome) -> Choice:
+    async def _choose(self, request: Request, plan: _Plan, outcome: _Outcome) -> Choice:
         """Judge the candidates near enough to matter in one batched verifier call, then pick."""
         assert outcome.found is not None and outcome.texts is not None
         verdicts: dict[str, CacheVerdict] = {}
         if self.verifier is not None:
             ask = [t for t in outcome.texts if outcome.texts[t] != outcome.query]
+            made: list[tuple[Any, Response]] = []
+            token = JUDGE_CALLS.set(made)
             try:
                 judged = await self.verifier.acheck_many(outcome.query, [outcome.texts[t] for t in ask])
             except Exception as exc:
                 self._failed("verifier", exc)
                 return Choice(None, reason="verifier_error")
+            finally:
+                JUDGE_CALLS.reset(token)
+                self._record_calls(request, made)
             verdicts = dict(zip(ask, judged))
             if self.template_check is not None:
                 await self._check_templates(plan.key.text, verdicts)
         verify = None if self.verifier is None else _lookup_verdict(verdicts)
         return select(plan.key.text, plan.key.exact, outcome.found, threshold=self.threshold, margin=self.margin,
                       verify=verify)
+
+    def _record_calls(self, request: Request, made: list[tuple[Any, Response]]) -> None:
+        """Book the calls a verifier made (an LLM judge) as this request's cost."""
+        for target, response in made:
+            usage = response.usage
+            usd = response.cost_usd or (target.price.cost(usage.prompt_tokens, usage.completion_tokens)
+                                        if target.price is not None else 0.0)
+            request.context.remember(_JUDGE_USD, request.context.recall(_JUDGE_USD, 0.0) + usd)
 
     async def _check_templates(self, query: str, verdicts: dict[str, CacheVerdict]) -> None:
         """Refuse passing candidates built from the same template as ``query`` with another slot."""
@@ -444,7 +470,10 @@ class SemanticCache(Plugin):
         response.served_by = f"cache:{tier}"
         response.cost_usd = 0.0
         response.request_id = request.id
-        usd = self._avoided_cost(request, response, answer)
+        judge = float(request.context.recall(_JUDGE_USD, 0.0))
+        response.cost_usd = judge
+        request.context.remember(_JUDGE_USD, 0.0)
+        usd = self._avoided_cost(request, response, answer) - judge
         request.context.savings.append(Saving(self.plugin_name, usd, f"{how} hit", response.usage.total_tokens))
         note = {"hit": True, "tier": how, "similarity": round(similarity, 4)}
         request.context.info["cache"] = note
