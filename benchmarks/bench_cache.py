@@ -55,8 +55,8 @@ DEVSET = SHARED_DATA / "devsets" / "cache_pairs_dev.jsonl"
 
 
 def _request(text: str, namespace: str | None = None) -> Request:
-    metadata = {"namespace": namespace} if namespace else None
-    return Request.create([{"role": "user", "content": text}], MODEL, metadata=metadata)
+    options = {"namespace": namespace} if namespace else None
+    return Request.create([{"role": "user", "content": text}], MODEL, options=options)
 
 
 # -- quality ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from ._errors import (
     TargetTimeout,
 )
 from ._ledger import Ledger, LedgerRow
+from ._options import Options
 from ._plugin import CallNext, Plugin, StreamNext, register_plugin, registered_plugins
 from ._pricing import Price
 from ._types import Chunk, Request, RequestContext, Response, Saving, Usage
@@ -47,6 +48,7 @@ __all__ = [
     "LedgerRow",
     "MissingDependencyError",
     "NoTargetError",
+    "Options",
     "Plugin",
     "PluginError",
     "Price",

@@ -13,10 +13,11 @@ from ._deadline import iterate_with_deadline, with_deadline
 from ._errors import ConfigError, CostmwError, NoTargetError, PluginError
 from ._ledger import Ledger
 from ._loop import LoopThread
+from ._options import Options
 from ._plugin import CallNext, Plugin, StreamNext
 from ._pricing import Price, lookup_price
 from ._provider_errors import map_provider_error
-from ._target import Target
+from ._target import Target, requested_target
 from ._tokens import count_message_tokens
 from ._types import Chunk, Request, Response
 
@@ -132,23 +133,15 @@ class Chain:
 
     # -- targets and prices ------------------------------------------------------------
     def target_for(self, request: Request) -> Target:
-        """The target that serves ``request``: the one a plugin chose, else by name or model."""
+        """The target that serves ``request``: the one a plugin chose, else the one the request asks
+        for (``options.target``, or by model), else a LiteLLM target made for the model with
+        ``auto_targets``, else the chain's first target."""
         chosen = request.context.target
         if chosen is not None:
             return chosen
-        by_name = request.metadata.get("target")
-        if by_name:
-            target = self._targets.get(str(by_name))
-            if target is None:
-                raise NoTargetError(f"metadata names target {by_name!r}, which is not in this chain",
-                                    request=request)
-            return target
-        target = self._targets.get(request.model)
+        target = requested_target(self._targets.values(), request)
         if target is not None:
             return target
-        for t in self._targets.values():
-            if t.model == request.model:
-                return t
         if self.auto_targets:
             from ._seam import litellm_target
 
@@ -239,17 +232,27 @@ class Chain:
             log.warning("costmw could not record a ledger row: %s", exc)
 
     def _request(self, messages: Any, model: str | None, metadata: Mapping[str, Any] | None,
-                 params: dict[str, Any], stream: bool) -> Request:
+                 options: Options | Mapping[str, Any] | None, params: dict[str, Any], stream: bool) -> Request:
         request = Request.create(messages, model or self.default_model, params=params,
-                                 metadata=metadata, stream=stream)
+                                 metadata=metadata, options=options, stream=stream)
         request.context.chain = self
         return request
 
+    def _check_target(self, request: Request) -> None:
+        """Fail fast when ``options.target`` names no target of this (built) chain."""
+        if request.options.target is not None and request.context.target is None:
+            requested_target(self._targets.values(), request)
+
     # -- public API ----------------------------------------------------------------------
     async def acomplete(self, messages: Any, model: str | None = None, *,
-                        metadata: Mapping[str, Any] | None = None, **params: Any) -> Response:
-        """Send one chat request through the chain and return its response."""
-        request = self._request(messages, model, metadata, params, stream=False)
+                        metadata: Mapping[str, Any] | None = None,
+                        options: Options | Mapping[str, Any] | None = None, **params: Any) -> Response:
+        """Send one chat request through the chain and return its response.
+
+        ``options`` are costmw's controls for this call (:class:`costmw.Options` or a dict of its
+        fields); ``metadata`` holds free-form labels for the ledger; ``params`` go to the model.
+        """
+        request = self._request(messages, model, metadata, options, params, stream=False)
         return await self.asend(request)
 
     async def asend(self, request: Request) -> Response:
@@ -258,6 +261,7 @@ class Chain:
         assert self._handler is not None
         if request.context.chain is None:
             request.context.chain = self
+        self._check_target(request)
         started = time.perf_counter()
         try:
             response = await self._handler(request)
@@ -269,9 +273,11 @@ class Chain:
         return response
 
     async def astream(self, messages: Any, model: str | None = None, *,
-                      metadata: Mapping[str, Any] | None = None, **params: Any) -> AsyncIterator[Chunk]:
+                      metadata: Mapping[str, Any] | None = None,
+                      options: Options | Mapping[str, Any] | None = None,
+                      **params: Any) -> AsyncIterator[Chunk]:
         """Stream one chat request; the last chunk carries the whole :class:`Response`."""
-        request = self._request(messages, model, metadata, params, stream=True)
+        request = self._request(messages, model, metadata, options, params, stream=True)
         async for chunk in self.asend_stream(request):
             yield chunk
 
@@ -281,6 +287,7 @@ class Chain:
         assert self._stream_handler is not None
         if request.context.chain is None:
             request.context.chain = self
+        self._check_target(request)
         started = time.perf_counter()
         finished = False
         try:
@@ -298,16 +305,18 @@ class Chain:
             raise
 
     def complete(self, messages: Any, model: str | None = None, *,
-                 metadata: Mapping[str, Any] | None = None, **params: Any) -> Response:
+                 metadata: Mapping[str, Any] | None = None,
+                 options: Options | Mapping[str, Any] | None = None, **params: Any) -> Response:
         """Sync twin of :meth:`acomplete`; safe from many threads and inside a running loop."""
-        request = self._request(messages, model, metadata, params, stream=False)
+        request = self._request(messages, model, metadata, options, params, stream=False)
         return self._runner.run(self.asend(request))
 
     def stream(self, messages: Any, model: str | None = None, *,
-               metadata: Mapping[str, Any] | None = None, **params: Any) -> Iterator[Chunk]:
+               metadata: Mapping[str, Any] | None = None,
+               options: Options | Mapping[str, Any] | None = None, **params: Any) -> Iterator[Chunk]:
         """Sync twin of :meth:`astream`."""
-        self._request(messages, model, metadata, params, stream=True)  # fail fast on bad input
-        return self._runner.iterate(self.astream(messages, model, metadata=metadata, **params))
+        self._request(messages, model, metadata, options, params, stream=True)  # fail fast on bad input
+        return self._runner.iterate(self.astream(messages, model, metadata=metadata, options=options, **params))
 
     def run_sync(self, coro: Any) -> Any:
         """Run a coroutine on the chain's background loop (used by the sync wrappers of plugins)."""

@@ -70,21 +70,21 @@ def to_model_response(response: Response) -> Any:
 
 
 def completion(*, model: str, messages: list[dict[str, Any]], chain: Chain | None = None, **kwargs: Any) -> Any:
-    """Same arguments and return type as ``litellm.completion``, with the chain's plugins around it."""
+    """Same arguments and return type as ``litellm.completion``, with the chain's plugins around it.
+
+    ``options=`` (:class:`costmw.Options` or a dict) carries costmw's controls for the call;
+    ``metadata=`` its free-form ledger labels; every other keyword goes to the model.
+    """
     the_chain = chain or default_chain()
-    metadata = kwargs.pop("metadata", None)
-    if kwargs.get("stream"):
-        kwargs.pop("stream")
-        return the_chain.stream(messages, model, metadata=metadata, **kwargs)
-    return to_model_response(the_chain.complete(messages, model, metadata=metadata, **kwargs))
+    if kwargs.pop("stream", False):
+        return the_chain.stream(messages, model, **kwargs)
+    return to_model_response(the_chain.complete(messages, model, **kwargs))
 
 
 async def acompletion(*, model: str, messages: list[dict[str, Any]], chain: Chain | None = None,
                       **kwargs: Any) -> Any:
     """Async twin of :func:`completion`."""
     the_chain = chain or default_chain()
-    metadata = kwargs.pop("metadata", None)
-    if kwargs.get("stream"):
-        kwargs.pop("stream")
-        return the_chain.astream(messages, model, metadata=metadata, **kwargs)
-    return to_model_response(await the_chain.acomplete(messages, model, metadata=metadata, **kwargs))
+    if kwargs.pop("stream", False):
+        return the_chain.astream(messages, model, **kwargs)
+    return to_model_response(await the_chain.acomplete(messages, model, **kwargs))

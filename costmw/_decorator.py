@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
 from ._chain import Chain
+from ._options import Options
 
 __all__ = ["optimize"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _wrap(fn: F, chain: Chain | None, model: str | None, price: Any, metadata: dict[str, Any] | None) -> F:
+def _wrap(fn: F, chain: Chain | None, model: str | None, price: Any, metadata: dict[str, Any] | None,
+          options: Options | Mapping[str, Any] | None) -> F:
     from ._seam import callable_target
 
     the_chain = chain if chain is not None else _default()
@@ -22,17 +24,17 @@ def _wrap(fn: F, chain: Chain | None, model: str | None, price: Any, metadata: d
     target = the_chain.targets.get(target_name) or the_chain.add_target(
         callable_target(fn, name=target_name, model=model, price=price))
     meta = dict(metadata or {})
+    base = Options(target=target.name).merge(Options.coerce(options, where="optimize(options=...)"))
 
-    def build(messages: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    def build(kwargs: dict[str, Any]) -> dict[str, Any]:
+        call_options = base.merge(Options.coerce(kwargs.pop("costmw_options", None), where="costmw_options"))
         call_meta = {**meta, **(kwargs.pop("costmw_metadata", None) or {})}
-        call_meta.setdefault("target", target.name)
-        return messages, call_meta, kwargs
+        return {"metadata": call_meta, "options": call_options, **kwargs}
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def async_wrapper(messages: Any, **kwargs: Any) -> Any:
-            msgs, call_meta, params = build(messages, kwargs)
-            response = await the_chain.acomplete(msgs, model or target.model, metadata=call_meta, **params)
+            response = await the_chain.acomplete(messages, model or target.model, **build(kwargs))
             return response.text
 
         async_wrapper.costmw_chain = the_chain  # type: ignore[attr-defined]
@@ -40,8 +42,7 @@ def _wrap(fn: F, chain: Chain | None, model: str | None, price: Any, metadata: d
 
     @functools.wraps(fn)
     def wrapper(messages: Any, **kwargs: Any) -> Any:
-        msgs, call_meta, params = build(messages, kwargs)
-        return the_chain.complete(msgs, model or target.model, metadata=call_meta, **params).text
+        return the_chain.complete(messages, model or target.model, **build(kwargs)).text
 
     wrapper.costmw_chain = the_chain  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
@@ -60,27 +61,29 @@ def optimize(fn: F, /) -> F: ...
 @overload
 def optimize(
     chain: Chain | None = None, /, *, model: str | None = None, price: Any = None,
-    metadata: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None, options: Options | Mapping[str, Any] | None = None,
 ) -> Callable[[F], F]: ...
 
 
 def optimize(
     chain_or_fn: Any = None, /, *, model: str | None = None, price: Any = None,
-    metadata: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None, options: Options | Mapping[str, Any] | None = None,
 ) -> Any:
     """Decorate ``fn(messages, **params) -> str`` so every call goes through a chain.
 
     Works bare (``@optimize``, the default chain) and called (``@optimize(chain, model=...)``).
     ``model`` names the model the function calls, so the ledger can price it; ``price`` sets
     it directly (USD per 1M input/output tokens). The decorated function keeps its signature
-    and returns text, as before; pass ``costmw_metadata={...}`` for per-call controls.
+    and returns text, as before. ``options`` (:class:`costmw.Options` or a dict) apply to every
+    call; pass ``costmw_options={...}`` to one call for its own controls, and ``costmw_metadata``
+    for its ledger labels.
     """
     if callable(chain_or_fn) and not isinstance(chain_or_fn, Chain):
-        return _wrap(chain_or_fn, None, model, price, metadata)
+        return _wrap(chain_or_fn, None, model, price, metadata, options)
     if chain_or_fn is not None and not isinstance(chain_or_fn, Chain):
         raise TypeError(f"optimize takes a costmw.Chain, got {type(chain_or_fn).__name__}")
 
     def decorate(fn: F) -> F:
-        return _wrap(fn, chain_or_fn, model, price, metadata)
+        return _wrap(fn, chain_or_fn, model, price, metadata, options)
 
     return decorate

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from ._deadline import DEFAULT_TIMEOUT_S, check_timeout
+from ._errors import InvalidRequestError
 from ._pricing import Price, lookup_price
 from ._types import Chunk, Request, Response, join_chunks
 
-__all__ = ["Capabilities", "Target"]
+__all__ = ["Capabilities", "Target", "requested_target"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,26 @@ class Target:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, model={self.model!r})"
+
+
+def requested_target(targets: Iterable[Target], request: Request) -> Target | None:
+    """The target ``request`` asks for among ``targets``: the one named by ``options.target``,
+    else one whose name or model is the request's model; None when the model matches none.
+
+    The one place a request's wanted target is resolved (the chain and the router both use it).
+    A ``target`` option naming none of ``targets`` raises InvalidRequestError listing them.
+    """
+    pool = list(targets)
+    name = request.options.target
+    if name is not None:
+        found = next((t for t in pool if t.name == name), None)
+        if found is None:
+            known = ", ".join(repr(t.name) for t in pool) or "none"
+            raise InvalidRequestError(f"options.target names {name!r}, which is not a target here "
+                                      f"(known targets: {known})")
+        return found
+    model = request.model
+    return next((t for t in pool if t.name == model), None) or next((t for t in pool if t.model == model), None)
 
 
 async def collect_stream(chunks: AsyncIterator[Chunk]) -> Response:

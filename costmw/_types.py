@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -11,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidRequestError
+from ._options import Options, split_metadata
+from ._validate import check_content, check_params
 
 if TYPE_CHECKING:
     from ._target import Target
@@ -30,12 +31,10 @@ Message = dict[str, Any]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
-_ids = itertools.count()
-_PID = os.getpid()
-
-
 def _new_id() -> str:
-    return f"req-{_PID:x}-{int(time.time() * 1000):x}-{next(_ids):x}"
+    """A request id unique across threads, processes and forked workers: the process id read at
+    call time (never at import), the time, and 64 random bits from the OS."""
+    return f"req-{os.getpid():x}-{int(time.time() * 1000):x}-{os.urandom(8).hex()}"
 
 
 def validate_messages(messages: Any) -> tuple[Message, ...]:
@@ -67,6 +66,7 @@ def validate_messages(messages: Any) -> tuple[Message, ...]:
                 f"messages[{i}].content must be a string or a list of content parts, "
                 f"got {type(content).__name__}"
             )
+        check_content(f"messages[{i}].content", role, content)
         if role == "tool" and not m.get("tool_call_id"):
             raise InvalidRequestError(f"messages[{i}] is a tool message without tool_call_id")
     return out
@@ -122,8 +122,9 @@ class Request:
     """One LLM call. Immutable: plugins derive changed copies with :meth:`replace`.
 
     ``params`` holds the model parameters (temperature, max_tokens, tools, response_format, ...);
-    ``metadata`` holds costmw's own controls (tenant, user, tags, no_cache, namespace, ...),
-    which are never sent to a model.
+    ``options`` holds costmw's own controls (tenant, user, tags, target, cache controls, ...;
+    see :class:`costmw.Options`), never sent to a model; ``metadata`` holds the caller's
+    free-form labels, which go to the ledger.
     """
 
     messages: tuple[Message, ...]
@@ -133,6 +134,7 @@ class Request:
     stream: bool = False
     id: str = field(default_factory=_new_id)
     context: RequestContext = field(default_factory=RequestContext, compare=False, repr=False)
+    options: Options = field(default_factory=Options)
 
     @classmethod
     def create(
@@ -142,19 +144,32 @@ class Request:
         *,
         params: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        options: Options | Mapping[str, Any] | None = None,
         stream: bool = False,
     ) -> Request:
-        """Validate user input and build a request; raises InvalidRequestError when it is bad."""
+        """Validate user input and build a request; raises InvalidRequestError naming the bad field.
+
+        Controls found in ``metadata`` under an option's name (the older spelling) are moved
+        into the options with a DeprecationWarning; ``options`` wins where both set a field.
+        """
         if not model or not isinstance(model, str):
             raise InvalidRequestError("model is required: pass model='<name of the model you would call>'")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise InvalidRequestError(f"metadata must be a dict, got {type(metadata).__name__}")
+        if params is not None and not isinstance(params, Mapping):
+            raise InvalidRequestError(f"params must be a dict, got {type(params).__name__}")
+        check_params(params or {})
+        labels, moved = split_metadata(metadata or {})
+        opts = Options.coerce(options)
+        if moved:
+            opts = Options.coerce(moved, where="metadata").merge(opts)
         return cls(
             messages=validate_messages(messages),
             model=model,
             params=dict(params or {}),
-            metadata=dict(metadata or {}),
+            metadata=labels,
             stream=stream,
+            options=opts,
         )
 
     def replace(self, **changes: Any) -> Request:
@@ -165,8 +180,8 @@ class Request:
 
     @property
     def tenant(self) -> str | None:
-        t = self.metadata.get("tenant") or self.metadata.get("user")
-        return None if t is None else str(t)
+        """The tenant the call is for (``options.tenant``); a user id never stands in for it."""
+        return self.options.tenant
 
     @property
     def last_user_text(self) -> str:
@@ -182,6 +197,7 @@ class Request:
             "messages": list(self.messages),
             "params": dict(self.params),
             "metadata": dict(self.metadata),
+            "options": self.options.to_dict(),
             "stream": self.stream,
         }
 

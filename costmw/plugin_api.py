@@ -29,16 +29,18 @@ from ._errors import (
 from ._lazy import lazy_exports
 from ._ledger import Ledger
 from ._loop import LoopThread
+from ._options import CAPABILITY_NAMES, Options, identity
 from ._paths import cache_root
 from ._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chunks
 from ._pricing import Price, model_info
 from ._provider_errors import map_provider_error
 from ._redact import contains_secret, get_logger, redact_secrets
-from ._target import Capabilities, Target, collect_stream
+from ._target import Capabilities, Target, collect_stream, requested_target
 from ._tokens import count_message_tokens, count_tokens
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
 
 __all__ = [
+    "CAPABILITY_NAMES",
     "DEFAULT_TIMEOUT_S",
     "BudgetExceeded",
     "CallNext",
@@ -53,6 +55,7 @@ __all__ = [
     "Message",
     "MissingDependencyError",
     "NoTargetError",
+    "Options",
     "Plugin",
     "PluginError",
     "Price",
@@ -74,6 +77,7 @@ __all__ = [
     "count_tokens",
     "deadline_for",
     "get_logger",
+    "identity",
     "iterate_with_deadline",
     "join_chunks",
     "lazy_exports",
@@ -83,6 +87,7 @@ __all__ = [
     "model_info",
     "redact_secrets",
     "register_plugin",
+    "requested_target",
     "response_chunks",
     "with_deadline",
 ]

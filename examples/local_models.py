@@ -67,7 +67,7 @@ def main() -> None:
     local = HFTarget(smol, name="smol", price=(0.02, 0.04))
     with Chain(targets=[local]) as chain:
         r = chain.complete([{"role": "user", "content": "Say hello in French."}], model="gpt-4o",
-                           metadata={"target": "smol"}, max_tokens=12)
+                           options={"target": "smol"}, max_tokens=12)
     print(f"chain: {r.text!r} served_by={r.served_by} cost=${r.cost_usd:.8f} "
           f"instead of ${r.baseline_cost_usd:.6f} on gpt-4o (saved ${r.saved_usd:.6f})")
 

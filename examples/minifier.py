@@ -55,7 +55,7 @@ def history_budget() -> None:
     history.append({"role": "user", "content": "What was my hotel confirmation number?"})
     with costmw.Chain([PromptMinifier(budget_tokens=400)], [big, cheap]) as chain:
         for attempt in (1, 2):
-            r = chain.complete(history, model="gpt-4o", metadata={"target": "gpt-4o"})
+            r = chain.complete(history, model="gpt-4o", options={"target": "gpt-4o"})
             info = r.info["minifier"]
             print(f"call {attempt}: {info['tokens_before']} -> {info['tokens_after']} tokens, history "
                   f"{info.get('history')}, summaries paid so far: {len(cheap.calls)}")

@@ -78,12 +78,12 @@ def main() -> None:
 
     show("easy question", ask("what is the capital of x12"))
     show("hard question", ask("prove that x7 is irrational"))
-    show("tagged legal", ask("is this contract valid?", metadata={"tags": ["legal"]}))
+    show("tagged legal", ask("is this contract valid?", options={"tags": ["legal"]}))
     show("greeting (rule)", ask("hello there"))
     show("rate limit -> fallback", ask("translate 'thank you' into x3"))
     tools = [{"type": "function", "function": {"name": "weather", "parameters": {}}}]
     show("needs tools", ask("weather in Oslo?", tools=tools))
-    show("tenant over budget", ask("derive the closed form of the series x1", metadata={"tenant": "trial"}))
+    show("tenant over budget", ask("derive the closed form of the series x1", options={"tenant": "trial"}))
 
     cascade_chain = costmw.Chain([ModelRouter([small, large], strategy=Cascade(scorer=["refusal", "arithmetic"]))])
     show("cascade: refusal", cascade_chain.complete([{"role": "user", "content": "write a poem"}], model="large"))

@@ -21,6 +21,7 @@ from costmw.plugin_api import (
     ConfigError,
     CostmwError,
     InvalidRequestError,
+    Options,
     Request,
     RequestError,
     Response,
@@ -40,7 +41,7 @@ BATCH_DISCOUNTS: dict[str, float] = {"openai": 0.5, "anthropic": 0.5, "azure": 0
 DEFAULT_DISCOUNT = 0.5
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 ENDPOINT = "/v1/chat/completions"
-_OWN_KEYS = frozenset({"messages", "model", "metadata", "params"})
+_OWN_KEYS = frozenset({"messages", "model", "metadata", "options", "params"})
 
 
 class BatchNotReadyError(CostmwError):
@@ -72,7 +73,7 @@ def _as_request(item: Any, index: int, model: str | None, chain: Chain) -> Reque
     elif isinstance(item, Mapping) and "messages" in item:
         params = {**dict(item.get("params") or {}), **{k: v for k, v in item.items() if k not in _OWN_KEYS}}
         request = Request.create(item["messages"], item.get("model") or model, params=params,
-                                 metadata=item.get("metadata"))
+                                 metadata=item.get("metadata"), options=item.get("options"))
     elif isinstance(item, Sequence) and not isinstance(item, (str, bytes)):
         request = Request.create(item, model)
     else:
@@ -294,7 +295,8 @@ class BatchJob:
         if target is None:
             raise ConfigError(f"BatchJob.from_dict: the chain has no target named {data.get('target')!r}")
         requests = [Request(messages=tuple(r["messages"]), model=r["model"], params=dict(r.get("params") or {}),
-                            metadata=dict(r.get("metadata") or {}), id=r["id"]) for r in data["requests"]]
+                            metadata=dict(r.get("metadata") or {}), options=Options.coerce(r.get("options")),
+                            id=r["id"]) for r in data["requests"]]
         for r in requests:
             r.context.chain = chain
         return cls(chain, target, str(data["batch_id"]), requests, discount=float(data["discount"]),
@@ -308,7 +310,7 @@ async def asubmit_batch(chain: Chain, requests: Iterable[Any], *, completion_win
     """Upload ``requests`` as one provider batch and return its :class:`BatchJob`.
 
     ``requests`` items are :class:`Request` objects, dicts with ``messages`` (and optionally
-    ``model``, ``metadata``, model parameters), or plain message lists. ``batch_discount`` is the
+    ``model``, ``metadata``, ``options``, model parameters), or plain message lists. ``batch_discount`` is the
     fraction taken off the live price (default: :data:`BATCH_DISCOUNTS` for the provider, else 0.5).
     """
     if not isinstance(completion_window, str) or not completion_window:

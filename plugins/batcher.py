@@ -121,9 +121,9 @@ class _LoopState:
 
 def group_key(request: Request) -> str:
     """What must match for two requests to share a batch: every parameter except the length
-    limits, plus the LoRA adapter named in ``metadata['adapter']``."""
+    limits, plus the LoRA adapter named in ``options.adapter``."""
     shared = {k: v for k, v in request.params.items() if k not in PER_REQUEST_PARAMS}
-    adapter = request.metadata.get("adapter")
+    adapter = request.options.adapter
     try:
         return json.dumps([shared, adapter], sort_keys=True, default=repr)
     except (TypeError, ValueError):
@@ -202,7 +202,7 @@ class Batcher(Plugin):
     # -- the plugin hook ---------------------------------------------------------------------
     async def handle(self, request: Request, call_next: CallNext) -> Response:
         chain = self._chain
-        if request.stream or chain is None or request.metadata.get("batch") is False:
+        if request.stream or chain is None or not request.options.batch:
             self._counts["bypassed"] += 1
             return await call_next(request)
         if self._closed:

@@ -45,7 +45,7 @@ class HFTarget(LocalTarget):
     Loads lazily on first use, once per process for each base (targets over the same base share its
     weights). Requests are answered in a worker thread; ``abatch`` pads a group of requests on the
     left and answers them with one ``generate`` call. With several LoRA adapters on one base,
-    ``metadata["adapter"]`` picks one per request (the first listed is the default, ``"base"`` turns
+    ``options.adapter`` picks one per request (the first listed is the default, ``"base"`` turns
     them off).
     """
 
@@ -140,7 +140,7 @@ class HFTarget(LocalTarget):
     # -- requests ------------------------------------------------------------------------------
 
     def _adapter_of(self, request: Request) -> str | None:
-        chosen = request.metadata.get("adapter", self.default_adapter)
+        chosen = request.options.adapter or self.default_adapter
         if (chosen is None or chosen == "base") and self.merge:
             raise InvalidRequestError(f"target {self.name!r} has its adapter merged into the weights; "
                                       "it cannot answer without it (use an unmerged target for 'base')")

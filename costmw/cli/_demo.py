@@ -100,9 +100,9 @@ def run_workload(chain: Chain, items: list[DemoItem], label: str, progress: Prog
     lock = threading.Lock()
 
     def send(item: DemoItem) -> None:
-        meta = {"tenant": "northwind", "demo_key": item.key, **item.metadata}
         started = time.perf_counter()
-        response = chain.complete(item.messages, model="gpt-4o", metadata=meta, temperature=0)
+        response = chain.complete(item.messages, model="gpt-4o", metadata={"demo_key": item.key},
+                                  options={"tenant": "northwind", **item.options}, temperature=0)
         elapsed = time.perf_counter() - started
         ok = item.answer.lower() in response.text.lower()
         with lock:

@@ -24,7 +24,7 @@ class DemoItem:
     key: str
     messages: list[dict[str, Any]]
     answer: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     working: str = ""  # a worked answer, for questions the models show their working on
     slip: str = ""  # the same working with a calculation slip, as a small model sometimes writes it
 
@@ -144,7 +144,7 @@ def build_workload(n: int = 400, seed: int = 7) -> list[DemoItem]:
         review = rng.choice(POSITIVE if positive else NEGATIVE)
         q = f"Classify the sentiment of this product review as positive or negative.\nReview: {review}"
         items.append(DemoItem("label", f"label-{i}", [{"role": "user", "content": q}],
-                              "positive" if positive else "negative", {"task": "label", "tags": ["label"]}))
+                              "positive" if positive else "negative", {"tags": ["label"]}))
     for i in range(int(n * share["hard"])):
         items.append(_hard(rng, i))
     for _ in range(n - len(items)):

@@ -295,7 +295,7 @@ class SemanticCache(Plugin):
 
     # -- planning a request ----------------------------------------------------------------
     def _plan(self, request: Request) -> _Plan | None:
-        controls = read_controls(request.metadata)
+        controls = read_controls(request.options)
         if controls.no_cache:
             self._note(request, False, "no_cache")
             return None
@@ -303,8 +303,7 @@ class SemanticCache(Plugin):
             self.stats["skipped"] += 1
             self._note(request, False, "sampled")
             return None
-        scope = scope_of(request.metadata, controls.namespace, per_user=self.scope == "user",
-                         shared_namespaces=self.shared_namespaces)
+        scope = scope_of(request.options, per_user=self.scope == "user", shared_namespaces=self.shared_namespaces)
         space = "exact-only" if self.embedder is None else f"{self.embedder.name}"
         ttl = self.ttl if controls.ttl is None else controls.ttl
         return _Plan(request_key(request, scope, space), not controls.no_store and ttl != 0.0, ttl)

@@ -1,7 +1,8 @@
 """Cache keys: what must be equal for a cached answer to serve a request.
 
-The exact key covers the scope (tenant, user, namespace), the model, every message, the tools,
-the response format and every parameter that can change an answer. The semantic group key covers
+The exact key covers the scope (tenant, user, namespace), the model, the target, route and LoRA
+adapter the caller asked for, every message, the tools, the response format and every parameter
+that can change an answer (sampling: temperature, top_p, seed, n, stop, max_tokens, ...). The semantic group key covers
 the same things except the text of the last user turn, which is compared by meaning instead.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from costmw.plugin_api import InvalidRequestError, Message, Request, message_text
+from costmw.plugin_api import Message, Options, Request, message_text
 
 __all__ = ["CacheKey", "Controls", "canonical_json", "is_deterministic", "read_controls", "request_key", "scope_of"]
 
@@ -67,7 +68,7 @@ def is_deterministic(params: Mapping[str, Any]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Controls:
-    """The per-request cache controls read from ``request.metadata``."""
+    """The per-request cache controls, taken from the request's (already validated) options."""
 
     no_cache: bool = False
     no_store: bool = False
@@ -75,38 +76,23 @@ class Controls:
     namespace: str | None = None
 
 
-def _flag(metadata: Mapping[str, Any], name: str) -> bool:
-    value = metadata.get(name, False)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    raise InvalidRequestError(f"metadata[{name!r}] must be true or false, got {value!r}")
+def read_controls(options: Options) -> Controls:
+    """``no_cache``, ``no_store``, ``ttl`` and ``namespace`` of a request's options."""
+    return Controls(options.no_cache, options.no_store, options.ttl, options.namespace)
 
 
-def read_controls(metadata: Mapping[str, Any]) -> Controls:
-    """Validate and read ``no_cache``, ``no_store``, ``ttl`` and ``namespace``; bad values fail fast."""
-    ttl = metadata.get("ttl")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or ttl < 0):
-        raise InvalidRequestError(f"metadata['ttl'] must be a number of seconds >= 0, got {ttl!r}")
-    namespace = metadata.get("namespace")
-    if namespace is not None and (not isinstance(namespace, str) or not namespace):
-        raise InvalidRequestError(f"metadata['namespace'] must be a non-empty string, got {namespace!r}")
-    return Controls(_flag(metadata, "no_cache"), _flag(metadata, "no_store"),
-                    None if ttl is None else float(ttl), namespace)
+def scope_of(options: Options, *, per_user: bool, shared_namespaces: Collection[str]) -> str:
+    """Who may see an entry: a declared shared namespace, else the request's tenant and namespace,
+    and with ``per_user`` (or when the request names a user but no tenant) its user too.
 
-
-def scope_of(metadata: Mapping[str, Any], namespace: str | None, *, per_user: bool,
-             shared_namespaces: Collection[str]) -> str:
-    """Who may see an entry: a declared shared namespace, else the tenant (and user) of the request."""
+    Tenant and user sit in named slots, so a user id never aliases a tenant of the same name:
+    ``user="42"`` is the user 42 of no tenant, never tenant 42.
+    """
+    namespace = options.namespace
     if namespace is not None and namespace in shared_namespaces:
         return canonical_json(["shared", namespace])
-    tenant = metadata.get("tenant")
-    user = metadata.get("user")
-    if tenant is None:
-        tenant, user = user, None
-    owner = [None if tenant is None else str(tenant)]
-    if per_user:
-        owner.append(None if user is None else str(user))
-    return canonical_json(["private", owner, namespace])
+    user = options.user if per_user or options.tenant is None else None
+    return canonical_json(["private", {"tenant": options.tenant, "user": user}, namespace])
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +132,7 @@ def request_key(request: Request, scope: str, space: str) -> CacheKey:
         rest: Any = "" if isinstance(content, str) else [
             p for p in content or [] if not (isinstance(p, Mapping) and p.get("type") == "text")]
         messages[i] = {**messages[i], "content": {"last_user_turn": rest}}
-    context = canonical_json({"model": request.model, "params": params, "messages": messages})
+    wanted = {"target": request.options.target, "route": request.options.route, "adapter": request.options.adapter}
+    context = canonical_json({"model": request.model, "params": params, "messages": messages, **wanted})
     return CacheKey(scope=scope, exact=_digest("exact", scope, context, text),
                     group=_digest("group", scope, context, space), text=text, semantic=semantic)

@@ -132,7 +132,7 @@ class PromptMinifier(Plugin):
     async def prepare(self, request: Request) -> tuple[Request, _Plan | None]:
         """The minified request and what was done (the request itself and None when nothing helps)."""
         self.stats["calls"] += 1
-        if request.metadata.get("minify") is False:
+        if not request.options.minify:
             return request, None
         model, tools = request.model, request.params.get("tools")
         before: int = request.context.memo(

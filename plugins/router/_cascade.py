@@ -263,7 +263,7 @@ class Cascade(Strategy):
         self.tags = frozenset([tags] if isinstance(tags, str) else (str(t) for t in tags))
 
     async def aroute(self, ctx: RouteContext) -> Route | None:
-        if self.tags and not (request_tags(ctx.request.metadata) & self.tags):
+        if self.tags and not (request_tags(ctx.request) & self.tags):
             return None  # not a request this cascade is for: the next strategy decides
         ranked = ctx.by_cost(ctx.all_targets)
         by_name = {t.name: t for t in ctx.all_targets}

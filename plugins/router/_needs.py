@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from costmw.plugin_api import Request, Target, count_message_tokens
+from costmw.plugin_api import CAPABILITY_NAMES, Request, Target, count_message_tokens
 
 __all__ = ["Needs", "lacks", "needs_of"]
 
-CAPABILITIES = ("tools", "json_mode", "streaming")
+CAPABILITIES = CAPABILITY_NAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +36,9 @@ def _wants_json(params: Mapping[str, Any]) -> bool:
 
 
 def needs_of(request: Request) -> Needs:
-    """What ``request`` needs (``metadata['needs']`` may add capabilities by name)."""
+    """What ``request`` needs (``options.needs`` may add capabilities by name)."""
     p = request.params
-    extra = request.metadata.get("needs") or ()
-    extra = {extra} if isinstance(extra, str) else set(extra)
-    unknown = extra - set(CAPABILITIES)
-    if unknown:
-        from costmw.plugin_api import InvalidRequestError
-
-        raise InvalidRequestError(f"metadata['needs'] names unknown capabilities {sorted(unknown)}; "
-                                  f"known: {list(CAPABILITIES)}")
+    extra = request.options.needs
     prompt = request.context.memo(("prompt_tokens", id(request.messages)),
                                   lambda: count_message_tokens(request.messages, request.model, p.get("tools")))
     answer = int(p.get("max_tokens") or p.get("max_completion_tokens") or 0)

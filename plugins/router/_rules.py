@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from costmw.plugin_api import ConfigError, Target
+from costmw.plugin_api import ConfigError, Options, Request, Target
 
 from ._needs import CAPABILITIES, needs_of
 from ._route import Route, RouteContext
@@ -16,19 +16,31 @@ from ._strategy import Strategy, register_strategy
 __all__ = ["Rule", "Rules", "request_tags"]
 
 
-def request_tags(metadata: Mapping[str, Any]) -> set[str]:
-    """The tags of a request: ``metadata["tags"]`` (a list or one string), or ``metadata["tag"]``."""
-    tags = metadata.get("tags") or metadata.get("tag") or ()
-    return {tags} if isinstance(tags, str) else {str(t) for t in tags}
+def request_tags(request: Request) -> set[str]:
+    """The tags of a request (``options.tags``)."""
+    return set(request.options.tags)
+
+
+def _label(request: Request, key: str) -> Any:
+    """A rule's ``metadata`` condition reads the option of that name (``tenant``, ...) if there is
+    one, else the caller's metadata label."""
+    if key in _OPTION_NAMES:
+        value = getattr(request.options, key)
+        return sorted(value) if isinstance(value, frozenset) else value
+    return request.metadata.get(key)
+
+
+_OPTION_NAMES = frozenset(Options.__dataclass_fields__)
 
 
 @dataclass
 class Rule:
     """Send matching requests to ``target``. Every condition given must hold; none given matches all.
 
-    ``tags``: any of these in ``metadata['tags']``; ``pattern``: a regex found in the last user turn;
+    ``tags``: any of these in ``options.tags``; ``pattern``: a regex found in the last user turn;
     ``min_tokens``/``max_tokens``: bounds on the prompt's tokens; ``needs``: capabilities the request
-    needs (``tools``, ``json_mode``, ``streaming``); ``metadata``: key/value pairs that must be equal.
+    needs (``tools``, ``json_mode``, ``streaming``); ``metadata``: key/value pairs that must be equal
+    in the request's metadata (the caller's free-form labels).
     """
 
     target: str | Target
@@ -64,7 +76,7 @@ class Rule:
         r = ctx.request
         why: list[str] = []
         if self.tags:
-            hit = request_tags(r.metadata) & set(self.tags)
+            hit = request_tags(r) & set(self.tags)
             if not hit:
                 return None
             why.append(f"tag {sorted(hit)[0]!r}")
@@ -84,7 +96,7 @@ class Rule:
                 return None
             why.append("needs " + ", ".join(self.needs))
         for key, value in self.metadata.items():
-            if r.metadata.get(key) != value:
+            if _label(r, key) != value:
                 return None
             why.append(f"{key}={value!r}")
         return ", ".join(why) or "default rule"
@@ -105,12 +117,12 @@ class Rules(Strategy):
 
     async def aroute(self, ctx: RouteContext) -> Route | None:
         skipped: dict[str, str] = {}
-        hint = ctx.request.metadata.get("route") if self.hints else None
+        hint = ctx.request.options.route if self.hints else None
         if hint:
-            target = ctx.target(str(hint))
+            target = ctx.target(hint)
             if target is not None:
-                return Route(target, self.name, reason=f"metadata hint route={hint!r}")
-            skipped[str(hint)] = f"hinted but {ctx.why_not(str(hint))}"
+                return Route(target, self.name, reason=f"options hint route={hint!r}")
+            skipped[hint] = f"hinted but {ctx.why_not(hint)}"
         for rule in self.rules:
             why = rule.matches(ctx)
             if why is None:

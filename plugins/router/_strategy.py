@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from costmw.plugin_api import ConfigError, Target
+from costmw.plugin_api import ConfigError, Target, requested_target
 
 from ._route import Route, RouteContext
 
@@ -64,7 +64,7 @@ class FirstOf(Strategy):
 
 
 class Requested(Strategy):
-    """The target the request asked for (by ``metadata['target']`` or model), else the first allowed.
+    """The target the request asked for (by ``options.target`` or model), else the first allowed.
 
     It never abstains, so it ends every composed strategy: the router then adds capability
     checks, fallbacks and budgets to plain, unrouted calls.
@@ -74,14 +74,15 @@ class Requested(Strategy):
 
     async def aroute(self, ctx: RouteContext) -> Route | None:
         r = ctx.request
-        wanted = str(r.metadata.get("target") or r.model)
-        for t in ctx.candidates:
-            if wanted in (t.name, t.model):
-                return Route(t, self.name, reason=f"the request asked for {wanted!r}")
+        named = requested_target(ctx.all_targets, r)
+        wanted = r.options.target or r.model
+        if named is not None and named not in ctx.candidates and r.options.target is None:
+            named = requested_target(ctx.candidates, r) or named  # another target of the same model
+        if named is not None and named in ctx.candidates:
+            return Route(named, self.name, reason=f"the request asked for {wanted!r}")
         if not ctx.candidates:
             return None
         first = ctx.candidates[0]
-        named = next((t for t in ctx.all_targets if wanted in (t.name, t.model)), None)
         rejected = {named.name: ctx.why_not(named.name)} if named is not None else {}
         return Route(first, self.name, reason=f"{wanted!r} is not available; first allowed target",
                      rejected=rejected)

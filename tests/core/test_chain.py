@@ -206,12 +206,13 @@ def test_cost_and_baseline_come_from_prices() -> None:
     assert r.saved_usd > 0
 
 
-def test_metadata_target_and_unknown_target() -> None:
+def test_target_option_and_an_unknown_target_names_the_known_ones() -> None:
     a, b = MockTarget(lambda r: "a", name="a"), MockTarget(lambda r: "b", name="b")
     chain = Chain(targets=[a, b])
-    assert chain.complete(USER, model="x", metadata={"target": "b"}).text == "b"
-    with pytest.raises(costmw.NoTargetError, match="'zzz'"):
-        chain.complete(USER, model="x", metadata={"target": "zzz"})
+    assert chain.complete(USER, model="x", options={"target": "b"}).text == "b"
+    with pytest.raises(costmw.InvalidRequestError, match=r"options.target names 'zzz'.*'a', 'b'"):
+        chain.complete(USER, model="x", options={"target": "zzz"})
+    assert len(chain.ledger.rows()) == 1  # refused before the call: no row for it
 
 
 def test_no_target_at_all() -> None:

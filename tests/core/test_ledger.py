@@ -11,7 +11,7 @@ from costmw._ledger import redact_secrets
 
 
 def _row(ledger: Ledger, tenant: str, cost: float) -> None:
-    req = Request.create([{"role": "user", "content": "x"}], "gpt-4o", metadata={"tenant": tenant})
+    req = Request.create([{"role": "user", "content": "x"}], "gpt-4o", options={"tenant": tenant})
     resp = Response(text="y", usage=Usage(3, 4), cost_usd=cost, baseline_cost_usd=cost * 2,
                     served_by="target:t", savings=[Saving("p", cost)])
     ledger.record(ledger.make_row(req, resp))
@@ -85,7 +85,7 @@ def test_a_broken_holds_table_never_fails_a_budgeted_call(tmp_path: Path) -> Non
                   ledger=ledger)
     assert ledger._db is not None
     ledger._db.execute("DROP TABLE holds")
-    reply = chain.complete([{"role": "user", "content": "hi"}], model="mock", metadata={"tenant": "acme"})
+    reply = chain.complete([{"role": "user", "content": "hi"}], model="mock", options={"tenant": "acme"})
     assert reply.text == "hi" and ledger.held("acme") == 0.0 and ledger.write_errors >= 1
     assert len(ledger) == 1
 
@@ -131,7 +131,7 @@ def test_holds_are_shared_by_processes_and_reserving_is_one_step_across_them(tmp
     here = Ledger(path)
     assert here.held("acme") == 3.0  # this process sees the other processes' holds
     winner = f"r{outcomes.index('held')}"
-    req = Request.create([{"role": "user", "content": "x"}], "gpt-4o", metadata={"tenant": "acme"})
+    req = Request.create([{"role": "user", "content": "x"}], "gpt-4o", options={"tenant": "acme"})
     row = here.make_row(req, Response(text="y", cost_usd=0.25))
     row.request_id = winner
     here.record(row)  # the row replaces its hold in one step

@@ -45,10 +45,15 @@ def test_tenant_and_last_user_text() -> None:
     r = Request.create(
         [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]},
          {"role": "assistant", "content": "b"}],
-        "m", metadata={"user": 7},
+        "m", options={"tenant": "acme", "user": "7"},
     )
-    assert r.tenant == "7"
+    assert r.tenant == "acme"
     assert r.last_user_text == "a"
+
+
+def test_a_user_never_stands_in_for_the_tenant() -> None:
+    r = Request.create([{"role": "user", "content": "a"}], "m", options={"user": "42"})
+    assert r.tenant is None and r.options.user == "42"
 
 
 def test_join_chunks_assembles_tool_call_deltas() -> None:

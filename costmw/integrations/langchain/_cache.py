@@ -80,7 +80,7 @@ class CostmwCache(BaseCache):
     def _request(self, prompt: str, llm_string: str) -> Request:
         digest = hashlib.sha256(llm_string.encode("utf-8")).hexdigest()[:24]
         return Request.create(_prompt_messages(prompt), f"langchain:{digest}",
-                              metadata={"namespace": self.namespace})
+                              options={"namespace": self.namespace})
 
     def _answer(self, response: Response | None) -> list[Generation] | None:
         if response is None:

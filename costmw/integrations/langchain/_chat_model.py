@@ -57,7 +57,9 @@ class CostmwChatModel(BaseChatModel):
     ``model`` is built on first use (``api_key``, ``base_url``, ``timeout`` and ``max_retries``
     apply to that target only). ``response_metadata["costmw"]`` of every answer holds its cost,
     baseline cost, ``served_by``, savings and routing decision. Streams go through the chain too,
-    so cache hits stream.
+    so cache hits stream. ``request_options`` are costmw's controls for every call (the fields of
+    :class:`costmw.Options`), ``request_metadata`` free-form ledger labels; both can also be given
+    per call (``invoke(..., request_options={...})``).
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
@@ -72,6 +74,7 @@ class CostmwChatModel(BaseChatModel):
     streaming: bool = False
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     request_metadata: dict[str, Any] = Field(default_factory=dict)
+    request_options: dict[str, Any] = Field(default_factory=dict)
     api_key: SecretStr | None = Field(default=None, exclude=True)
     base_url: str | None = None
 
@@ -134,11 +137,13 @@ class CostmwChatModel(BaseChatModel):
             return self._built
 
     def _call(self, messages: list[BaseMessage], stop: list[str] | None,
-              kwargs: dict[str, Any]) -> tuple[list[dict[str, Any]], str, dict[str, Any], dict[str, Any]]:
-        """The pieces of a costmw request: messages, model, metadata, params."""
+              kwargs: dict[str, Any]) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+        """The pieces of a costmw request: messages, model, and the keywords of ``Chain.complete``
+        (metadata, options and the model's params)."""
         kwargs = dict(kwargs)
         model = str(kwargs.pop("model", None) or self.model_name)
         metadata = {**self.request_metadata, **(kwargs.pop("request_metadata", None) or {})}
+        options = {**self.request_options, **(kwargs.pop("request_options", None) or {})}
         kwargs.pop("stream", None)
         params: dict[str, Any] = {**self.model_kwargs}
         for name in ("temperature", "max_tokens", "timeout"):
@@ -148,11 +153,11 @@ class CostmwChatModel(BaseChatModel):
         if stop:
             params["stop"] = list(stop)
         params.update(kwargs)
-        return to_openai_messages(messages), model, metadata, params
+        return to_openai_messages(messages), model, {"metadata": metadata, "options": options, **params}
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> Request:
-        msgs, model, metadata, params = self._call(messages, stop, kwargs)
-        return Request.create(msgs, model, params=params, metadata=metadata)
+        msgs, model, call = self._call(messages, stop, kwargs)
+        return Request.create(msgs, model, metadata=call.pop("metadata"), options=call.pop("options"), params=call)
 
     # -- LangChain's hooks -------------------------------------------------------------------
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -170,16 +175,16 @@ class CostmwChatModel(BaseChatModel):
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        msgs, model, metadata, params = self._call(messages, stop, kwargs)
-        for chunk in self.get_chain().stream(msgs, model, metadata=metadata, **params):
+        msgs, model, call = self._call(messages, stop, kwargs)
+        for chunk in self.get_chain().stream(msgs, model, **call):
             if chunk.text or chunk.tool_calls or chunk.response is not None:
                 yield ChatGenerationChunk(message=message_chunk(chunk, model))
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager: AsyncCallbackManagerForLLMRun | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        msgs, model, metadata, params = self._call(messages, stop, kwargs)
-        async for chunk in self.get_chain().astream(msgs, model, metadata=metadata, **params):
+        msgs, model, call = self._call(messages, stop, kwargs)
+        async for chunk in self.get_chain().astream(msgs, model, **call):
             if chunk.text or chunk.tool_calls or chunk.response is not None:
                 yield ChatGenerationChunk(message=message_chunk(chunk, model))
 

@@ -26,7 +26,8 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from ..._chain import Chain
-from ..._errors import ConfigError, CostmwError
+from ..._errors import ConfigError, CostmwError, InvalidRequestError
+from ..._options import Options
 from ..._types import Request, Response
 from ._callbacks import EVENT
 from ._chat_model import _tool_choice
@@ -84,16 +85,22 @@ def _format_params(response_format: Any) -> dict[str, Any]:
 class CostmwMiddleware(AgentMiddleware):  # type: ignore[type-arg]
     """LangChain v1 agent middleware that sends every model call through ``chain``.
 
-    ``metadata`` is costmw request metadata for every call (tenant, tags, cache controls).
+    ``options`` are costmw's controls for every call (:class:`costmw.Options` or a dict: tenant,
+    tags, cache controls, ...); ``metadata`` holds free-form labels for the ledger.
     The agent's own model is added to the chain as a target named after it, unless the chain
     already has a target for that model name.
     """
 
-    def __init__(self, chain: Chain, *, metadata: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, chain: Chain, *, metadata: Mapping[str, Any] | None = None,
+                 options: Options | Mapping[str, Any] | None = None) -> None:
         if not isinstance(chain, Chain):
             raise ConfigError(f"CostmwMiddleware needs a costmw.Chain, got {type(chain).__name__}")
         self.chain = chain
         self.request_metadata = dict(metadata or {})
+        try:
+            self.request_options = Options.coerce(options)
+        except InvalidRequestError as exc:
+            raise ConfigError(f"CostmwMiddleware: {exc}") from None
         self._lock = threading.Lock()
 
     @property
@@ -122,7 +129,7 @@ class CostmwMiddleware(AgentMiddleware):  # type: ignore[type-arg]
                 params["tool_choice"] = choice
         params.update(extra)
         request = Request.create(messages, self._model_for(model_request.model), params=params,
-                                 metadata=self.request_metadata)
+                                 metadata=self.request_metadata, options=self.request_options)
         handoff = AgentHandoff(model_request, call, request.messages)
         request.context.remember(HANDOFF, handoff)
         return request, handoff

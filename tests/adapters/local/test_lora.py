@@ -14,8 +14,8 @@ from costmw import ConfigError, InvalidRequestError, Request
 
 def ask(text: str, adapter: str | None = None, **params: Any) -> Request:
     params.setdefault("max_tokens", 10)
-    metadata = {} if adapter is None else {"adapter": adapter}
-    return Request.create([{"role": "user", "content": text}], "tiny", params=params, metadata=metadata)
+    options = {} if adapter is None else {"adapter": adapter}
+    return Request.create([{"role": "user", "content": text}], "tiny", params=params, options=options)
 
 
 async def test_an_adapter_changes_the_answers(tiny_lm: Path, lora_a: Path) -> None:

@@ -20,7 +20,7 @@ def smol_dir(smollm2_gguf: Path) -> Path:
 
 def ask(text: str, adapter: str | None = None) -> Request:
     return Request.create([{"role": "user", "content": text}], "gpt-4o", params={"max_tokens": 10},
-                          metadata={} if adapter is None else {"adapter": adapter})
+                          options={} if adapter is None else {"adapter": adapter})
 
 
 async def test_fp32_int8_and_lora_answer_a_fact(smol_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

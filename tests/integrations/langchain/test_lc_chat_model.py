@@ -11,6 +11,7 @@ from costmw.plugins import MemoryStore, SemanticCache
 from langchain_core.messages import AIMessage, AIMessageChunk
 from pydantic import BaseModel
 
+import costmw
 from costmw import Chain, ConfigError, Plugin, Request, Response, TargetError
 from costmw.integrations.langchain import CostmwChatModel, costmw_usage
 from costmw.testing import FakeOpenAIServer
@@ -53,13 +54,21 @@ def test_invoke_reports_cost_baseline_served_by_and_route() -> None:
     assert chain.ledger.rows()[-1].requested_model == "big"
 
 
-def test_per_call_model_override_and_request_metadata_reach_the_chain() -> None:
+def test_per_call_model_override_options_and_metadata_reach_the_chain() -> None:
     chain, _big, small = _echo_chain()
-    model = CostmwChatModel(chain=chain, model="big", request_metadata={"tenant": "acme"})
-    message = model.invoke("hi", model="small", request_metadata={"tags": ["t"]})
+    model = CostmwChatModel(chain=chain, model="big", request_options={"tenant": "acme"},
+                            request_metadata={"team": "search"})
+    message = model.invoke("hi", model="small", request_options={"tags": ["t"]}, request_metadata={"run": 3})
     assert message.response_metadata["model_name"] == "small"
-    assert small.calls[0].metadata == {"tenant": "acme", "tags": ["t"]}
+    assert small.calls[0].options == costmw.Options(tenant="acme", tags=frozenset({"t"}))
+    assert small.calls[0].metadata == {"team": "search", "run": 3}
     assert chain.ledger.rows()[-1].tenant == "acme"
+
+
+def test_a_misspelt_request_option_is_refused() -> None:
+    chain, _big, _small = _echo_chain()
+    with pytest.raises(costmw.InvalidRequestError, match="did you mean 'no_cache'"):
+        CostmwChatModel(chain=chain, model="big", request_options={"nocache": True}).invoke("hi")
 
 
 def test_parameters_are_sent_and_none_values_are_not() -> None:

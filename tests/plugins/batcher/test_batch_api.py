@@ -127,7 +127,7 @@ def test_one_rejected_request_does_not_fail_the_others(fake_openai: FakeOpenAISe
 async def test_async_submit_with_dicts_and_parameters(chain: Chain, batch_api: FakeBatchAPI) -> None:
     job = await chain.asubmit_batch([
         {"messages": [{"role": "user", "content": "hi"}], "temperature": 0, "max_tokens": 7,
-         "metadata": {"tenant": "acme"}},
+         "options": {"tenant": "acme"}},
         Request.create([{"role": "user", "content": "there"}], MODEL, params={"seed": 3}),
     ], metadata={"purpose": "nightly"})
     outcomes = await job.aresults(wait=True, poll_s=0.01)

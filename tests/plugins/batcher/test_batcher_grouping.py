@@ -62,8 +62,8 @@ async def test_different_generation_parameters_are_batched_apart(make_target, ms
         chain.acomplete(msg("cold-2"), model="local", temperature=0.0, max_tokens=50),
         chain.acomplete(msg("warm"), model="local", temperature=0.7),
         chain.acomplete(msg("stop"), model="local", temperature=0.0, stop=["\n"]),
-        chain.acomplete(msg("lora-a"), model="local", temperature=0.0, metadata={"adapter": "a"}),
-        chain.acomplete(msg("lora-b"), model="local", temperature=0.0, metadata={"adapter": "b"}),
+        chain.acomplete(msg("lora-a"), model="local", temperature=0.0, options={"adapter": "a"}),
+        chain.acomplete(msg("lora-b"), model="local", temperature=0.0, options={"adapter": "b"}),
     ]
     out = await asyncio.gather(*calls)
     # max_tokens may differ inside a batch, and each request keeps its own limit
@@ -153,7 +153,7 @@ async def test_streaming_requests_bypass_the_batcher(make_target, msg) -> None:
     chunks = [c async for c in chain.astream(msg("hi"), model="local")]
     assert chunks[-1].response is not None and chunks[-1].response.text == "answer to hi"
     assert target.batches == [["hi"]] and "batch" not in chunks[-1].response.info
-    out = await chain.acomplete(msg("skip"), model="local", metadata={"batch": False})
+    out = await chain.acomplete(msg("skip"), model="local", options={"batch": False})
     assert out.text == "answer to skip" and batcher.stats()["bypassed"] == 1
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from costmw.plugins.cache._keys import is_deterministic, read_controls, request_key, scope_of
 
-from costmw import InvalidRequestError, Request
+from costmw import InvalidRequestError, Options, Request
 
 BASE: dict[str, Any] = {
     "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
@@ -17,7 +17,7 @@ BASE: dict[str, Any] = {
 
 def key(scope: str = "s", **changes: Any):  # type: ignore[no-untyped-def]
     spec = {**BASE, **changes}
-    request = Request.create(spec["messages"], spec["model"], params=spec.get("params"))
+    request = Request.create(spec["messages"], spec["model"], params=spec.get("params"), options=spec.get("options"))
     return request_key(request, scope, "space")
 
 
@@ -29,6 +29,13 @@ def key(scope: str = "s", **changes: Any):  # type: ignore[no-untyped-def]
     {"params": {"response_format": {"type": "json_object"}}},
     {"params": {"seed": 7}},
     {"params": {"stop": ["\n"]}},
+    {"params": {"top_p": 0.5}},
+    {"params": {"n": 2}},
+    {"params": {"max_tokens": 7}},
+    {"params": {"temperature": 0.3}},
+    {"options": {"target": "legal"}},
+    {"options": {"adapter": "lora-legal"}},
+    {"options": {"route": "cheap"}},
 ])
 def test_what_changes_an_answer_changes_both_keys(change: dict[str, Any]) -> None:
     a, b = key(), key(**change)
@@ -42,6 +49,11 @@ def test_last_user_turn_changes_exact_key_but_not_group() -> None:
     assert a.exact != b.exact
     assert a.group == b.group
     assert b.text == "Which city is France's capital?"
+
+
+def test_an_answer_made_with_one_adapter_is_never_keyed_like_another() -> None:
+    legal, medical = key(options={"adapter": "lora-legal"}), key(options={"adapter": "lora-medical"})
+    assert legal.exact != medical.exact and legal.group != medical.group
 
 
 def test_transport_parameters_and_secrets_do_not_change_keys() -> None:
@@ -85,23 +97,35 @@ def test_only_deterministic_requests_count_as_deterministic(params: dict[str, An
 
 
 def test_controls_are_read_and_bad_ones_fail_fast() -> None:
-    c = read_controls({"no_store": True, "ttl": 60, "namespace": "faq"})
+    c = read_controls(Options.coerce({"no_store": True, "ttl": 60, "namespace": "faq"}))
     assert (c.no_cache, c.no_store, c.ttl, c.namespace) == (False, True, 60.0, "faq")
-    assert read_controls({"ttl": 0}).ttl == 0.0
-    for bad in ({"ttl": -1}, {"ttl": "soon"}, {"no_cache": "yes"}, {"namespace": ""}, {"namespace": 3}):
+    assert read_controls(Options.coerce({"ttl": 0})).ttl == 0.0
+    for bad in ({"ttl": -1}, {"ttl": "soon"}, {"no_cache": "yes"}, {"namespace": ""}, {"namespace": 3},
+                {"ttl": float("nan")}, {"nocache": True}):
         with pytest.raises(InvalidRequestError):
-            read_controls(bad)
+            Options.coerce(bad)
 
 
 def test_scopes_are_private_unless_the_namespace_is_shared() -> None:
     shared = {"faq"}
-    a = scope_of({"tenant": "a"}, None, per_user=False, shared_namespaces=shared)
-    b = scope_of({"tenant": "b"}, None, per_user=False, shared_namespaces=shared)
+
+    def scope(per_user: bool = False, **options: Any) -> str:
+        return scope_of(Options.coerce(options), per_user=per_user, shared_namespaces=shared)
+
+    a, b = scope(tenant="a"), scope(tenant="b")
     assert a != b
-    assert scope_of({"user": "a"}, None, per_user=False, shared_namespaces=shared) == a
-    assert scope_of({"tenant": "a", "user": "x"}, None, per_user=True, shared_namespaces=shared) != \
-        scope_of({"tenant": "a", "user": "y"}, None, per_user=True, shared_namespaces=shared)
-    private_ns = scope_of({"tenant": "a"}, "notes", per_user=False, shared_namespaces=shared)
-    assert private_ns not in (a, scope_of({"tenant": "b"}, "notes", per_user=False, shared_namespaces=shared))
-    assert scope_of({"tenant": "a"}, "faq", per_user=False, shared_namespaces=shared) == \
-        scope_of({"tenant": "b"}, "faq", per_user=False, shared_namespaces=shared)
+    assert scope(tenant="a", user="x", per_user=True) != scope(tenant="a", user="y", per_user=True)
+    assert scope(tenant="a", user="x") == a  # a tenant-wide cache shares within the tenant
+    private_ns = scope(tenant="a", namespace="notes")
+    assert private_ns not in (a, scope(tenant="b", namespace="notes"))
+    assert scope(tenant="a", namespace="faq") == scope(tenant="b", namespace="faq")
+
+
+@pytest.mark.parametrize("per_user", [False, True])
+def test_a_user_id_never_aliases_a_tenant_of_the_same_name(per_user: bool) -> None:
+    def scope(**options: Any) -> str:
+        return scope_of(Options.coerce(options), per_user=per_user, shared_namespaces=())
+
+    assert scope(user="42") != scope(tenant="42")
+    assert scope(user="42") != scope()
+    assert scope(user="42") != scope(user="43")

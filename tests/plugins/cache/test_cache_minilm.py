@@ -32,8 +32,8 @@ def cache() -> SemanticCache:
 @pytest.mark.parametrize(("stored", "asked"), PARAPHRASES)
 def test_paraphrases_hit(cache: SemanticCache, stored: str, asked: str) -> None:
     chain, mock = make_chain(cache)
-    first = chain.complete(user(stored), model=MODEL, metadata={"namespace": "hit:" + stored})
-    again = chain.complete(user(asked), model=MODEL, metadata={"namespace": "hit:" + stored})
+    first = chain.complete(user(stored), model=MODEL, options={"namespace": "hit:" + stored})
+    again = chain.complete(user(asked), model=MODEL, options={"namespace": "hit:" + stored})
     assert again.served_by == "cache:semantic", again.info
     assert again.text == first.text and len(mock.calls) == 1
     assert again.info["cache"]["similarity"] >= cache.threshold
@@ -42,7 +42,7 @@ def test_paraphrases_hit(cache: SemanticCache, stored: str, asked: str) -> None:
 @pytest.mark.parametrize(("stored", "asked"), HARD_NEGATIVES)
 def test_hard_negatives_miss(cache: SemanticCache, stored: str, asked: str) -> None:
     chain, mock = make_chain(cache)
-    chain.complete(user(stored), model=MODEL, metadata={"namespace": "miss:" + stored})
-    other = chain.complete(user(asked), model=MODEL, metadata={"namespace": "miss:" + stored})
+    chain.complete(user(stored), model=MODEL, options={"namespace": "miss:" + stored})
+    other = chain.complete(user(asked), model=MODEL, options={"namespace": "miss:" + stored})
     assert other.served_by == "target:mock"
     assert len(mock.calls) == 2

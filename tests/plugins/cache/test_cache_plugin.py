@@ -72,13 +72,13 @@ def test_sampled_requests_are_not_cached_unless_opted_in() -> None:
 def test_per_request_controls() -> None:
     chain, mock = make_chain(make_cache())
     q = user("How do I reset my password?")
-    chain.complete(q, model=MODEL, metadata={"no_store": True})
+    chain.complete(q, model=MODEL, options={"no_store": True})
     assert chain.complete(q, model=MODEL).served_by == "target:mock"  # nothing was stored before
-    assert chain.complete(q, model=MODEL, metadata={"no_cache": True}).served_by == "target:mock"
-    assert chain.complete(q, model=MODEL, metadata={"no_store": True}).served_by == "cache:exact"
+    assert chain.complete(q, model=MODEL, options={"no_cache": True}).served_by == "target:mock"
+    assert chain.complete(q, model=MODEL, options={"no_store": True}).served_by == "cache:exact"
     assert len(mock.calls) == 3
     with pytest.raises(InvalidRequestError, match="ttl"):
-        chain.complete(q, model=MODEL, metadata={"ttl": "tomorrow"})
+        chain.complete(q, model=MODEL, options={"ttl": "tomorrow"})
     chain.close()
 
 
@@ -91,7 +91,7 @@ def test_ttl_expiry_per_cache_and_per_request() -> None:
 
     time.sleep(0.4)
     assert chain.complete(q, model=MODEL).served_by == "target:mock"
-    chain.complete(user("What is 2 + 2?"), model=MODEL, metadata={"ttl": 0})  # ttl 0: not stored
+    chain.complete(user("What is 2 + 2?"), model=MODEL, options={"ttl": 0})  # ttl 0: not stored
     assert chain.complete(user("What is 2 + 2?"), model=MODEL).served_by == "target:mock"
     chain.close()
 
@@ -108,11 +108,11 @@ def test_size_bound_evicts_least_recently_used() -> None:
 def test_namespaces_private_and_shared() -> None:
     chain, _mock = make_chain(make_cache(shared_namespaces=["faq"]))
     q = user("What are your opening hours?")
-    chain.complete(q, model=MODEL, metadata={"tenant": "a", "namespace": "support"})
-    assert chain.complete(q, model=MODEL, metadata={"tenant": "a"}).served_by == "target:mock"
-    assert chain.complete(q, model=MODEL, metadata={"tenant": "b", "namespace": "support"}).served_by == "target:mock"
-    chain.complete(q, model=MODEL, metadata={"tenant": "a", "namespace": "faq"})
-    assert chain.complete(q, model=MODEL, metadata={"tenant": "b", "namespace": "faq"}).served_by == "cache:exact"
+    chain.complete(q, model=MODEL, options={"tenant": "a", "namespace": "support"})
+    assert chain.complete(q, model=MODEL, options={"tenant": "a"}).served_by == "target:mock"
+    assert chain.complete(q, model=MODEL, options={"tenant": "b", "namespace": "support"}).served_by == "target:mock"
+    chain.complete(q, model=MODEL, options={"tenant": "a", "namespace": "faq"})
+    assert chain.complete(q, model=MODEL, options={"tenant": "b", "namespace": "faq"}).served_by == "cache:exact"
     chain.close()
 
 
@@ -129,13 +129,16 @@ def test_no_answer_ever_crosses_tenants(calls: list[tuple[str | None, str, str]]
     even with threshold 0 (every same-conversation entry is a semantic candidate)."""
 
     def handler(request: Request) -> str:
-        return f"[{request.tenant}] {request.last_user_text}"
+        return f"[{request.options.tenant}/{request.options.user}] {request.last_user_text}"
 
     chain, _mock = make_chain(make_cache(threshold=0.0, verifier=False, scope=scope), handler)
     for owner, question, field in calls:
-        metadata = {} if owner is None else {field: owner}
-        response = chain.complete(user(question), model=MODEL, metadata=metadata)
-        assert response.text.startswith(f"[{owner}] ")
+        options = {} if owner is None else {field: owner}
+        response = chain.complete(user(question), model=MODEL, options=options)
+        made_for = response.text.split("] ")[0][1:].split("/")
+        assert made_for[0] == str(options.get("tenant"))  # never another tenant, nor a user of that name
+        if scope == "user" or "tenant" not in options:
+            assert made_for[1] == str(options.get("user"))
     chain.close()
 
 

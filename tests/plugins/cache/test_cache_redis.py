@@ -27,7 +27,7 @@ cache = SemanticCache(store=store, embedder=HashingEmbedder(256), threshold=0.8)
 chain = Chain([cache], [MockTarget(lambda r: "Paris, from the other process", model="gpt-4o-mini")])
 for tenant in ("acme", "globex"):
     response = chain.complete([{"role": "user", "content": "What is the capital of France?"}], model="gpt-4o-mini",
-                              metadata={"tenant": tenant})
+                              options={"tenant": tenant})
     assert response.served_by == "target:mock", response.served_by
 chain.close()
 """
@@ -37,9 +37,9 @@ def test_two_processes_share_one_cache(redis_url: str, redis_prefix: str) -> Non
     subprocess.run([sys.executable, "-c", CHILD, redis_url, redis_prefix], check=True, timeout=120)
     cache = make_cache(store=RedisStore(redis_url, prefix=redis_prefix))
     chain, mock = make_chain(cache)
-    exact = chain.complete(user("What is the capital of France?"), model=MODEL, metadata={"tenant": "acme"})
-    near = chain.complete(user("what is the capital of france"), model=MODEL, metadata={"tenant": "globex"})
-    other_tenant = chain.complete(user("What is the capital of France?"), model=MODEL, metadata={"tenant": "initech"})
+    exact = chain.complete(user("What is the capital of France?"), model=MODEL, options={"tenant": "acme"})
+    near = chain.complete(user("what is the capital of france"), model=MODEL, options={"tenant": "globex"})
+    other_tenant = chain.complete(user("What is the capital of France?"), model=MODEL, options={"tenant": "initech"})
     assert (exact.served_by, near.served_by) == ("cache:exact", "cache:semantic")
     assert exact.text == near.text == "Paris, from the other process"
     assert other_tenant.served_by == "target:mock"

@@ -165,7 +165,7 @@ def test_plugin_summarises_with_the_cheapest_target_and_nets_its_cost() -> None:
     messages = _conversation([1, 0, 1, 0, 1, 0])
     budget = _count(messages) // 2
     with costmw.Chain([PromptMinifier(budget_tokens=budget)], [main, cheap]) as chain:
-        r = chain.complete(messages, model="main", metadata={"target": "main"})
+        r = chain.complete(messages, model="main", options={"target": "main"})
     served = main.calls[-1].messages
     assert served[0] == SYSTEM and served[1]["content"].startswith(SUMMARY_PREFIX)
     assert len(cheap.calls) == 1

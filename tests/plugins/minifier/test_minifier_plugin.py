@@ -137,7 +137,7 @@ def test_nothing_to_gain_passes_the_request_through_untouched() -> None:
 def test_per_request_opt_out() -> None:
     chain, target = _chain(PromptMinifier())
     with chain:
-        chain.complete([{"role": "user", "content": VERBOSE}], model="gpt-4o", metadata={"minify": False})
+        chain.complete([{"role": "user", "content": VERBOSE}], model="gpt-4o", options={"minify": False})
     assert target.calls[-1].messages[0]["content"] == VERBOSE
 
 

@@ -101,7 +101,7 @@ def test_cascade_with_tags_only_handles_tagged_requests(make_chain: Callable[...
     chain = make_chain(router)
     untagged = chain.complete(ask("hello"), model="strong")
     assert untagged.served_by == "target:strong" and untagged.info["route"]["strategy"] == "requested"
-    tagged = chain.complete(ask("2 times 3?"), model="strong", metadata={"tags": ["math"]})
+    tagged = chain.complete(ask("2 times 3?"), model="strong", options={"tags": ["math"]})
     assert tagged.info["route"]["strategy"] == "cascade" and tagged.info["route"]["cascade"]["escalated"] is True
     assert len(cheap.calls) == 1
 

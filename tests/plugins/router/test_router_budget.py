@@ -17,7 +17,7 @@ from costmw import BudgetExceeded, Chain, ConfigError, TargetError
 
 def spend(chain: Chain, tenant: str, times: int = 1) -> None:
     for _ in range(times):
-        chain.complete(ask("spend some money " * 20), model="strong", metadata={"tenant": tenant})
+        chain.complete(ask("spend some money " * 20), model="strong", options={"tenant": tenant})
 
 
 def test_refuse_past_the_limit(make_chain: Callable[..., Chain], cheap: MockTarget, strong: MockTarget) -> None:
@@ -37,14 +37,14 @@ def test_downgrade_to_the_cheapest(make_chain: Callable[..., Chain], cheap: Mock
     budget = Budget(limit_usd=0.001, tenants={"vip": None, "small": 0.0})
     chain = make_chain(ModelRouter([strong, mid, cheap], budget=budget))
     spend(chain, "acme")
-    response = chain.complete(ask("more"), model="strong", metadata={"tenant": "acme"})
+    response = chain.complete(ask("more"), model="strong", options={"tenant": "acme"})
     assert response.served_by == "target:cheap"
     info = response.info["route"]
     assert info["budget"]["tenant"] == "acme" and info["budget"]["action"] == "downgrade"
     assert "over budget" in info["rejected"]["strong"] and "over budget" in info["rejected"]["mid"]
     spend(chain, "vip", times=3)  # unlimited
-    assert chain.complete(ask("x"), model="strong", metadata={"tenant": "vip"}).served_by == "target:strong"
-    assert chain.complete(ask("x"), model="strong", metadata={"tenant": "small"}).served_by == "target:cheap"
+    assert chain.complete(ask("x"), model="strong", options={"tenant": "vip"}).served_by == "target:strong"
+    assert chain.complete(ask("x"), model="strong", options={"tenant": "small"}).served_by == "target:cheap"
 
 
 def test_downgrade_to_named_targets(make_chain: Callable[..., Chain], cheap: MockTarget, mid: MockTarget,
@@ -100,7 +100,7 @@ def test_calls_in_flight_count_against_the_budget(make_chain: Callable[..., Chai
 
     async def one() -> str:
         try:
-            await chain.acomplete(ask("spend some money " * 20), model="strong", metadata={"tenant": "acme"})
+            await chain.acomplete(ask("spend some money " * 20), model="strong", options={"tenant": "acme"})
             return "served"
         except BudgetExceeded:
             return "refused"
@@ -124,7 +124,7 @@ def test_a_hold_ends_when_the_call_fails_and_expires_when_never_recorded(make_ch
     failing = MockTarget(broken, name="strong", price=(10.0, 30.0))
     chain = make_chain(ModelRouter([failing], budget={"limit_usd": 1.0}, retries=0))
     with pytest.raises(TargetError):
-        chain.complete(ask("hello"), model="strong", metadata={"tenant": "acme"})
+        chain.complete(ask("hello"), model="strong", options={"tenant": "acme"})
     assert chain.ledger.held("acme") == 0.0
     chain.ledger.hold("lost-call", "acme", 0.5)
     assert chain.ledger.held("acme") == 0.5 and chain.ledger.held("other") == 0.0
@@ -145,8 +145,8 @@ def test_routing_without_serving_holds_nothing(make_chain: Callable[..., Chain],
 
     router = ModelRouter([cheap, strong], budget={"limit_usd": 1.0})
     chain = make_chain(router)
-    chain.complete(ask("warm up"), model="strong", metadata={"tenant": "acme"})
-    request = Request.create(ask("explain only"), "strong", metadata={"tenant": "acme"})
+    chain.complete(ask("warm up"), model="strong", options={"tenant": "acme"})
+    request = Request.create(ask("explain only"), "strong", options={"tenant": "acme"})
     asyncio.run(router.route(request))
     assert chain.ledger.held("acme") == 0.0
 
@@ -168,11 +168,11 @@ def test_workers_sharing_a_sqlite_ledger_see_each_others_calls_in_flight(tmp_pat
 
     async def both() -> tuple[object, object]:
         in_flight = asyncio.create_task(
-            first.acomplete(ask("spend some money " * 20), model="strong", metadata={"tenant": "acme"}))
+            first.acomplete(ask("spend some money " * 20), model="strong", options={"tenant": "acme"}))
         await asyncio.sleep(0.1)
         assert second.ledger.held("acme") > 0.0
         try:
-            await second.acomplete(ask("spend some money " * 20), model="strong", metadata={"tenant": "acme"})
+            await second.acomplete(ask("spend some money " * 20), model="strong", options={"tenant": "acme"})
             late: object = "served"
         except BudgetExceeded as exc:
             late = exc
@@ -181,4 +181,4 @@ def test_workers_sharing_a_sqlite_ledger_see_each_others_calls_in_flight(tmp_pat
     served, late = asyncio.run(both())
     assert isinstance(late, BudgetExceeded) and late.spent_usd >= 0.008
     assert served is not None and first.ledger.held("acme") == second.ledger.held("acme") == 0.0
-    second.complete(ask("hi"), model="strong", metadata={"tenant": "other"})  # other tenants go on
+    second.complete(ask("hi"), model="strong", options={"tenant": "other"})  # other tenants go on

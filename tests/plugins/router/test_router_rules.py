@@ -30,7 +30,7 @@ def test_rules_by_tag_regex_length_and_metadata(make_chain: Callable[..., Chain]
         Rule("cheap"),
     ])
     chain = make_chain(ModelRouter([cheap, mid, strong], strategy=rules))
-    assert served(chain, metadata={"tags": ["legal", "x"]}) == "strong"
+    assert served(chain, options={"tags": ["legal", "x"]}) == "strong"
     assert served(chain, "write sql for this") == "mid"
     assert served(chain, "word " * 40) == "mid"
     assert served(chain, metadata={"tier": "gold"}) == "strong"
@@ -45,8 +45,8 @@ def test_metadata_hint_and_rules_from_dicts(make_chain: Callable[..., Chain], ch
                                             strong: MockTarget) -> None:
     router = ModelRouter([cheap, strong], strategy={"name": "rules", "rules": [{"target": "cheap", "tags": "faq"}]})
     chain = make_chain(router)
-    assert served(chain, metadata={"route": "cheap"}) == "cheap"
-    assert served(chain, metadata={"tags": "faq"}) == "cheap"
+    assert served(chain, options={"route": "cheap"}) == "cheap"
+    assert served(chain, options={"tags": "faq"}) == "cheap"
     assert served(chain) == "strong"  # no rule matched: the requested model
     with pytest.raises(ConfigError, match="rules\\[0\\] has no 'target'"):
         ModelRouter([cheap], strategy={"name": "rules", "rules": [{"tags": ["x"]}]})
@@ -68,10 +68,10 @@ def test_target_lacking_a_capability_is_never_chosen(make_chain: Callable[..., C
     info = chain.complete(ask(long_prompt), model="strong").info["route"]
     assert info["served"] == "strong"
     assert "context window 50" in info["rejected"]["cheap"] and "context window 500" in info["rejected"]["mid"]
-    assert served(chain, metadata={"needs": ["tools"]}) == "mid"
+    assert served(chain, options={"needs": ["tools"]}) == "mid"
     assert not cheap.calls or all(not c.params.get("tools") for c in cheap.calls)
     with pytest.raises(InvalidRequestError, match="unknown capabilities"):
-        chain.complete(ask(), model="strong", metadata={"needs": ["flying"]})
+        chain.complete(ask(), model="strong", options={"needs": ["flying"]})
 
 
 def test_no_capable_target_raises(make_chain: Callable[..., Chain], cheap: MockTarget) -> None:
@@ -88,7 +88,7 @@ def test_composition_and_function_strategies(make_chain: Callable[..., Chain], c
 
     router = ModelRouter([cheap, strong], strategy=Rules([Rule("strong", tags=["vip"])]) | pick)
     chain = make_chain(router)
-    assert served(chain, "cheap please", metadata={"tags": ["vip"]}) == "strong"  # rules come first
+    assert served(chain, "cheap please", options={"tags": ["vip"]}) == "strong"  # rules come first
     assert served(chain, "cheap please") == "cheap"
     info = chain.complete(ask("anything"), model="strong").info["route"]
     assert info["strategy"] == "requested" and info["served"] == "strong"
