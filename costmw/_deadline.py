@@ -40,9 +40,7 @@ def check_timeout(value: Any, what: str = "timeout_s") -> float | None:
 
 
 def _per_call(request: Request) -> float | None:
-    options = getattr(request, "options", None)
-    value = getattr(options, "timeout_s", None)
-    return None if value is None else float(value)
+    return request.options.timeout_s
 
 
 def deadline_for(target: Target, requests: Request | Iterable[Request]) -> float | None:

@@ -69,6 +69,8 @@ class Options:
     batch: bool = True
     #: The LoRA adapter of a local target to answer with (``"base"``: none); part of the cache key.
     adapter: str | None = None
+    #: Seconds the target may take for this call (overrides the target's own ``timeout_s``).
+    timeout_s: float | None = None
 
     @classmethod
     def coerce(cls, value: Options | Mapping[str, Any] | None, *, where: str = "options") -> Options:
@@ -179,10 +181,18 @@ def _ttl(where: str, value: Any) -> float | None:
     return float(value)
 
 
+def _seconds(where: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+        raise InvalidRequestError(f"{where} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
 _CHECKS: dict[str, Any] = {
     "tenant": identity, "user": identity, "tags": _names, "target": _name, "route": _name,
     "needs": _needs, "no_cache": _flag, "no_store": _flag, "ttl": _ttl, "namespace": _name,
-    "minify": _flag, "batch": _flag, "adapter": _name,
+    "minify": _flag, "batch": _flag, "adapter": _name, "timeout_s": _seconds,
 }
 assert set(_CHECKS) == set(_FIELDS)
 

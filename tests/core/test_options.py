@@ -116,3 +116,17 @@ class _Spy(costmw.Plugin):
     async def handle(self, request: Request, call_next: costmw.CallNext) -> costmw.Response:
         self.seen.append(request)
         return await call_next(request)
+
+
+async def test_a_per_call_timeout_overrides_the_targets_own() -> None:
+    import asyncio
+
+    from costmw.adapters import CallableTarget
+
+    async def hang(messages: list[dict[str, str]]) -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    chain = Chain(targets=[CallableTarget(hang, name="hang", timeout_s=60)])
+    with pytest.raises(costmw.TargetTimeout, match="deadline of 0.1 s"):
+        await chain.acomplete(USER, "hang", options={"timeout_s": 0.1})
