@@ -138,11 +138,11 @@ class Gateway:
 
     # -- one call --------------------------------------------------------------------------------
     def _request(self, key: VirtualKey, body: ChatBody) -> Request:
-        metadata: dict[str, Any] = {"tenant": key.tenant}
+        options: dict[str, Any] = {"tenant": key.tenant}
         if body.user:
-            metadata["user"] = body.user
+            options["user"] = body.user
         try:
-            request = Request.create(body.messages, body.model, params=body.params, metadata=metadata,
+            request = Request.create(body.messages, body.model, params=body.params, options=options,
                                      stream=body.stream)
         except CostmwError as exc:
             raise ApiError(400, str(exc)) from exc
@@ -172,7 +172,7 @@ class Gateway:
                               ("day", key.budget_day_usd)):
             if limit is None:
                 continue
-            over = await asyncio.to_thread(self.chain.ledger.reserve, request.id, key.tenant, usd, limit,
+            over = await asyncio.to_thread(self.chain.ledger.reserve, request.id, request.tenant, usd, limit,
                                            _start_of(window), must_fit=True)
             if over is not None:
                 await self.limiter.settle(key.id, key.tpm, tokens, 0)
