@@ -132,7 +132,8 @@ async def test_batch_rows_keep_their_own_max_tokens(tiny_lm: Path) -> None:
 
 async def test_a_bad_request_in_a_batch_fails_alone(tiny_lm: Path) -> None:
     target = HFTarget(tiny_lm)
-    good, bad = await target.abatch([ask("the cat", max_tokens=3), ask("the cat", tools=[{"type": "function", "function": {"name": "f"}}])])
+    tool = {"type": "function", "function": {"name": "f"}}
+    good, bad = await target.abatch([ask("the cat", max_tokens=3), ask("the cat", tools=[tool])])
     assert not isinstance(good, BaseException)
     assert isinstance(bad, InvalidRequestError) and "tools" in str(bad)
 
