@@ -12,6 +12,7 @@ from costmw.plugin_api import (
     ContextWindowError,
     CostmwError,
     Price,
+    PromptCaching,
     Request,
     Response,
     Target,
@@ -24,7 +25,9 @@ from costmw.plugin_api import (
     missing_extra,
     model_info,
 )
+from costmw.plugin_api import prompt_caching as caching_of
 
+from ._breakpoints import with_breakpoints
 from ._guard import check_paid_call
 
 __all__ = ["LiteLLMTarget"]
@@ -44,6 +47,27 @@ def _litellm() -> Any:
 def map_litellm_error(exc: BaseException, target: str, request: Request | None) -> CostmwError:
     """Turn a LiteLLM/OpenAI exception into costmw's error tree (the mapping every target uses)."""
     return map_provider_error(exc, target, request)
+
+
+def _field(obj: Any, name: str) -> int:
+    value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return int(value) if isinstance(value, (int, float)) else 0
+
+
+def usage_of(usage: Any) -> Usage:
+    """costmw's Usage from a LiteLLM usage object: prompt and completion tokens, and the tokens the
+    provider read from (OpenAI's ``prompt_tokens_details.cached_tokens``, Anthropic's
+    ``cache_read_input_tokens``) or wrote to (``cache_creation_input_tokens``) its prompt cache."""
+    if usage is None:
+        return Usage()
+    prompt = _field(usage, "prompt_tokens")
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else getattr(
+        usage, "prompt_tokens_details", None)
+    cached = max(_field(usage, "cache_read_input_tokens"), _field(details, "cached_tokens") if details else 0)
+    written = _field(usage, "cache_creation_input_tokens")
+    cached = min(cached, prompt)
+    return Usage(prompt, _field(usage, "completion_tokens"), cached_tokens=cached,
+                 cache_write_tokens=min(written, prompt - cached))
 
 
 def _tool_calls(message: Any) -> list[dict[str, Any]] | None:
@@ -67,6 +91,7 @@ class LiteLLMTarget(Target):
     is held privately and never appears in reprs, the ledger or logs. ``timeout`` bounds one
     attempt; ``timeout_s``, the deadline of the whole call, defaults to what every attempt,
     backoff and fallback may take together.
+    PromptCaching,
     """
 
     kind = "litellm"
@@ -87,6 +112,7 @@ class LiteLLMTarget(Target):
         capabilities: Capabilities | None = None,
         extra: dict[str, Any] | None = None,
         timeout_s: float | str | None = "auto",
+    PromptCaching,
     ) -> None:
         if not model or not isinstance(model, str):
             raise ValueError("LiteLLMTarget needs a model name, e.g. LiteLLMTarget('gpt-4o-mini')")
@@ -108,6 +134,11 @@ class LiteLLMTarget(Target):
         self.max_backoff = max_backoff
         self.timeout = timeout
         self.extra = dict(extra or {})
+        if prompt_caching is True:
+            self.prompt_caching = caching_of(model)
+        elif isinstance(prompt_caching, PromptCaching):
+            self.prompt_caching = prompt_caching
+        self.cache_breakpoints = cache_breakpoints
         self.fallbacks: list[LiteLLMTarget] = [
             f if isinstance(f, LiteLLMTarget) else LiteLLMTarget(f, api_base=api_base, api_key=api_key,
                                                                  retries=retries, backoff=backoff, timeout=timeout)
@@ -128,6 +159,9 @@ class LiteLLMTarget(Target):
         kwargs: dict[str, Any] = {**self.extra, **dict(request.params)}
         kwargs["model"] = self.model
         kwargs["messages"] = [dict(m) for m in request.messages]
+        caching = self.prompt_caching
+        if caching is not None and caching.breakpoints and self.cache_breakpoints:
+            kwargs["messages"] = with_breakpoints(kwargs["messages"], kwargs.get("tools"), caching, self.model)
         kwargs["timeout"] = kwargs.get("timeout", self.timeout)
         kwargs["num_retries"] = 0
         if self.api_base:
@@ -165,8 +199,7 @@ class LiteLLMTarget(Target):
             tool_calls=_tool_calls(choice.message),
             finish_reason=choice.finish_reason,
             model=raw.model or self.model,
-            usage=Usage(int(getattr(usage, "prompt_tokens", 0) or 0),
-                        int(getattr(usage, "completion_tokens", 0) or 0)),
+            usage=usage_of(usage),
             raw=raw,
         )
         return self._finish(request, response)
@@ -218,7 +251,7 @@ class LiteLLMTarget(Target):
         try:
             async for part in stream:
                 if getattr(part, "usage", None):
-                    usage = Usage(int(part.usage.prompt_tokens or 0), int(part.usage.completion_tokens or 0))
+                    usage = usage_of(part.usage)
                 model = getattr(part, "model", None) or model
                 if not part.choices:
                     continue

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from ._deadline import DEFAULT_TIMEOUT_S, check_timeout
 from ._errors import InvalidRequestError
 from ._pricing import Price, lookup_price
+from ._prompt_cache import PromptCaching
 from ._types import Chunk, Request, Response, join_chunks
 
 __all__ = ["Capabilities", "Target", "requested_target"]
@@ -35,6 +36,8 @@ class Target:
     """
 
     kind: str = "target"
+    #: How this target's provider caches prompt prefixes (None: it does not, or costmw cannot tell).
+    prompt_caching: PromptCaching | None = None
 
     def __init__(
         self,
@@ -66,9 +69,10 @@ class Target:
         self._price = Price.coerce(value)
         self._price_looked_up = True
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+             cache_write_tokens: int = 0) -> float:
         price = self.price
-        return price.cost(prompt_tokens, completion_tokens) if price else 0.0
+        return price.cost(prompt_tokens, completion_tokens, cached_tokens, cache_write_tokens) if price else 0.0
 
     async def acomplete(self, request: Request) -> Response:
         raise NotImplementedError
@@ -92,7 +96,8 @@ class Target:
         """Fill in the model and cost of a response made by this target."""
         if not response.model:
             response.model = self.model
-        response.cost_usd = self.cost(response.usage.prompt_tokens, response.usage.completion_tokens)
+        u = response.usage
+        response.cost_usd = self.cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens)
         response.served_by = f"target:{self.name}"
         response.request_id = request.id
         return response

@@ -204,8 +204,14 @@ class Request:
 
 @dataclass(slots=True)
 class Usage:
+    """Tokens of one call. ``prompt_tokens`` counts every input token, including the
+    ``cached_tokens`` the provider read from its prompt cache and the ``cache_write_tokens`` it
+    wrote to it (both are priced apart, see :meth:`costmw.Price.cost`)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

@@ -35,6 +35,7 @@ from ._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chu
 from ._pricing import Price, model_info
 from ._provider_errors import map_provider_error
 from ._redact import contains_secret, get_logger, redact_secrets
+from ._prompt_cache import PromptCaching, SentPrefixes, common_prefix, conversation_key, prompt_caching
 from ._target import Capabilities, Target, collect_stream, requested_target
 from ._tokens import count_message_tokens, count_tokens
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
@@ -59,11 +60,13 @@ __all__ = [
     "Plugin",
     "PluginError",
     "Price",
+    "PromptCaching",
     "RateLimitError",
     "Request",
     "RequestError",
     "Response",
     "Saving",
+    "SentPrefixes",
     "ServerError",
     "StreamNext",
     "Target",
@@ -73,6 +76,8 @@ __all__ = [
     "cache_root",
     "collect_stream",
     "contains_secret",
+    "common_prefix",
+    "conversation_key",
     "count_message_tokens",
     "count_tokens",
     "deadline_for",
@@ -85,6 +90,7 @@ __all__ = [
     "message_text",
     "missing_extra",
     "model_info",
+    "prompt_caching",
     "redact_secrets",
     "register_plugin",
     "requested_target",

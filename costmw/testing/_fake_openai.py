@@ -3,6 +3,11 @@
 It answers ``/v1/chat/completions`` (plain and streamed, with tool calls), ``/v1/embeddings``
 and ``/v1/models``; faults (429, 5xx, slow answers) can be queued to test retries and fallbacks.
 Other endpoints can be added with :meth:`FakeOpenAIServer.route`.
+
+Prompt caching is emulated as providers do it: chat completions cache prefixes by OpenAI's
+rules (``usage.prompt_tokens_details.cached_tokens``), and ``/v1/messages`` (the Anthropic API,
+reached through LiteLLM's ``anthropic/`` models) caches at ``cache_control`` breakpoints and
+reports ``cache_read_input_tokens`` and ``cache_creation_input_tokens``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from ._emulated_cache import AnthropicPromptCache, OpenAIPromptCache, anthropic_blocks
+from ._fake_anthropic import as_chat_body, messages_reply
 
 __all__ = ["FakeOpenAIServer", "Reply"]
 
@@ -59,8 +67,11 @@ class FakeOpenAIServer:
     """Run with ``with FakeOpenAIServer() as server:``; point clients at ``server.url``."""
 
     def __init__(self, responder: Responder | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                 stream_piece: int = 8) -> None:
+                 stream_piece: int = 8, prompt_cache: bool = True, anthropic_min_tokens: int = 1024) -> None:
         self.responder = responder or default_responder
+        self.prompt_cache = prompt_cache
+        self.openai_cache = OpenAIPromptCache()
+        self.anthropic_cache = AnthropicPromptCache(anthropic_min_tokens)
         self.requests: list[dict[str, Any]] = []
         self.stream_piece = stream_piece
         self._faults: deque[tuple[int, float, dict[str, str]]] = deque()
@@ -132,6 +143,11 @@ class FakeOpenAIServer:
     def chat_requests(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r.get("_path", "").endswith("/chat/completions")]
 
+    @property
+    def messages_requests(self) -> list[dict[str, Any]]:
+        """The requests made to the Anthropic-shaped ``/v1/messages`` endpoint."""
+        return [r for r in self.requests if r.get("_path", "").endswith("/messages")]
+
     # -- serving --------------------------------------------------------------------------
     def _dispatch(self, h: BaseHTTPRequestHandler, method: str) -> None:
         length = int(h.headers.get("Content-Length") or 0)
@@ -151,6 +167,8 @@ class FakeOpenAIServer:
                 return
         if method == "POST" and path.endswith("/chat/completions"):
             self._chat(h, body)
+        elif method == "POST" and path.endswith("/messages"):
+            self._messages(h, body)
         elif method == "POST" and path.endswith("/embeddings"):
             self._embeddings(h, body)
         elif method == "GET" and path.endswith("/models"):
@@ -183,7 +201,8 @@ class FakeOpenAIServer:
         h.end_headers()
         h.wfile.write(data)
 
-    def _chat(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+    def _fault(self, h: BaseHTTPRequestHandler) -> bool:
+        """Answer with the next queued fault, if any (after the server's delay)."""
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
         if self.delay:
@@ -197,17 +216,45 @@ class FakeOpenAIServer:
             code = "context_length_exceeded" if status == 400 else None
             self._json(h, status, {"error": {"message": msg, "type": kinds.get(status, "server_error"),
                                              "code": code}}, headers)
-            return
+            return True
+        return False
+
+    def _reply(self, body: dict[str, Any]) -> Reply:
         reply = self.responder(body)
-        if isinstance(reply, str):
-            reply = Reply(text=reply)
+        return Reply(text=reply) if isinstance(reply, str) else reply
+
+    def _messages(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        """Anthropic's messages API (not streamed), with its prompt-cache usage fields."""
+        if self._fault(h):
+            return
+        if body.get("stream"):
+            self._json(h, 400, {"type": "error", "error": {"type": "invalid_request_error",
+                                                          "message": "the fake server does not stream /v1/messages"}})
+            return
+        reply = self._reply(as_chat_body(body))
+        model = str(body.get("model", "fake-model"))
+        blocks = anthropic_blocks(body)
+        total, read, written = (self.anthropic_cache.lookup(model, blocks) if self.prompt_cache
+                                else (_tokens("".join(b for b, _ in blocks)), 0, 0))
+        usage = {"input_tokens": total - read - written,
+                 "output_tokens": _tokens(reply.text) + 8 * len(reply.tool_calls),
+                 "cache_creation_input_tokens": written, "cache_read_input_tokens": read}
+        self._json(h, 200, messages_reply(model, reply.text, reply.tool_calls, reply.finish_reason, usage))
+
+    def _chat(self, h: BaseHTTPRequestHandler, body: dict[str, Any]) -> None:
+        if self._fault(h):
+            return
+        reply = self._reply(body)
         model = body.get("model", "fake-model")
-        prompt_text = json.dumps(body.get("messages", []))
+        prompt_text = OpenAIPromptCache.prompt_text(body)
         calls: list[dict[str, Any]] = [{"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
                   "function": {"name": n, "arguments": json.dumps(a)}} for n, a in reply.tool_calls]
         finish = reply.finish_reason or ("tool_calls" if calls else "stop")
-        usage = {"prompt_tokens": _tokens(prompt_text), "completion_tokens": _tokens(reply.text) + 8 * len(calls)}
+        usage: dict[str, Any] = {"prompt_tokens": _tokens(prompt_text),
+                                 "completion_tokens": _tokens(reply.text) + 8 * len(calls)}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if self.prompt_cache:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.openai_cache.lookup(str(model), prompt_text)}
         cid = f"chatcmpl-{uuid.uuid4().hex[:16]}"
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
