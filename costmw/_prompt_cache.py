@@ -74,8 +74,13 @@ def _digest(value: Any) -> str:
 
 def conversation_key(request: Request) -> str:
     """Names the conversation a request belongs to: its tools and its first two messages (the
-    system prompt and the opening turn), which stay the same while the conversation grows."""
-    return _digest([request.params.get("tools"), list(request.messages[:2])])[:32]
+    system prompt and the opening turn), which stay the same while the conversation grows.
+    Worked out once per request, on the request as the caller sent it when the first plugin asks,
+    so plugins further in (after the history was cut) name the same conversation."""
+    key: str = request.context.memo(
+        ("prompt_cache", "conversation"),
+        lambda: _digest([request.params.get("tools"), list(request.messages[:2])])[:32])
+    return key
 
 
 def common_prefix(a: Sequence[Message], b: Sequence[Message]) -> int:

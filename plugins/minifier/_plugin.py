@@ -13,23 +13,28 @@ from costmw.plugin_api import (
     CallNext,
     Chunk,
     ConfigError,
+    CostmwError,
     Message,
     Plugin,
+    Price,
+    PromptCaching,
     Request,
     Response,
     Saving,
     StreamNext,
     Target,
+    conversation_key,
     count_message_tokens,
     count_tokens,
     message_text,
     register_plugin,
 )
 
-from ._history import SummaryCache, fit_history, render_transcript
+from ._history import SummaryCache, fit_history, render_transcript, split_head
 from ._levels import LEVELS, Level
 from ._longctx import LongContext
 from ._messages import map_text
+from ._prefix import SentTurns, kept_prefix, prompt_cost
 from ._rules import RuleOptions, minify_text
 from ._scorer import Scorer
 from ._summary import cheapest_target, summarize_with
@@ -41,6 +46,7 @@ __all__ = ["PromptMinifier"]
 
 log = logging.getLogger("costmw.minifier")
 _INLINE_CHARS = 20_000  # longer prompts are rewritten in a worker thread, off the event loop
+_STABLE_TRIM = 0.6  # with a provider cache, cut old turns in blocks: to this share of the budget
 
 
 @dataclass(slots=True)
@@ -65,6 +71,14 @@ class PromptMinifier(Plugin):
     cheapest capable target of the chain). ``compress``, ``rate``, ``target_tokens`` and
     ``min_tokens`` override the level's compression settings; ``scorer`` is the LM used to score
     tokens (a Scorer, a transformers model directory, or None for SmolLM2-135M).
+
+    ``prefix_stable`` (on by default) keeps a conversation's cached prefix cached when the
+    target's provider caches prompt prefixes: rewrites are made message by message, the same on
+    every call; compression leaves the system prompt and the turns sent before alone; and old
+    turns are cut in blocks (down to 60% of ``budget_tokens``), and only when the cut prompt, the
+    summary call included, costs less than the previous prompt with the new turn appended, read
+    from the provider's cache. Otherwise the minifier backs off and sends the latter, over the
+    budget if need be. ``prefix_stable=False`` rewrites each request as if it were the first.
     """
 
     def __init__(
@@ -83,6 +97,7 @@ class PromptMinifier(Plugin):
         scorer: Scorer | str | None = None,
         dedupe: bool = True,
         cache_size: int = 256,
+        prefix_stable: bool = True,
     ) -> None:
         if level not in LEVELS:
             raise ConfigError(f"prompt_minifier: level must be one of {sorted(LEVELS)}, got {level!r}")
@@ -102,6 +117,8 @@ class PromptMinifier(Plugin):
         self.trim_to = trim_to
         self.dedupe = dedupe
         self.summaries = SummaryCache(cache_size)
+        self.prefix_stable = prefix_stable
+        self.turns = SentTurns(max(1024, cache_size))
         self.long_context = LongContext.configure(self.level, compress=compress, rate=rate,
                                                   target_tokens=target_tokens, min_tokens=min_tokens, scorer=scorer)
         self.stats: Counter[str] = Counter()
@@ -145,12 +162,21 @@ class PromptMinifier(Plugin):
         else:
             messages = [self._rewrite(m, opts) for m in request.messages]
         self._step(plan, "rules", request.messages, messages, model, tools)
+        cache = self._provider_cache(request)
+        key = conversation_key(request) if cache is not None else ""
+        sent = self.turns.previous(key) if key else None
+        stable = len(split_head(messages)[0]) if cache is not None else 0
         if self.budget_tokens is not None:
-            fitted = await self._fit(messages, model, plan)
+            if cache is not None and sent is not None:
+                fitted, stable = await self._fit_stable(request, messages, plan, cache, opts, sent)
+            else:
+                fitted = await self._fit(messages, model, plan, _STABLE_TRIM if cache is not None else None)
             messages = self._step(plan, "history", messages, fitted, model, tools)
         if self.long_context.enabled:
-            compressed = await self._compress(messages, model, plan)
+            compressed = await self._compress(messages, model, plan, stable)
             messages = self._step(plan, "compression", messages, compressed, model, tools)
+        if key:
+            self.turns.remember(key, request.messages, messages if plan.after < before else request.messages)
         if plan.after >= before:
             self.stats["unchanged"] += 1
             request.context.remember("prompt_tokens", before)
@@ -181,7 +207,63 @@ class PromptMinifier(Plugin):
             plan.after = now
         return new
 
-    async def _fit(self, messages: list[Message], model: str, plan: _Plan) -> list[Message]:
+    def _provider_cache(self, request: Request) -> tuple[PromptCaching, Price | None] | None:
+        """How the target that will serve ``request`` caches prompts (None: it does not, or prefix_stable is off)."""
+        if not self.prefix_stable:
+            return None
+        target = request.context.target
+        if target is None and self._chain is not None:
+            try:
+                target = self._chain.target_for(request)
+            except CostmwError:
+                return None
+        if target is None or target.prompt_caching is None:
+            return None
+        return target.prompt_caching, target.price
+
+    async def _fit_stable(self, request: Request, messages: list[Message], plan: _Plan,
+                          cache: tuple[PromptCaching, Price | None], opts: RuleOptions,
+                          sent: Any) -> tuple[list[Message], int]:
+        """The history step when the provider caches prefixes: keep the previous prompt and append
+        the new turns while that fits the budget or costs less than cutting; else cut in a block.
+        Returns the messages and how many of them lead unchanged from the previous prompt."""
+        model, tools = request.model, request.params.get("tools")
+        caching, price = cache
+
+        def count(ms: Sequence[Message]) -> int:
+            return count_message_tokens(ms, model, tools)
+
+        keep = kept_prefix(sent, request.messages, lambda m: self._rewrite(m, opts))
+        if keep is None:
+            return await self._fit(messages, model, plan, _STABLE_TRIM), 0
+        budget = self.budget_tokens or 0
+        kept = prompt_cost(keep, sent.sent, count, caching, price)
+        if count_message_tokens(keep, model) <= budget:  # the budget counts messages, as fit_history does
+            return keep, len(sent.sent)
+        dry = await fit_history(messages, budget=budget, count=lambda ms: count_message_tokens(ms, model),
+                                summarize=None, cache=self.summaries, salt=self._summary_salt(),
+                                trim_to=_STABLE_TRIM, summary_tokens=self.summary_max_tokens)
+        cut = prompt_cost(dry.messages, sent.sent, count, caching, price)
+        extra = 0.0
+        if dry.how == "truncated" and (self.summarizer is not None or self._chain is not None):
+            summarizer = self._summary_target(None, [])
+            replaced = count(messages[:-1]) - count(dry.messages[:-1])
+            if summarizer is not None and summarizer.price is not None:
+                extra = summarizer.price.cost(max(0, replaced), self.summary_max_tokens)
+            if price is not None:
+                extra += self.summary_max_tokens * price.input_per_1m / 1e6
+        plan.notes["prefix"] = {"keep_usd": round(kept.usd, 8), "cut_usd": round(cut.usd + extra, 8),
+                                "keep_tokens": kept.tokens, "keep_cached_tokens": kept.cached}
+        if kept.usd <= cut.usd + extra:
+            plan.notes["prefix"]["kept"] = True
+            self.stats["prefix_kept"] += 1
+            return keep, len(sent.sent)
+        plan.notes["prefix"]["kept"] = False
+        self.stats["prefix_cut"] += 1
+        return await self._fit(messages, model, plan, _STABLE_TRIM), 0
+
+    async def _fit(self, messages: list[Message], model: str, plan: _Plan,
+                   trim_to: float | None = None) -> list[Message]:
         async def summarize(previous: str | None, older: Any) -> tuple[str, float]:
             target = self._summary_target(previous, older)
             if target is None:
@@ -193,7 +275,8 @@ class PromptMinifier(Plugin):
         summarizer = summarize if (self.summarizer is not None or self._chain is not None) else None
         fit = await fit_history(messages, budget=self.budget_tokens or 0,
                                 count=lambda ms: count_message_tokens(ms, model), summarize=summarizer,
-                                cache=self.summaries, salt=self._summary_salt(), trim_to=self.trim_to,
+                                cache=self.summaries, salt=self._summary_salt(),
+                                trim_to=self.trim_to if trim_to is None else min(self.trim_to, trim_to),
                                 summary_tokens=self.summary_max_tokens)
         if fit.how != "unchanged":
             plan.notes["history"] = fit.how
@@ -222,9 +305,12 @@ class PromptMinifier(Plugin):
         prompt = count_tokens(render_transcript(previous, older)) + 80
         return cheapest_target(targets.values(), prompt, self.summary_max_tokens)
 
-    async def _compress(self, messages: list[Message], model: str, plan: _Plan) -> list[Message]:
+    async def _compress(self, messages: list[Message], model: str, plan: _Plan, keep: int = 0) -> list[Message]:
+        """Compress long texts, leaving the first ``keep`` messages (a cached prefix) as they are."""
+        if keep >= len(messages):
+            return messages
         try:
-            result = await asyncio.to_thread(self.long_context.apply, messages, model)
+            result = await asyncio.to_thread(self.long_context.apply, messages[keep:], model)
         except Exception as exc:  # a failing scorer never fails the call
             self.stats["compress_errors"] += 1
             self._warn_once("compress", f"prompt_minifier: compression skipped: {type(exc).__name__}: {exc}")
@@ -232,7 +318,7 @@ class PromptMinifier(Plugin):
         if result.scored_tokens:
             plan.notes["compression"] = {"rate": result.rate, "scored_tokens": result.scored_tokens,
                                          "seconds": round(result.seconds, 3), "texts": result.texts}
-        return result.messages
+        return [*messages[:keep], *result.messages]
 
     # -- savings ---------------------------------------------------------------------------
     def _settle(self, request: Request, plan: _Plan | None, response: Response) -> None:

@@ -22,8 +22,11 @@ from costmw.plugin_api import (
     Request,
     Response,
     Saving,
+    SentPrefixes,
     StreamNext,
     Target,
+    conversation_key,
+    count_message_tokens,
     register_plugin,
 )
 
@@ -54,6 +57,11 @@ class ModelRouter(TrainingMixin, Plugin):
     On a rate limit, timeout, 5xx or context-window error the next allowed target is tried (after
     ``retries`` backoff retries of the same target); a target that fails ``cooldown_after`` times
     in a row is left out for ``cooldown_s`` seconds.
+
+    ``sticky`` (on by default): a conversation whose provider cache is warm on one target stays
+    there when the strategy would move it to a cheaper one, unless the move saves more than the
+    warm cache does on this call; the explanation's ``sticky`` entry holds both prices. A move
+    to a dearer target (a choice for quality) is always taken.
     """
 
     name = "model_router"
@@ -62,7 +70,7 @@ class ModelRouter(TrainingMixin, Plugin):
                  fallback: bool = True, retries: int = 0, backoff: float = 0.2, max_backoff: float = 5.0,
                  cooldown_after: int = 3, cooldown_s: float = 30.0,
                  budget: Budget | Mapping[str, Any] | float | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, sticky: bool = True) -> None:
         if isinstance(targets, (str, Target)):
             targets = [targets]
         for i, t in enumerate(targets):
@@ -74,6 +82,8 @@ class ModelRouter(TrainingMixin, Plugin):
         self.cooldowns = Cooldowns(cooldown_after, cooldown_s, clock or time.monotonic)
         self.runner = Runner(Retry(retries, backoff, max_backoff), self.cooldowns, fallback)
         self.budget = Budget.coerce(budget)
+        self.sticky = sticky
+        self.warm = SentPrefixes(clock=clock or time.monotonic)
         self._chain: Chain | None = None
         self._targets: list[Target] = [t for t in self._specs if isinstance(t, Target)]
         self.counts: Counter[str] = Counter()
@@ -153,6 +163,8 @@ class ModelRouter(TrainingMixin, Plugin):
         assert route is not None
         for name, why in excluded.items():
             route.rejected.setdefault(name, why)
+        if self.sticky and route.escalate_to is None:
+            route = self._stick(route, ctx)
         if hold and self.budget is not None and self._chain is not None:  # now the estimate of what was chosen
             chosen = [route.target] + ([route.escalate_to] if route.escalate_to is not None else [])
             self._chain.ledger.hold(request.id, request.tenant, _estimate(chosen, ctx))
@@ -193,6 +205,33 @@ class ModelRouter(TrainingMixin, Plugin):
         if hold:
             ledger.hold(request.id, request.tenant, _estimate(keep, ctx, dearest=True))
         return keep, note
+
+    def _stick(self, route: Route, ctx: RouteContext) -> Route:
+        """Keep the conversation on the target whose prompt cache is warm, unless moving pays."""
+        request, chosen = ctx.request, route.target
+        found = self.warm.warm(conversation_key(request), request.messages, request.params.get("tools"))
+        warm = ctx.target(found[0]) if found is not None else None
+        if found is None or warm is None or warm is chosen or warm.prompt_caching is None:
+            return route
+        n, out = ctx.prompt_tokens, ctx.output_tokens
+        shared = count_message_tokens(request.messages[:found[1]], request.model, request.params.get("tools"))
+        cached = min(n, warm.prompt_caching.cacheable(shared))
+        stay, switch, warm_list = _call_cost(warm, n, out, cached), _call_cost(chosen, n, out, 0), _call_cost(
+            warm, n, out, -1)
+        if stay is None or switch is None or warm_list is None or switch >= warm_list:
+            return route  # a move to a dearer target is a choice for quality: leave it be
+        note = {"warm": warm.name, "cached_tokens": cached, "stay_usd": round(stay, 8),
+                "switch_usd": round(switch, 8), "switched": switch < stay}
+        if switch < stay:
+            route.details["sticky"] = note
+            self.counts["sticky_switched"] += 1
+            return route
+        self.counts["sticky_kept"] += 1
+        rejected = {**route.rejected, chosen.name: f"moving off {warm.name}'s warm prompt cache would cost "
+                                                   f"${switch:.6f} against ${stay:.6f} staying"}
+        rejected.pop(warm.name, None)
+        return Route(warm, route.strategy, f"kept on {warm.name}: its prompt cache is warm ({cached} tokens)",
+                     rejected=rejected, details={**route.details, "sticky": note})
 
     def _order(self, route: Route, ctx: RouteContext) -> list[Target]:
         """Chosen target first, then the other allowed targets in the router's order."""
@@ -252,6 +291,8 @@ class ModelRouter(TrainingMixin, Plugin):
             info["budget"] = budget
         request.context.info["route"] = info
         self.counts[f"served:{served.name}"] += 1
+        if self.sticky and served.prompt_caching is not None:
+            self.warm.remember(conversation_key(request), served.name, request.messages, request.params.get("tools"))
         self._record_saving(request, served, response)
         return response
 
@@ -301,6 +342,18 @@ class ModelRouter(TrainingMixin, Plugin):
     def __repr__(self) -> str:
         names = [t.name if isinstance(t, Target) else t for t in self._specs]
         return f"ModelRouter(targets={names}, strategy={self.strategy!r})"
+
+
+def _call_cost(target: Target, prompt_tokens: int, output_tokens: int, cached: int) -> float | None:
+    """USD of one call to ``target`` with ``cached`` prompt tokens read from its provider's cache
+    (the rest written to it where the provider caches at breakpoints); ``cached=-1``: at list price."""
+    price, caching = target.price, target.prompt_caching
+    if price is None:
+        return None
+    if cached < 0 or caching is None:
+        return price.cost(prompt_tokens, output_tokens)
+    written = prompt_tokens - cached if caching.breakpoints and prompt_tokens >= caching.min_tokens else 0
+    return price.cost(prompt_tokens, output_tokens, cached, written)
 
 
 def _estimate(targets: list[Target], ctx: RouteContext, dearest: bool = False) -> float:
