@@ -91,7 +91,11 @@ class LiteLLMTarget(Target):
     is held privately and never appears in reprs, the ledger or logs. ``timeout`` bounds one
     attempt; ``timeout_s``, the deadline of the whole call, defaults to what every attempt,
     backoff and fallback may take together.
-    PromptCaching,
+
+    ``prompt_caching`` says how the provider caches prompt prefixes (by default read from
+    LiteLLM's price map; False: not at all). For a provider that caches at breakpoints
+    (Anthropic), ``cache_breakpoints`` places them: at the end of the system prompt and of the
+    latest turn, where the prefix is long enough to be cached.
     """
 
     kind = "litellm"
@@ -112,7 +116,8 @@ class LiteLLMTarget(Target):
         capabilities: Capabilities | None = None,
         extra: dict[str, Any] | None = None,
         timeout_s: float | str | None = "auto",
-    PromptCaching,
+        prompt_caching: PromptCaching | bool = True,
+        cache_breakpoints: bool = True,
     ) -> None:
         if not model or not isinstance(model, str):
             raise ValueError("LiteLLMTarget needs a model name, e.g. LiteLLMTarget('gpt-4o-mini')")

@@ -33,9 +33,9 @@ from ._options import CAPABILITY_NAMES, Options, identity
 from ._paths import cache_root
 from ._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chunks
 from ._pricing import Price, model_info
+from ._prompt_cache import PromptCaching, SentPrefixes, common_prefix, conversation_key, prompt_caching
 from ._provider_errors import map_provider_error
 from ._redact import contains_secret, get_logger, redact_secrets
-from ._prompt_cache import PromptCaching, SentPrefixes, common_prefix, conversation_key, prompt_caching
 from ._target import Capabilities, Target, collect_stream, requested_target
 from ._tokens import count_message_tokens, count_tokens
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
@@ -75,8 +75,8 @@ __all__ = [
     "Usage",
     "cache_root",
     "collect_stream",
-    "contains_secret",
     "common_prefix",
+    "contains_secret",
     "conversation_key",
     "count_message_tokens",
     "count_tokens",
