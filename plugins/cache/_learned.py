@@ -1,0 +1,247 @@
+"""LearnedVerifier: a learned model decides whether a cached answer serves a new query.
+
+An int8 encoder (all-MiniLM-L6-v2's first layers) turns each text into token vectors; a small
+network trained on generated and hand-written pairs reads the features of a pair
+(:mod:`._pairfeat`: pooled vectors, token matches and their order, word pieces and numbers only
+one side has) and gives one score, turned into a probability by Platt scaling fitted on held-out
+calibration pairs. ``max_error`` picks the
+operating point from those pairs: the lowest threshold at which a 95% upper bound (Clopper-Pearson)
+on the share of wrong answers among the pairs served stays at or below ``max_error``. That is an
+estimate that holds for traffic like the calibration pairs, not a guarantee for any traffic.
+
+The model (int8 ONNX encoder, head weights), its tokenizer and calibration ship in
+``data/verifier``; they load on first use, once, and run with onnxruntime on at most two threads.
+Encodings of recent texts are kept (cached questions come back often). Training: ``costmw.plugins.cache._train``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from costmw import ConfigError
+from costmw.plugin_api import missing_extra
+
+from ._pairfeat import Encoded, encode_texts, pair_features
+from ._protocol import CacheVerdict
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "clopper_pearson_upper", "head_scores", "open_encoder"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "data" / "verifier"
+CODE_VERSION = "learned/1"  # bump when this file changes how a score is computed from a pair
+MODEL_FILES = ("encoder.onnx", "tokenizer.json", "head.npz", "calibration.json")
+_HEAD_ARRAYS = ("mean", "std", "w1", "b1", "w2", "b2")
+_CONFIDENCE = 0.95
+_SESSIONS: dict[tuple[str, int, int], Any] = {}  # one onnxruntime session per model file, shared by instances
+_SESSIONS_LOCK = threading.Lock()
+
+
+def open_encoder(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
+    """(onnxruntime session, tokenizer) of a verifier model folder; the session is shared."""
+    try:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+    except ImportError as exc:
+        raise missing_extra("onnxruntime and tokenizers", "onnx", exc) from exc
+    max_length = int(json.loads((model_dir / "calibration.json").read_text(encoding="utf-8")).get("max_length", 64))
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(max_length)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    path = model_dir / "encoder.onnx"
+    key = (str(path.resolve()), path.stat().st_mtime_ns, threads)
+    with _SESSIONS_LOCK:
+        if key not in _SESSIONS:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            _SESSIONS[key] = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return _SESSIONS[key], tok
+
+
+def head_scores(head: dict[str, Any], features: np.ndarray) -> np.ndarray:
+    """The pair head's raw scores (logits) for rows of features."""
+    import numpy as np
+
+    x = (np.asarray(features, dtype=np.float32) - head["mean"]) / head["std"]
+    h = x @ head["w1"] + head["b1"]
+    h = 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h ** 3)))  # GELU, tanh form
+    return np.asarray(h @ head["w2"] + head["b2"], dtype=np.float64).reshape(-1)
+
+
+def clopper_pearson_upper(wrong: int, served: int, confidence: float = _CONFIDENCE) -> float:
+    """One-sided upper bound on a rate from ``wrong`` events in ``served`` trials."""
+    if served <= 0:
+        return 1.0
+    if wrong >= served:
+        return 1.0
+    lo, hi = wrong / served, 1.0
+    tail = 1.0 - confidence
+    for _ in range(60):  # bisection on P(X <= wrong | p) = tail, which falls as p grows
+        mid = (lo + hi) / 2
+        if _binom_cdf(wrong, served, mid) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0 if k < n else 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    total = 0.0
+    for i in range(k + 1):
+        log_choose = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+        total += math.exp(log_choose + i * log_p + (n - i) * log_q)
+    return min(1.0, total)
+
+
+class LearnedVerifier:
+    """The cache verifier backed by the shipped model (see the module docstring).
+
+    ``max_error``: the largest estimated share of wrong answers among the candidates served
+    (0 < max_error < 1; default 0.02). ``model_dir``: a folder made by the training command.
+    """
+
+    def __init__(self, max_error: float = 0.02, model_dir: Path | str | None = None, *, threads: int = 1) -> None:
+        if not isinstance(max_error, (int, float)) or not 0.0 < float(max_error) < 1.0:
+            raise ConfigError(f"max_error must be a number between 0 and 1 (exclusive), got {max_error!r}")
+        self.max_error = float(max_error)
+        self.model_dir = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+        missing = [n for n in MODEL_FILES if not (self.model_dir / n).is_file()]
+        if missing:
+            raise ConfigError(f"LearnedVerifier model folder {self.model_dir} lacks {', '.join(missing)}")
+        self.threads = min(2, max(1, int(threads)))
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._head: dict[str, Any] = {}
+        self._recent: OrderedDict[str, Encoded] = OrderedDict()
+        self._recent_size = 4096
+
+    @cached_property
+    def _calibration(self) -> dict[str, Any]:
+        data = json.loads((self.model_dir / "calibration.json").read_text(encoding="utf-8"))
+        if (not isinstance(data, dict) or "platt" not in data
+                or len(data.get("scores", ())) != len(data.get("labels", ()))):
+            raise ConfigError(f"{self.model_dir / 'calibration.json'} is not a verifier calibration file")
+        return data
+
+    @cached_property
+    def version(self) -> str:
+        """A hash of the model files and the code version: it changes when either does."""
+        h = hashlib.sha256(CODE_VERSION.encode())
+        for name in MODEL_FILES:
+            h.update(name.encode())
+            h.update(hashlib.sha256((self.model_dir / name).read_bytes()).digest())
+        return f"{CODE_VERSION}:{h.hexdigest()[:16]}"
+
+    @cached_property
+    def threshold(self) -> float:
+        """The probability at or above which a candidate is served, for this ``max_error``."""
+        return self.threshold_for(self.max_error)
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        platt = self._calibration["platt"]
+        return np.asarray(1.0 / (1.0 + np.exp(-(float(platt["a"]) * raw + float(platt["b"])))), dtype=np.float64)
+
+    @cached_property
+    def _operating_points(self) -> list[tuple[float, float]]:
+        """(probability threshold, upper bound on wrong among served), from strictest to loosest."""
+        import numpy as np
+
+        probs = self._calibrate(np.asarray(self._calibration["scores"], dtype=np.float64))
+        labels = np.asarray(self._calibration["labels"], dtype=np.int64)
+        order = np.argsort(-probs, kind="mergesort")
+        probs, labels = probs[order], labels[order]
+        points, wrong = [], 0
+        for i, (p, y) in enumerate(zip(probs, labels, strict=True)):
+            wrong += int(y == 0)
+            if i + 1 < len(probs) and probs[i + 1] == p:
+                continue  # a threshold serves every tie at once
+            points.append((float(p), clopper_pearson_upper(wrong, i + 1)))
+        return points
+
+    def threshold_for(self, max_error: float) -> float:
+        """The lowest threshold whose estimated wrong share stays within ``max_error``
+        (``math.inf``, serve nothing, when none does). Never rises as ``max_error`` grows."""
+        if not 0.0 < max_error < 1.0:
+            raise ConfigError(f"max_error must be between 0 and 1 (exclusive), got {max_error!r}")
+        feasible = [p for p, bound in self._operating_points if bound <= max_error]
+        return min(feasible) if feasible else math.inf
+
+    def _load(self) -> tuple[Any, Any, dict[str, Any]]:
+        with self._lock:
+            if self._session is None:
+                import numpy as np
+
+                session, tok = open_encoder(self.model_dir, self.threads)
+                with np.load(self.model_dir / "head.npz", allow_pickle=False) as arrays:
+                    self._head = {k: np.asarray(arrays[k]) for k in _HEAD_ARRAYS}
+                self._tokenizer, self._session = tok, session
+            return self._session, self._tokenizer, self._head
+
+    def _encode(self, texts: Sequence[str]) -> dict[str, Encoded]:
+        session, tok, _ = self._load()
+        found: dict[str, Encoded] = {}
+        with self._lock:
+            for t in texts:
+                if t in self._recent:
+                    found[t] = self._recent[t]
+                    self._recent.move_to_end(t)
+        missing = sorted({t for t in texts if t not in found}, key=len)
+        if missing:
+            fresh = dict(zip(missing, encode_texts(session, tok, missing), strict=True))
+            found.update(fresh)
+            with self._lock:
+                self._recent.update(fresh)
+                while len(self._recent) > self._recent_size:
+                    self._recent.popitem(last=False)
+        return found
+
+    def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """Calibrated P(one answer serves both) for each (query, cached) pair; the texts not seen
+        lately are encoded together in one forward pass."""
+        import numpy as np
+
+        if not pairs:
+            return np.zeros(0, dtype=np.float64)
+        clean = [(str(q), str(c)) for q, c in pairs]
+        encoded = self._encode([t for pair in clean for t in pair])
+        features = np.stack([pair_features(encoded[q], encoded[c]) for q, c in clean])
+        return self._calibrate(head_scores(self._load()[2], features))
+
+    def _verdicts(self, query: str, candidates: Sequence[str]) -> list[CacheVerdict]:
+        probs = self.predict([(query, c) for c in candidates])
+        limit = self.threshold
+        return [CacheVerdict(bool(p >= limit), float(p), "model", f"p={p:.3f} threshold={limit:.3f}") for p in probs]
+
+    def check(self, query: str, cached: str) -> CacheVerdict:
+        """One verdict: serve ``cached``'s answer for ``query`` when the probability reaches the threshold."""
+        return self._verdicts(query, [cached])[0]
+
+    async def acheck_many(self, query: str, candidates: Sequence[str]) -> list[CacheVerdict]:
+        """Verdicts for all candidates, scored together in a worker thread (never on the loop)."""
+        if not candidates:
+            return []
+        return await asyncio.to_thread(self._verdicts, query, list(candidates))
+
+    def warm(self) -> LearnedVerifier:
+        """Load the model now instead of on the first check."""
+        self._load()
+        return self

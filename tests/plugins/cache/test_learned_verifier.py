@@ -1,0 +1,221 @@
+"""The learned cache verifier: the shipped model, its operating points, its data generators, and a
+few steps of its training on a tiny random model."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import itertools
+import math
+import random
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from costmw.plugins.cache._learned import DEFAULT_MODEL_DIR, LearnedVerifier, clopper_pearson_upper
+from costmw.plugins.cache._protocol import CacheVerdict, CacheVerifier
+
+from costmw import ConfigError, MissingDependencyError
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tokenizers")
+
+SHIPPED = DEFAULT_MODEL_DIR.joinpath("encoder.onnx").is_file()
+needs_model = pytest.mark.skipif(not SHIPPED, reason="no verifier model in plugins/cache/data/verifier")
+
+
+@pytest.fixture(scope="module")
+def verifier() -> LearnedVerifier:
+    return LearnedVerifier()
+
+
+@needs_model
+def test_the_shipped_model_follows_the_protocol(verifier: LearnedVerifier) -> None:
+    assert isinstance(verifier, CacheVerifier)
+    verdict = verifier.check("How do I reset my password?", "How can I reset my password?")
+    assert isinstance(verdict, CacheVerdict)
+    assert 0.0 <= verdict.probability <= 1.0
+    assert verdict.reason == "model"
+
+
+@needs_model
+def test_a_typo_paraphrase_scores_above_a_changed_detail(verifier: LearnedVerifier) -> None:
+    cached = "How many calories are in 100 grams of rice?"
+    probs = verifier.predict([
+        ("how many calroies are in 100 grams of rice", cached),
+        ("How many calories are in 500 grams of rice?", cached),
+        ("How many calories are in 100 grams of salmon?", cached),
+    ])
+    assert probs[0] > probs[1]
+    assert probs[0] > probs[2]
+
+
+@needs_model
+def test_obvious_pairs_fall_on_the_right_side(verifier: LearnedVerifier) -> None:
+    same = verifier.check("What is the capital of France?", "Which city is the capital of France?")
+    other = verifier.check("Convert 10 miles to kilometers.", "Convert 10 kilometers to miles.")
+    assert same.probability > other.probability
+    assert not other.ok
+
+
+@needs_model
+def test_threshold_never_rises_as_the_allowed_error_grows(verifier: LearnedVerifier) -> None:
+    limits = [verifier.threshold_for(e) for e in (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3)]
+    assert all(a >= b for a, b in itertools.pairwise(limits))
+    assert verifier.threshold == verifier.threshold_for(0.02)
+    assert math.isfinite(verifier.threshold_for(0.05))
+
+
+def test_max_error_out_of_range_is_a_config_error() -> None:
+    for bad in (0, 1, -0.1, 2.0):
+        with pytest.raises(ConfigError, match="max_error"):
+            LearnedVerifier(max_error=bad, model_dir=DEFAULT_MODEL_DIR)
+
+
+def test_a_folder_without_the_model_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="encoder.onnx"):
+        LearnedVerifier(model_dir=tmp_path)
+
+
+@needs_model
+async def test_acheck_many_runs_off_the_loop_and_matches_check(verifier: LearnedVerifier,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    threads: list[threading.Thread] = []
+    real = verifier.predict
+
+    def spy(pairs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real(pairs)
+
+    monkeypatch.setattr(verifier, "predict", spy)
+    query = "whats the capital of france"
+    candidates = ["What is the capital of France?", "What is the capital of Spain?", "What is France's population?"]
+    many = await verifier.acheck_many(query, candidates)
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()  # one forward pass, in a worker
+    single = [verifier.check(query, c) for c in candidates]
+    assert [v.ok for v in many] == [v.ok for v in single]
+    assert [v.probability for v in many] == pytest.approx([v.probability for v in single], abs=1e-4)
+    assert await verifier.acheck_many(query, []) == []
+
+
+@needs_model
+def test_version_changes_when_a_model_file_changes(tmp_path: Path) -> None:
+    copy = tmp_path / "verifier"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    before = LearnedVerifier(model_dir=copy).version
+    assert before == LearnedVerifier(model_dir=copy).version
+    cal = copy / "calibration.json"
+    cal.write_text(cal.read_text(encoding="utf-8").replace('"labels"', ' "labels"', 1), encoding="utf-8")
+    assert LearnedVerifier(model_dir=copy).version != before
+
+
+@needs_model
+def test_a_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.split(".")[0] == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(MissingDependencyError, match=r"costmw\[onnx\]"):
+        LearnedVerifier().check("a question", "another question")
+
+
+def test_clopper_pearson_bound_is_above_the_observed_rate() -> None:
+    assert clopper_pearson_upper(0, 100) == pytest.approx(1 - 0.05 ** (1 / 100), abs=1e-6)
+    assert clopper_pearson_upper(5, 1000) > 0.005
+    assert clopper_pearson_upper(5, 1000) < clopper_pearson_upper(5, 500)
+    assert clopper_pearson_upper(0, 0) == 1.0
+
+
+# ---- data generators -------------------------------------------------------------------------
+
+
+def test_generators_are_deterministic_for_a_seed() -> None:
+    from costmw.plugins.cache._train._generate import ask_pairs, group_pairs, seed_questions
+    from costmw.plugins.cache._train._seeds import GROUPS, TOPICS
+
+    def run(seed: int) -> list[Any]:
+        rng = random.Random(seed)
+        qs = seed_questions(rng, GROUPS, 20)
+        return qs + list(group_pairs(GROUPS[:10], rng, 2)) + list(ask_pairs(TOPICS[:5], rng, 2))
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_generated_negatives_really_differ() -> None:
+    from costmw.plugins.cache._train._generate import format_pairs, group_pairs, negate, situation_pairs, swap_number
+    from costmw.plugins.cache._train._seeds import GROUPS
+
+    rng = random.Random(0)
+    pairs = list(group_pairs(GROUPS, rng, 3))
+    pairs += list(format_pairs(["How do I boil an egg?"], rng, 20))
+    pairs += list(situation_pairs(["Is ibuprofen safe?"], rng, 20))
+    negatives = [p for p in pairs if p.label == 0]
+    assert len(negatives) > 100
+    assert all(p.a.strip().lower() != p.b.strip().lower() for p in negatives)
+    assert {"entity", "number", "direction", "format", "situation"} <= {p.kind for p in negatives}
+    assert swap_number("Convert 10 miles to km", rng) != "Convert 10 miles to km"
+    assert swap_number("no digits here", rng) is None
+    assert negate("Is aspirin safe for children?", rng) in ("Is not aspirin safe for children?",
+                                                           "Isn't aspirin safe for children?")
+
+
+def test_noise_keeps_numbers_and_code() -> None:
+    from costmw.plugins.cache._train._noise import chat_speak, typos
+
+    rng = random.Random(1)
+    for _ in range(50):
+        text = typos("How do I call `pandas.read_csv` with 250 rows in my_table?", rng, rate=1.0)
+        assert "`pandas.read_csv`" in text and "250" in text and "my_table" in text
+        assert "`DataFrame.groupBy`" in chat_speak("What does `DataFrame.groupBy` do for you?", rng)
+
+
+def test_mock_data_split_is_by_origin_and_stable() -> None:
+    from costmw.plugins.cache._train import mock_data_split
+
+    rows = [{"origin": f"origin {i}", "similar": f"para {i}"} for i in range(200)]
+    train, held = mock_data_split(rows)
+    assert len(train) + len(held) == 200 and 60 < len(held) < 140
+    assert mock_data_split(list(reversed(rows)))[1] == list(reversed(held))
+    assert not {r["origin"] for r in train} & {r["origin"] for r in held}
+
+
+# ---- training, a few steps on a tiny random BERT ------------------------------------------------
+
+
+def test_a_tiny_training_run_exports_a_working_model(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("onnx")
+    from costmw.plugins.cache._train import DataSources, TrainConfig, train_verifier
+
+    tokenizer = DEFAULT_MODEL_DIR / "tokenizer.json"
+    if not tokenizer.is_file():
+        from costmw.embeddings import bundled_minilm_path
+
+        base_dir = bundled_minilm_path()
+        if base_dir is None:
+            pytest.skip("no tokenizer.json to build a tiny model on")
+        tokenizer = base_dir / "tokenizer.json"
+    base = tmp_path / "tiny"
+    base.mkdir()
+    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=128)
+    transformers.BertModel(config).save_pretrained(str(base))
+    shutil.copy(tokenizer, base / "tokenizer.json")
+    cfg = TrainConfig(layers=1, max_length=32, hidden=8, epochs=1, batch_size=64, data_scale=0.05, hard_negatives=0)
+    out = tmp_path / "model"
+    manifest = train_verifier(out, cfg, base=base, sources=DataSources(tmp_path / "no-repo"))
+    assert manifest["train_pairs"] > 100 and 0.0 <= manifest["calibration_auc"] <= 1.0
+    assert {p.name for p in out.iterdir()} >= {"encoder.onnx", "tokenizer.json", "head.npz", "calibration.json"}
+    verifier = LearnedVerifier(model_dir=out)
+    probs = verifier.predict([("a question", "a question"), ("one", "two")])
+    assert probs.shape == (2,) and ((probs >= 0) & (probs <= 1)).all()
+    verdicts = asyncio.run(verifier.acheck_many("a question", ["a question", "two"]))
+    assert verdicts[0].probability == pytest.approx(float(probs[0]), abs=1e-6)
