@@ -42,7 +42,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# LiteLLM Proxy, for the gateway benchmark's comparison row, in a venv of its own (its pins differ
+# from the project's); a failed install only skips that row
+PROXY_VENV := build/litellm-proxy
+$(PROXY_VENV)/.costmw-ok:
+	test -x $(PROXY_VENV)/bin/python || $(PYTHON) -m venv $(PROXY_VENV)
+	$(PROXY_VENV)/bin/pip install -q "litellm[proxy]" || echo "(litellm[proxy] not installed: its benchmark row is skipped)"
+	touch $@
+
+bench: $(STAMP) $(PROXY_VENV)/.costmw-ok
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lint: $(STAMP)
