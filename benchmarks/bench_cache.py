@@ -185,6 +185,29 @@ def quality(quick: bool) -> dict[str, Any]:
     return out
 
 
+TYPO_PAIRS = REPO / "tests" / "plugins" / "cache" / "data" / "typo_pairs.tsv"
+
+
+def normalisation_gain() -> dict[str, Any]:
+    """MiniLM cosine of our own typo and polite-wrapper pairs, as typed and as the cache reads them."""
+    from costmw.plugins.cache import Normaliser
+
+    rows = [line.split("\t") for line in TYPO_PAIRS.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+    read = Normaliser()
+    raw = minilm_vectors([t for pair in rows for t in pair] + [read(t) for pair in rows for t in pair])
+    before = np.array([float(raw[a] @ raw[b]) for a, b in rows])
+    after = np.array([float(raw[read(a)] @ raw[read(b)]) for a, b in rows])
+    return {"pairs": len(rows), "spelling": read.spelling, "cosine_as_typed": percentiles_of(before),
+            "cosine_normalised": percentiles_of(after), "pairs_improved": int((after > before + 1e-6).sum()),
+            "pairs_at_or_above_0.75": [int((before >= 0.75).sum()), int((after >= 0.75).sum())]}
+
+
+def percentiles_of(values: np.ndarray) -> dict[str, float]:
+    return {"mean": round(float(values.mean()), 3), "min": round(float(values.min()), 3),
+            "p50": round(float(np.median(values)), 3)}
+
+
 def verifier_cost(pairs: list[dict[str, Any]], count: int = 200) -> dict[str, Any]:
     """The default verifier's time per candidate: one pair at a time, and five at once."""
     from costmw.plugins.cache._verifiers import make_verifier
@@ -407,6 +430,11 @@ def _print_quality(q: dict[str, Any]) -> None:
 
 def _print_tables(results: dict[str, Any]) -> None:
     _print_quality(results["quality"])
+    n = results["normalisation"]
+    print(f"\nnormalisation on {n['pairs']} typo/polite pairs of our own (MiniLM cosine): mean "
+          f"{n['cosine_as_typed']['mean']:.3f} as typed -> {n['cosine_normalised']['mean']:.3f} normalised "
+          f"(min {n['cosine_as_typed']['min']:.3f} -> {n['cosine_normalised']['min']:.3f}); {n['pairs_improved']} "
+          f"pairs closer; at cosine >= 0.75: {n['pairs_at_or_above_0.75'][0]} -> {n['pairs_at_or_above_0.75'][1]}")
     v = results["verifier_cost"]
     print(f"\nverifier {v['verifier']}: per candidate p50 {v['one_at_a_time']['p50_ms']:.2f} ms one at a time, "
           f"{v['per_candidate_in_batches_of_5']['p50_ms']:.2f} ms in batches of 5 ({v['short_pairs']} short pairs)")
@@ -451,7 +479,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results: dict[str, Any] = {
             "benchmark": "cache", "quick": args.quick, "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
             "threads": "one BLAS/OpenMP thread for both systems", "load_average_start": os.getloadavg()[0],
-            "quality": quality(args.quick),
+            "quality": quality(args.quick), "normalisation": normalisation_gain(),
             "verifier_cost": verifier_cost(load_devset() if DEVSET.exists() else []),
             "miss_latency": miss_latency()}
         results["speed"] = {"queries_per_row": 0, "embedding_ms": {"p50_ms": 0.0}, "rows": []} if args.quality_only \

@@ -37,6 +37,9 @@ c f k celsius fahrenheit kelvin degree degrees percent % px pt em rem usd eur gb
 euro euros cent cents $ € £ ¥ w kw mw kwh v volt volts watt watts amp amps mph kph rpm calorie
 calories kcal
 """)
+# A negation followed by one of these opens an inverted question ("why doesn't my code work"):
+# the words after it are its subject, not what it negates, so the guard leaves it to the model.
+_SUBJECTS = _words("a an the this that these those my your our their its his her it i you we they he she")
 _NEGATIONS = frozenset(("not", "no", "never", "without", "cannot", "nothing", "none", "nor"))
 _ORDERING = frozenset(("to", "into", "than"))
 _FUNCTION_WORDS = _words("""
@@ -122,12 +125,15 @@ def read(text: str) -> Reading:
 
 def _negated(text: str) -> frozenset[str]:
     """Content words a negation reaches: from the cue to the end of its clause, function words
-    left out ("is not safe" negates "safe"; "if you don't mind" negates "mind")."""
+    left out ("is not safe" negates "safe"; "if you don't mind" negates "mind"); none for an
+    inverted question's cue, whose subject comes next."""
     out: set[str] = set()
     for clause in _CLAUSE.split(text):
         words = [w.lower().replace("’", "'") for w in _WORD.findall(clause)]
         for i, word in enumerate(words):
             if word in _NEGATIONS or word.endswith("n't"):
+                if i + 1 < len(words) and words[i + 1] in _SUBJECTS and word not in ("no", "without"):
+                    break
                 out.update(_stem(w) for w in words[i + 1:] if w not in _FUNCTION_WORDS and w not in _NEGATIONS
                            and not w.endswith("n't"))
                 break
