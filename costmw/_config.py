@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import sqlite3
+import sys
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +32,7 @@ from ._plugin import Plugin, get_plugin_class
 
 if typing.TYPE_CHECKING:
     from ._chain import Chain
+    from ._ledger import Ledger
 
 __all__ = ["chain_from_config", "load_config_file", "register_target_kind"]
 
@@ -71,7 +74,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc.strerror or exc}") from None
     suffix = p.suffix.lower()
     try:
         if suffix in (".yaml", ".yml"):
@@ -144,7 +152,10 @@ def _plugin_entry(i: int, entry: str | dict[str, Any]) -> tuple[str, dict[str, A
         return entry, {}
     if "name" in entry:
         extra = {k: v for k, v in entry.items() if k not in ("name", "options")}
-        options = {**(entry.get("options") or {}), **extra}
+        given = entry.get("options")
+        if given is not None and not isinstance(given, dict):
+            raise ConfigError(f"plugins[{i}] ({entry['name']!r}): options must be a mapping, got {given!r}")
+        options = {**(given or {}), **extra}
         return str(entry["name"]), options
     if len(entry) == 1:
         name, options = next(iter(entry.items()))
@@ -185,8 +196,8 @@ def build_target(i: int, spec: Mapping[str, Any]) -> Any:
         raise ConfigError(f"targets[{i}]: unknown kind {kind!r}; known kinds: {', '.join(sorted(_TARGET_KINDS))}")
     factory = _import(_TARGET_KINDS[kind])
     what = f"target {options.get('name') or options.get('model') or kind!r} (targets[{i}], kind {kind!r})"
-    if kind == "callable" and isinstance(options.get("fn"), str):
-        options["fn"] = _import(options["fn"])
+    if kind == "callable" and "fn" in options:
+        options["fn"] = config_function(f"targets[{i}].fn", options["fn"])
     if kind == "mock" and "reply" in options:
         reply = str(options.pop("reply"))
         options["handler"] = lambda _request, _r=reply: _r
@@ -198,10 +209,59 @@ def build_target(i: int, spec: Mapping[str, Any]) -> Any:
         raise ConfigError(f"{what}: {exc}") from exc
 
 
-def chain_from_config(config: Mapping[str, Any] | str | Path) -> Chain:
-    from ._chain import Chain
+def _is_stdlib(module: str) -> bool:
+    top = module.partition(".")[0]
+    return top in sys.stdlib_module_names or top in sys.builtin_module_names
+
+
+def config_function(where: str, value: Any) -> Callable[..., Any]:
+    """The function a config names for a callable target, as ``"module:function"``.
+
+    A config file may come from somewhere less trusted than code, so only a plain Python function
+    of the application's own code is accepted: names in the standard library or builtins
+    (``os:system``, ``subprocess:run``, ``builtins:eval``), private names (``_x``), classes and
+    other callables are refused. A function object (a dict config built in Python) is taken as is.
+    """
+    if callable(value) and not isinstance(value, str):
+        return value  # type: ignore[no-any-return]
+    if not isinstance(value, str) or value.count(":") != 1:
+        raise ConfigError(f"{where} must be 'module:function', got {value!r}")
+    module, _, attr = value.partition(":")
+    refused = (f"{where}: {value!r} is refused: a config may name only a function of your own code, "
+               "not one from the standard library or builtins, nor a private name; pass any other "
+               "callable to CallableTarget in code")
+    if not module or not attr or _is_stdlib(module) or any(p.startswith("_") for p in attr.split(".")):
+        raise ConfigError(refused)
+    try:
+        fn = _import(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not inspect.isfunction(fn) or _is_stdlib(getattr(fn, "__module__", None) or ""):
+        raise ConfigError(refused)
+    return fn  # type: ignore[no-any-return]
+
+
+def _ledger(spec: _LedgerSpec | str | None) -> Ledger:
     from ._ledger import Ledger
 
+    if spec is None:
+        return Ledger()
+    path, field, store_text = (spec, "ledger", False) if isinstance(spec, str) else (
+        spec.path, "ledger.path", spec.store_text)
+    if path is not None and Path(path).is_dir():
+        raise ConfigError(f"config: {field}: {path!r} is a directory; give the path of the ledger's "
+                          "database file (it is created if missing)")
+    try:
+        return Ledger(path, store_text=store_text)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"config: {field}: cannot open the ledger at {path!r}: {exc}") from exc
+
+
+def chain_from_config(config: Mapping[str, Any] | str | Path) -> Chain:
+    from ._chain import Chain
+
+    if not isinstance(config, (str, Path, Mapping)):
+        raise ConfigError(f"a config is a dict or the path of a YAML/TOML/JSON file, got {type(config).__name__}")
     data = load_config_file(config) if isinstance(config, (str, Path)) else dict(config)
     try:
         spec = _ChainSpec.model_validate(data)
@@ -211,12 +271,5 @@ def chain_from_config(config: Mapping[str, Any] | str | Path) -> Chain:
         raise ConfigError(f"config: {field}: {err['msg']}") from None
     plugins = [build_plugin(i, e) for i, e in enumerate(spec.plugins)]
     targets = [build_target(i, t) for i, t in enumerate(spec.targets)]
-    ledger = spec.ledger
-    if isinstance(ledger, str):
-        ledger_obj = Ledger(ledger)
-    elif ledger is not None:
-        ledger_obj = Ledger(ledger.path, store_text=ledger.store_text)
-    else:
-        ledger_obj = Ledger()
-    return Chain(plugins=plugins, targets=targets, ledger=ledger_obj,
+    return Chain(plugins=plugins, targets=targets, ledger=_ledger(spec.ledger),
                  default_model=spec.default_model, auto_targets=spec.auto_targets)
