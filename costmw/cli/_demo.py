@@ -214,5 +214,8 @@ def demo(
     _print(console, base, opt, len(items))
     base_chain.close()
     opt_chain.close()
+    from ._agent import agent_section
+
+    agent_section(console)
     if local:
         local_section(console)
