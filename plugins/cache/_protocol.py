@@ -1,7 +1,7 @@
 """The verifier protocol: how SemanticCache asks "does the answer stored for one question also
 answer this one?".
 
-A verifier returns a :class:`Verdict` per candidate, with a calibrated probability that the
+A verifier returns a :class:`CacheVerdict` per candidate, with a calibrated probability that the
 stored answer serves the query, and a short reason. The cache serves a candidate only when the
 verdict says so; it never looks inside a verifier. Any object with these methods can be passed
 as ``SemanticCache(verifier=...)``.

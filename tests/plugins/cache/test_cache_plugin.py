@@ -39,7 +39,7 @@ def test_semantic_hit_and_hard_negative_miss() -> None:
     assert near.served_by == "cache:semantic" and near.text == "answer to: what is the capital of france"
     other = chain.complete(user("What is the capital of Germany?"), model=MODEL)
     assert other.served_by == "target:mock" and "germany" in other.text
-    assert other.info["cache"]["reason"] == "verifier:entity"
+    assert other.info["cache"]["reason"].startswith("verifier:")
     assert len(mock.calls) == 2
     chain.close()
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from costmw.plugins.cache import Entry, Verifier, select
+from costmw.plugins.cache import CacheVerdict, Entry, select
 
 
 def entry(key: str, text: str, answer: str | None = None) -> Entry:
     return Entry(key=key, group="g", scope="s", text=text, response={"text": answer or f"re: {text}"})
+
+
+def same_country(query: str, cached: str) -> CacheVerdict:
+    """A test verifier: refuses when one text names Germany and the other does not."""
+    if ("Germany" in query) != ("Germany" in cached):
+        return CacheVerdict(False, 0.0, "country")
+    return CacheVerdict(True, 1.0, "country")
 
 
 def pick(found, query: str = "capital of France?", **kw):  # type: ignore[no-untyped-def]
@@ -37,8 +44,8 @@ def test_exact_key_among_results_is_an_exact_hit() -> None:
 
 
 def test_verifier_refusal_is_reported() -> None:
-    choice = pick([(entry("a", "capital of Germany?"), 0.95)], verify=Verifier())
-    assert choice.entry is None and choice.reason == "verifier:entity"
+    choice = pick([(entry("a", "capital of Germany?"), 0.95)], verify=same_country)
+    assert choice.entry is None and choice.reason == "verifier:country"
 
 
 def test_close_rivals_with_different_answers_are_ambiguous() -> None:
@@ -53,15 +60,15 @@ def test_close_rivals_with_different_answers_are_ambiguous() -> None:
 def test_a_closer_question_judged_different_blocks_farther_ones() -> None:
     closer = entry("a", "What is the capital of Germany?")
     farther = entry("b", "capital of France")
-    choice = pick([(closer, 0.97), (farther, 0.85)], verify=Verifier())
+    choice = pick([(closer, 0.97), (farther, 0.85)], verify=same_country)
     assert choice.entry is None
-    assert pick([(closer, 0.88), (farther, 0.85)], verify=Verifier()).entry is farther
+    assert pick([(closer, 0.88), (farther, 0.85)], verify=same_country).entry is farther
 
 
 def test_a_refused_closer_question_with_the_same_answer_does_not_block() -> None:
     closer = entry("a", "What is the capital of Germany?", "same answer")
     farther = entry("b", "capital of France", "same answer")
-    assert pick([(closer, 0.97), (farther, 0.85)], verify=Verifier()).entry is farther
+    assert pick([(closer, 0.97), (farther, 0.85)], verify=same_country).entry is farther
 
 
 def test_a_rival_just_under_the_threshold_still_makes_the_query_ambiguous() -> None:
@@ -70,7 +77,7 @@ def test_a_rival_just_under_the_threshold_still_makes_the_query_ambiguous() -> N
     assert pick([(best, 0.81), (rival, 0.78)]).entry is best  # outside the margin
     same = entry("c", "France's capital", answer="re: capital of France")
     assert pick([(best, 0.81), (same, 0.795)]).entry is best  # the same answer never blocks
-    refused = Verifier()
+    refused = same_country
     germany = entry("d", "capital of Germany")
     assert pick([(best, 0.81), (germany, 0.795)], verify=refused).entry is best  # judged different
 
