@@ -413,7 +413,8 @@ class SemanticCache(Plugin):
         assert outcome.found is not None and outcome.texts is not None
         verdicts: dict[str, CacheVerdict] = {}
         if self.verifier is not None:
-            ask = [t for t in outcome.texts if outcome.texts[t] != outcome.query]
+            same = outcome.query.casefold()
+            ask = [t for t in outcome.texts if outcome.texts[t].casefold() != same]
             made: list[tuple[Any, Response]] = []
             token = JUDGE_CALLS.set(made)
             try:
@@ -584,7 +585,7 @@ class SemanticCache(Plugin):
 
 def _lookup_verdict(verdicts: dict[str, CacheVerdict]) -> Callable[[str, str], CacheVerdict]:
     """``select``'s verify function over verdicts already made (texts not judged pass: they read
-    the same as the query)."""
+    the same as the query but for letter case, which ``select`` tells apart when it matters)."""
     passed = CacheVerdict(True, 1.0, "same")
 
     def verify(query: str, cached: str) -> CacheVerdict:
