@@ -14,6 +14,7 @@ from ._completion import acompletion, completion, default_chain, set_default_cha
 from ._decorator import optimize
 from ._errors import (
     BudgetExceeded,
+    BudgetUnavailable,
     ConfigError,
     ContextWindowError,
     CostmwError,
@@ -37,6 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BudgetExceeded",
+    "BudgetUnavailable",
     "CallNext",
     "Chain",
     "Chunk",

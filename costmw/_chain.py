@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ class Chain:
         self._handler: CallNext | None = None
         self._stream_handler: StreamNext | None = None
         self._runner = LoopThread()
+        # a chain dropped without close() stops its loop thread and closes its loop (and their fds)
+        self._finalizer = weakref.finalize(self, self._runner.close)
         self._prices: dict[str, Price | None] = {}
         self._closed = False
 

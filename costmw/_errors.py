@@ -16,7 +16,8 @@
         │   ├── ServerError    (5xx)
         │   └── ContextWindowError
         ├── NoTargetError      no target can serve the request
-        └── BudgetExceeded     a tenant's spend limit was reached
+        ├── BudgetExceeded     a tenant's spend limit was reached
+        └── BudgetUnavailable  a budget could not be checked (the ledger's file is unavailable)
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BudgetExceeded",
+    "BudgetUnavailable",
     "ConfigError",
     "ContextWindowError",
     "CostmwError",
@@ -127,6 +129,11 @@ class BudgetExceeded(RequestError):
         self.tenant = tenant
         self.limit_usd = limit_usd
         self.spent_usd = spent_usd
+
+
+class BudgetUnavailable(RequestError):
+    """A call against a budget was refused because the ledger could not hold it (its file is
+    locked or unavailable) and the ledger is set to refuse then (``Ledger(on_unavailable=...)``)."""
 
 
 def missing_extra(package: str, extra: str, error: BaseException | None = None) -> MissingDependencyError:

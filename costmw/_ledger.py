@@ -3,28 +3,39 @@
 In memory by default; pass a path for SQLite. Rows never hold API keys: parameters are not
 stored, and prompt/answer text (kept only with ``store_text=True``, e.g. for distillation) has
 anything that looks like a secret redacted first.
+
+Nothing here waits on the file while a call waits: a SQLite ledger's rows are written by a
+thread of its own (buffered while the file is locked or unavailable, see ``costmw._ledger_io``),
+and budget reservations have async twins that run in worker threads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
+from ._errors import BudgetUnavailable, ConfigError
+from ._ledger_io import LedgerHealth, RowWriter, SpendLog
 from ._redact import redact_secrets
 from ._types import Request, Response
 
 __all__ = ["Ledger", "LedgerRow", "redact_secrets"]
 
 log = logging.getLogger("costmw.ledger")
+T = TypeVar("T")
 
 @dataclass(slots=True)
 class LedgerRow:
@@ -73,21 +84,43 @@ HOLD_S = 600.0
 
 
 class Ledger:
-    """Where every call is written down. Thread-safe; a failure to write never fails a call."""
+    """Where every call is written down. Thread-safe; a failure to write never fails a call.
 
-    def __init__(self, path: str | Path | None = None, *, store_text: bool = False) -> None:
+    With a SQLite ``path``, rows are written from a thread of the ledger's own; while the file
+    cannot be written, up to ``max_pending_rows`` rows wait in memory (reads see them) and the
+    oldest beyond that are dropped and counted. A budget reservation waits at most
+    ``busy_timeout_s`` for the file; when it cannot be made, ``on_unavailable="refuse"`` (the
+    default) refuses the call with :class:`BudgetUnavailable`, ``"allow"`` lets it through with
+    a hold kept in this process only (counted in ``health.unheld``).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, store_text: bool = False,
+                 on_unavailable: Literal["refuse", "allow"] = "refuse", max_pending_rows: int = 10_000,
+                 busy_timeout_s: float = 2.0) -> None:
+        if on_unavailable not in ("refuse", "allow"):
+            raise ConfigError(f"Ledger on_unavailable must be 'refuse' or 'allow', got {on_unavailable!r}")
+        if isinstance(max_pending_rows, bool) or not isinstance(max_pending_rows, int) or max_pending_rows < 1:
+            raise ConfigError(f"Ledger max_pending_rows must be a positive integer, got {max_pending_rows!r}")
+        if isinstance(busy_timeout_s, bool) or not isinstance(busy_timeout_s, (int, float)) or not (
+                0 <= busy_timeout_s < 3600):
+            raise ConfigError(f"Ledger busy_timeout_s must be a number of seconds >= 0, got {busy_timeout_s!r}")
         self.path = Path(path) if path else None
         self.store_text = store_text
+        self.on_unavailable = on_unavailable
+        self.busy_timeout_s = float(busy_timeout_s)
+        self.health = LedgerHealth()
         self._lock = threading.Lock()
         self._rows: list[LedgerRow] = []
         self._db: sqlite3.Connection | None = None
-        self._spend: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self._writer: RowWriter[LedgerRow] | None = None
+        self._pool_box: list[concurrent.futures.ThreadPoolExecutor] = []  # made on first use
+        self._spend: dict[str, SpendLog] = {}
         self._feedback: list[dict[str, Any]] = []
         self._held: dict[str, tuple[str, float, float]] = {}  # request id -> (tenant, usd, since)
-        self.write_errors = 0
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                       timeout=self.busy_timeout_s)
             self._db.execute("PRAGMA journal_mode=WAL")
             # in WAL mode a commit is durable across a process crash without an fsync per row
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -102,6 +135,15 @@ class Ledger:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS holds (request_id TEXT PRIMARY KEY, tenant TEXT, usd REAL, since REAL)"
             )
+            self._writer = RowWriter(functools.partial(_write_rows, self._db), self._lock, self.health,
+                                     max_pending_rows)
+        # a ledger dropped without close() still writes what waits and lets go of its file and threads
+        self._finalizer = weakref.finalize(self, _shut, self._writer, self._db, self._lock, self._pool_box)
+
+    @property
+    def write_errors(self) -> int:
+        """Failed attempts to write to the file (rows wait and are written later)."""
+        return self.health.write_errors
 
     # -- writing -------------------------------------------------------------------------
     def make_row(self, original: Request, response: Response | None, *, error: BaseException | None = None,
@@ -124,34 +166,30 @@ class Ledger:
         return row
 
     def record(self, row: LedgerRow) -> None:
+        """Write ``row`` down; with a SQLite ledger it is queued for the writer thread (never waits
+        on the file), and reads see it at once."""
         try:
+            if self._writer is not None:
+                self._writer.add(row)  # queued first: a reader counts the row before its hold goes
+                self._held.pop(row.request_id, None)
+                return
             with self._lock:
                 self._held.pop(row.request_id, None)  # the row replaces what was held for it, in one step
                 if row.tenant is not None or row.cost_usd:
-                    self._spend[row.tenant or ""].append((row.ts, row.cost_usd))
-                if self._db is None:
-                    self._rows.append(row)
-                    return
-                values = [json.dumps(v) if k in _JSON_COLS and v is not None else v
-                          for k, v in ((n, getattr(row, n)) for n, _ in _COLUMNS)]
-                with self._transaction() as db:
-                    try:
-                        db.execute("DELETE FROM holds WHERE request_id = ?", (row.request_id,))
-                    except sqlite3.Error as exc:  # the row is what matters; a hold left behind expires
-                        self._write_failed(exc)
-                    db.execute(f"INSERT INTO calls VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+                    self._spend.setdefault(row.tenant or "", SpendLog()).add(row.ts, row.cost_usd)
+                self._rows.append(row)
         except Exception as exc:  # never fail the user's call over bookkeeping
-            self._write_failed(exc)
+            self.health.failed(exc)
 
-    def _write_failed(self, exc: BaseException) -> None:
-        self.write_errors += 1
-        if self.write_errors == 1:
-            log.warning("costmw ledger could not write (further errors counted only): %s", exc)
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every recorded row is in the file (up to ``timeout`` seconds); True when none waits."""
+        return True if self._writer is None else self._writer.flush(timeout)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction on the file, taken at once so other processes wait (call under the lock)."""
         assert self._db is not None
+        self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -164,7 +202,8 @@ class Ledger:
         """Count ``usd`` as spent by ``tenant`` while the call ``request_id`` is in flight: until its
         row is recorded or ``HOLD_S`` seconds pass. Budgets add what is held to what was spent, so
         concurrent calls cannot all pass a limit that only one fits. With a SQLite ledger the hold is
-        kept in the file, where every process sharing the ledger sees it."""
+        kept in the file, where every process sharing the ledger sees it (in this process only while
+        the file cannot be written)."""
         self._hold(request_id, tenant, usd, None, 0.0)
 
     def reserve(self, request_id: str, tenant: str | None, usd: float, limit_usd: float,
@@ -173,12 +212,40 @@ class Ledger:
         ``limit_usd``: what it spent since ``since`` plus what other calls hold (with ``must_fit``,
         unless that sum plus ``usd`` would pass the limit). Returns None when the hold was placed,
         else that sum (and holds nothing). The check and the hold are one step, across threads and,
-        with a SQLite ledger, across processes."""
+        with a SQLite ledger, across processes. When a SQLite file cannot be written, raises
+        :class:`BudgetUnavailable` (``on_unavailable="refuse"``) or holds in this process only
+        (``"allow"``). A blocking call: from async code await :meth:`areserve`."""
         return self._hold(request_id, tenant, usd, float(limit_usd), since, must_fit)
+
+    async def areserve(self, request_id: str, tenant: str | None, usd: float, limit_usd: float,
+                       since: float = 0.0, *, must_fit: bool = False) -> float | None:
+        """:meth:`reserve`, run off the event loop when it may wait on the file."""
+        return await self.arun(functools.partial(self.reserve, must_fit=must_fit), request_id, tenant, usd,
+                               limit_usd, since)
+
+    async def ahold(self, request_id: str, tenant: str | None, usd: float) -> None:
+        """:meth:`hold`, run off the event loop when it may wait on the file."""
+        await self.arun(self.hold, request_id, tenant, usd)
+
+    async def arun(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)``, a call that reads or writes this ledger, where it cannot stall the
+        event loop: inline for an in-memory ledger, else in the ledger's worker threads."""
+        if self._db is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), functools.partial(fn, *args))
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        with _POOL_LOCK:
+            if not self._pool_box:
+                self._pool_box.append(concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="costmw-ledger"))
+            return self._pool_box[0]
 
     def _hold(self, request_id: str, tenant: str | None, usd: float, limit: float | None,
               since: float, must_fit: bool = False) -> float | None:
         key, now, usd = tenant or "", time.time(), max(0.0, float(usd))
+        if self._db is not None and time.monotonic() < self.health.unavailable_until:
+            self._unavailable(request_id, key, usd, now, limit, None)  # failing fast while it lasts
+            return None
         with self._lock:
             try:
                 with self._transaction() if self._db is not None else contextlib.nullcontext():
@@ -192,27 +259,54 @@ class Ledger:
                         self._db.execute("DELETE FROM holds WHERE since < ?", (now - HOLD_S,))
                         self._db.execute("INSERT OR REPLACE INTO holds VALUES (?, ?, ?, ?)",
                                          (request_id, key, usd, now))
-            except Exception as exc:  # a ledger that cannot write holds nothing; the call goes on
-                self._write_failed(exc)
+            except Exception as exc:
+                self.health.failed(exc)
+                self.health.unavailable_until = time.monotonic() + _UNAVAILABLE_S
+                self._unavailable(request_id, key, usd, now, limit, exc)
+                return None
             return None
+
+    def _unavailable(self, request_id: str, key: str, usd: float, now: float, limit: float | None,
+                     exc: BaseException | None) -> None:
+        """A hold the file could not take: kept in this process, or (a reservation against a limit,
+        with ``on_unavailable="refuse"``) refused."""
+        if limit is not None and self.on_unavailable == "refuse":
+            self.health.refused += 1
+            why = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+            raise BudgetUnavailable(
+                f"the ledger {str(self.path)!r} could not be written to hold this call against tenant "
+                f"{key!r}'s budget{why}; the call is refused because the ledger was built with "
+                "on_unavailable='refuse' (use 'allow' to let calls through while the file is unavailable)")
+        if limit is not None:
+            self.health.unheld += 1
+            self.health.once("unheld", "costmw ledger: budget reservations are held in this process only "
+                             "while %r cannot be written (on_unavailable='allow')", str(self.path))
+        self._held[request_id] = (key, usd, now)
 
     def _spent(self, key: str, since: float) -> float:
         """What tenant ``key`` spent since ``since`` (call under the lock)."""
         if self._db is None:
-            return sum(c for ts, c in self._spend.get(key, ()) if ts >= since)
-        return float(self._db.execute(
+            log_ = self._spend.get(key)
+            return 0.0 if log_ is None else log_.since(since)
+        waiting = sum(r.cost_usd for r in self._pending() if (r.tenant or "") == key and r.ts >= since)
+        return waiting + float(self._db.execute(
             "SELECT COALESCE(SUM(cost_usd), 0) FROM calls WHERE COALESCE(tenant, '') = ? AND ts >= ?",
             (key, since)).fetchone()[0])
 
+    def _pending(self) -> list[LedgerRow]:
+        return [] if self._writer is None else self._writer.pending()
+
     def _held_by(self, key: str, now: float, besides: str = "") -> float:
         """What tenant ``key``'s calls in flight hold, but for the call ``besides`` (call under the lock)."""
+        for rid in [r for r, (_, _, since) in list(self._held.items()) if now - since > HOLD_S]:
+            self._held.pop(rid, None)  # a call that was never recorded (its process gave up on it)
+        own = sum(usd for rid, (who, usd, _) in list(self._held.items()) if who == key and rid != besides)
         if self._db is None:
-            for rid in [r for r, (_, _, since) in self._held.items() if now - since > HOLD_S]:
-                del self._held[rid]  # a call that was never recorded (its process gave up on it)
-            return sum(usd for rid, (who, usd, _) in self._held.items() if who == key and rid != besides)
-        return float(self._db.execute(
-            "SELECT COALESCE(SUM(usd), 0) FROM holds WHERE tenant = ? AND since >= ? AND request_id != ?",
-            (key, now - HOLD_S, besides)).fetchone()[0])
+            return own
+        recorded = {r.request_id for r in self._pending()}  # rows waiting for the file: counted as spent
+        in_file = self._db.execute("SELECT request_id, usd FROM holds WHERE tenant = ? AND since >= ? "
+                                   "AND request_id != ?", (key, now - HOLD_S, besides)).fetchall()
+        return own + sum(float(usd) for rid, usd in in_file if rid not in recorded and rid not in self._held)
 
     def held(self, tenant: str | None) -> float:
         """USD held for ``tenant``'s calls in flight (see :meth:`hold`), by every process sharing
@@ -220,9 +314,10 @@ class Ledger:
         with self._lock:
             try:
                 return self._held_by(tenant or "", time.time())
-            except sqlite3.Error as exc:  # holds that cannot be read hold nothing; the call goes on
-                self._write_failed(exc)
-                return 0.0
+            except sqlite3.Error as exc:  # holds that cannot be read: this process's own
+                self.health.failed(exc)
+                key = tenant or ""
+                return sum(usd for who, usd, _ in list(self._held.values()) if who == key)
 
     def add_feedback(self, request_id: str, good: bool, note: str = "") -> None:
         item = {"ts": time.time(), "request_id": request_id, "good": bool(good), "note": note}
@@ -235,6 +330,7 @@ class Ledger:
 
     # -- reading -------------------------------------------------------------------------
     def rows(self) -> list[LedgerRow]:
+        """Every row, oldest first (with a SQLite ledger: those in the file and those waiting for it)."""
         with self._lock:
             if self._db is None:
                 return list(self._rows)
@@ -246,7 +342,7 @@ class Ledger:
                 data["savings"] = data["savings"] or {}
                 data["info"] = data["info"] or {}
                 out.append(LedgerRow(**data))
-            return out
+            return out + self._pending()
 
     def __iter__(self) -> Iterator[LedgerRow]:
         return iter(self.rows())
@@ -255,7 +351,7 @@ class Ledger:
         with self._lock:
             if self._db is None:
                 return len(self._rows)
-            return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]) + len(self._pending())
 
     def feedback(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -300,7 +396,42 @@ class Ledger:
         return [asdict(r) for r in self.rows()]
 
     def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        """Write the rows that wait (trying for a few seconds), then let go of the file and threads."""
+        self._finalizer()
+        self._db = None
+
+
+#: Seconds a ledger whose file could not be written answers holds at once, without trying it.
+_UNAVAILABLE_S = 1.0
+_POOL_LOCK = threading.Lock()
+_WRITER_BUSY_MS = 200  # the writer thread tries the file briefly and comes back later
+
+
+def _write_rows(db: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
+    """Insert ``rows`` and drop their holds, in one transaction (called holding the ledger's lock)."""
+    values = [[json.dumps(v) if k in _JSON_COLS and v is not None else v
+               for k, v in ((n, getattr(row, n)) for n, _ in _COLUMNS)] for row in rows]
+    db.execute(f"PRAGMA busy_timeout = {_WRITER_BUSY_MS}")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            db.executemany("DELETE FROM holds WHERE request_id = ?", [(row.request_id,) for row in rows])
+        except sqlite3.DatabaseError as exc:  # the rows are what matter; holds left behind expire
+            log.debug("costmw ledger could not drop holds: %s", exc)
+        db.executemany(f"INSERT INTO calls VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _shut(writer: RowWriter[LedgerRow] | None, db: sqlite3.Connection | None, lock: threading.Lock,
+          pools: list[concurrent.futures.ThreadPoolExecutor]) -> None:
+    """Close a ledger (also when it is collected without ``close()``): rows, threads, file."""
+    if writer is not None:
+        writer.close()
+    for pool in pools:
+        pool.shutdown(wait=False)
+    if db is not None:
+        with lock:
+            db.close()

@@ -34,7 +34,12 @@ class LoopThread:
                     def serve() -> None:
                         asyncio.set_event_loop(loop)
                         loop.call_soon(ready.set)
-                        loop.run_forever()
+                        try:
+                            loop.run_forever()
+                        finally:  # stopped from inside (a finalizer that ran on this thread): close here
+                            if not loop.is_closed():
+                                with contextlib.suppress(RuntimeError):
+                                    loop.close()
 
                     thread = threading.Thread(target=serve, name=self._name, daemon=True)
                     thread.start()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
-__all__ = ["REDACTED", "RedactingFilter", "contains_secret", "get_logger", "redact_secrets"]
+__all__ = ["LOGGERS", "REDACTED", "RedactingFilter", "contains_secret", "get_logger", "redact_secrets"]
 
 REDACTED = "[REDACTED]"
 
@@ -84,6 +84,12 @@ class RedactingFilter(logging.Filter):
 
 _FILTER = RedactingFilter()
 
+#: costmw's loggers; each gets the redacting filter when costmw is imported (a logger's filters
+#: apply only to records it logs itself, not to its children's, so every name is listed; a test
+#: checks that every logger named in the source is here).
+LOGGERS = ("costmw", "costmw.adapters", "costmw.batcher", "costmw.cache", "costmw.langchain", "costmw.ledger",
+           "costmw.make", "costmw.minifier", "costmw.router", "costmw.server", "costmw.gateway")
+
 
 def get_logger(name: str) -> logging.Logger:
     """``logging.getLogger(name)`` with secrets redacted from every record it logs."""
@@ -91,3 +97,7 @@ def get_logger(name: str) -> logging.Logger:
     if _FILTER not in logger.filters:
         logger.addFilter(_FILTER)
     return logger
+
+
+for _name in LOGGERS:
+    get_logger(_name)

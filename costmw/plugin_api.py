@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._deadline import DEFAULT_TIMEOUT_S, deadline_for, iterate_with_deadline, with_deadline
 from ._errors import (
     BudgetExceeded,
+    BudgetUnavailable,
     ConfigError,
     ContextWindowError,
     CostmwError,
@@ -44,6 +45,7 @@ __all__ = [
     "CAPABILITY_NAMES",
     "DEFAULT_TIMEOUT_S",
     "BudgetExceeded",
+    "BudgetUnavailable",
     "CallNext",
     "Capabilities",
     "Chunk",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,15 @@ from ._manifest import read_manifest
 
 __all__ = ["load"]
 
+log = logging.getLogger("costmw.adapters")
+
 
 def load(path: str | Path, **overrides: Any) -> LocalTarget:
     """Build the target described by ``path/costmw-target.json`` (kind, base, adapter, quantization,
     price, metrics). Keyword ``overrides`` (``name``, ``price``, ``hourly_usd``, or any option of the
     target's class) replace what the manifest says. The model itself loads lazily, on first use.
+    ``trust_remote_code`` is never taken from the manifest (a model directory cannot make costmw
+    run its code); only the caller's own ``trust_remote_code=True`` turns it on.
     """
     from ._classifier import ClassifierTarget
     from ._hf import HFTarget
@@ -24,6 +29,9 @@ def load(path: str | Path, **overrides: Any) -> LocalTarget:
 
     m = read_manifest(path)
     options: dict[str, Any] = dict(m.get("options") or {})
+    if options.pop("trust_remote_code", None):  # running a directory's own code is the caller's choice alone
+        log.warning("costmw: %s asks for trust_remote_code; ignored (pass trust_remote_code=True to "
+                    "costmw.adapters.load yourself if you trust that directory's code)", str(path))
     options["name"] = m.get("name")
     if m.get("price") is not None:
         options["price"] = m["price"]

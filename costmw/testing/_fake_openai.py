@@ -59,6 +59,14 @@ def default_responder(body: dict[str, Any]) -> Reply:
     return Reply(text=f"echo: {content}")
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server whose listen queue holds a burst of concurrent clients (the
+    standard library's default holds 5, so a burst of 100 calls saw connection timeouts)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def _tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4)) if text else 0
 
@@ -96,8 +104,7 @@ class FakeOpenAIServer:
             def do_DELETE(self) -> None:
                 server._dispatch(self, "DELETE")
 
-        self._httpd = ThreadingHTTPServer((host, port), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     # -- control --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from ._judge import JUDGE_CALLS
 from ._keys import CacheKey, is_deterministic, read_controls, request_key, scope_of
 from ._normal import MAX_TEXT_CHARS, Normaliser, default_normaliser
 from ._protocol import CacheVerdict, CacheVerifier
+from ._secrets import check_policy, screen
 from ._select import Choice, select
 from ._sqlite import DEFAULT_PATH, SQLiteStore
 from ._store import Store, store_from_spec
@@ -104,6 +105,8 @@ class SemanticCache(Plugin):
     seconds an entry lives (None: until evicted). Requests with temperature > 0 or n > 1 are
     not cached unless ``cache_sampled``. Last user turns longer than ``max_text_chars`` use the
     exact tier only.
+    An answer whose prompt or answer holds a secret (an API key, a token) is not stored
+    (``secrets="skip"``, the default) or stored with the secrets redacted (``"redact"``).
     """
 
     name = "semantic_cache"
@@ -127,6 +130,7 @@ class SemanticCache(Plugin):
         stream_chunk_chars: int = 24,
         retry_after: float = 5.0,
         max_text_chars: int = MAX_TEXT_CHARS,
+        secrets: str = "skip",
     ) -> None:
         self.threshold = _number("threshold", threshold, 0.0, 1.0)
         self.max_error = _number("max_error", max_error, 0.0, 0.5)
@@ -146,6 +150,7 @@ class SemanticCache(Plugin):
             shared_namespaces = [shared_namespaces]
         self.shared_namespaces = frozenset(str(n) for n in shared_namespaces)
         self.cache_sampled = bool(cache_sampled)
+        self.secrets = check_policy(secrets)  # an answer whose prompt or answer holds a key: "skip" or "redact"
         self.stream_chunk_chars = max(0, int(stream_chunk_chars))
         self.stats: dict[str, int] = dict.fromkeys(
             ("lookups", "hits_exact", "hits_semantic", "shared", "misses", "rejected", "ambiguous", "stored",
@@ -534,7 +539,11 @@ class SemanticCache(Plugin):
                       scope=hashlib.sha256(plan.key.scope.encode()).hexdigest()[:16],
                       response=response_to_dict(response), vector=vector, created=now,
                       expires=None if plan.ttl is None else now + plan.ttl, derived=derived)
-        if await self._call_quietly(self.storage.put, entry):
+        screened = screen(request, entry, self.secrets)  # secrets are never stored as they are
+        if screened is None:
+            self.stats["secrets_skipped"] = self.stats.get("secrets_skipped", 0) + 1
+            return
+        if await self._call_quietly(self.storage.put, screened):
             self.stats["stored"] += 1
 
     def _embed_reading(self, request: Request, text: str) -> tuple[Any, dict[str, Any]]:

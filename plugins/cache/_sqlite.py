@@ -6,17 +6,25 @@ rows they add (by ``seq``) and rows they delete (a log that a trigger fills), ch
 Lookups read through a connection of their own and never write: in WAL mode a reader does not
 wait for writers, so the cache runs lookups on the event loop, without a hop to a worker thread.
 Writes (new rows, hit counts, expiry and eviction) go through the writing connection, from a
-worker thread."""
+worker thread.
+
+A file that cannot be used never fails a call: the store raises, the cache steps aside and tries
+again later. A file that is not a database or is damaged is moved aside (``*.damaged-<time>``)
+and a fresh one made; a file deleted while in use is noticed at the next write and made again;
+a directory that cannot be written leaves the store unavailable until it can."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._entry import Entry, vector_from_bytes, vector_to_bytes
 from ._index import VectorIndex, check_ann
@@ -25,7 +33,10 @@ from ._store import Store, _check_max
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DEFAULT_PATH", "SQLiteStore"]
+__all__ = ["DEFAULT_PATH", "SQLiteStore", "StoreUnavailable"]
+
+log = logging.getLogger("costmw.cache")
+F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_PATH = Path(".costmw-cache") / "semantic_cache.db"
 _COLUMNS = "key, grp, scope, text, response, vector, created, expires, hits, reading"
@@ -45,6 +56,37 @@ _KEEP_DELETIONS = 50_000  # a process that falls further behind than this reload
 _READ_TIMEOUT = 0.25  # seconds a lookup may wait on a busy file (rare in WAL mode); then it fails open
 _FLUSH_AFTER = 256  # buffered hits written once this many are waiting ...
 _FLUSH_AGE = 2.0  # ... or the oldest has waited this many seconds
+_WRITE_TIMEOUT = 1.0  # seconds a write may wait for a file another process holds; then the cache steps aside
+
+
+class StoreUnavailable(RuntimeError):
+    """The store's file cannot be used now (the cache steps aside and tries again later)."""
+
+
+def _damaged(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file is not a database or is corrupt (not merely locked or read-only)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.DatabaseError) and ("malformed" in text or "not a database" in text
+                                                        or "corrupt" in text)
+
+
+def _guarded(method: F) -> F:
+    """Run a store operation on an open file; a damaged file is replaced for the next operation."""
+
+    @functools.wraps(method)
+    def run(self: SQLiteStore, *args: Any) -> Any:
+        self._ready(opening=method.__name__ not in _ON_THE_LOOP)
+        try:
+            return method(self, *args)
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                self._replace_damaged(exc)
+            raise
+
+    return run  # type: ignore[return-value]
+
+
+_ON_THE_LOOP = frozenset({"get", "search", "touch", "flush_due"})  # never open files there
 
 
 class SQLiteStore(Store):
@@ -65,23 +107,13 @@ class SQLiteStore(Store):
         self.max_entries = _check_max(max_entries)
         check_ann(ann)
         self.path = path if path == ":memory:" else Path(path)
-        if isinstance(self.path, Path):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._ann, self._ann_min = ann, ann_min
         self._sweep_every = sweep_every
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        if "reading" not in {row[1] for row in self._db.execute("PRAGMA table_info(entries)")}:
-            self._db.execute("ALTER TABLE entries ADD COLUMN reading TEXT")  # a file from an earlier version
-        if self.path == ":memory:":  # one private database: reads share the writing connection
-            self._reader, self._read_lock = self._db, self._lock
-        else:
-            self._reader = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
-                                           timeout=_READ_TIMEOUT)
-            self._read_lock = threading.RLock()
+        self._read_lock = self._lock if self.path == ":memory:" else threading.RLock()
+        self._writer_conn: sqlite3.Connection | None = None
+        self._reader_conn: sqlite3.Connection | None = None
+        self._file_id: tuple[int, int] | None = None
         self._index_lock = threading.Lock()
         self._groups: dict[str, VectorIndex] = {}
         self._seen = 0
@@ -92,8 +124,117 @@ class SQLiteStore(Store):
         self._touched: dict[str, tuple[float, int]] = {}
         self._touched_since = 0.0
         self._touch_lock = threading.Lock()
-        with self._read_lock:
+        self.faults: dict[str, int] = {"unavailable": 0, "damaged": 0, "deleted": 0}
+        try:
+            self._open()
+        except (OSError, sqlite3.Error) as exc:  # the cache steps aside and tries again later
+            self._unavailable(exc)
+
+    # -- the file: opening it, and noticing it was damaged or deleted -----------------------
+    def _open(self) -> None:
+        """Open (or make) the file and load its vectors; a damaged file is moved aside first."""
+        with self._lock, self._read_lock:
+            if isinstance(self.path, Path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                db = self._connect(_WRITE_TIMEOUT)
+            except sqlite3.DatabaseError as exc:
+                if not _damaged(exc):
+                    raise
+                self._move_aside(exc)
+                db = self._connect(_WRITE_TIMEOUT)
+            reader = db if self.path == ":memory:" else sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=_READ_TIMEOUT)
+            self._writer_conn, self._reader_conn = db, reader
+            self._file_id = self._identity()
+            self._drop_index()
+            self._deleted, self._version = -1, -1
             self._sync()
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=timeout)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            if "reading" not in {row[1] for row in db.execute("PRAGMA table_info(entries)")}:
+                db.execute("ALTER TABLE entries ADD COLUMN reading TEXT")  # a file from an earlier version
+            db.execute("PRAGMA quick_check(1)").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _identity(self) -> tuple[int, int] | None:
+        if not isinstance(self.path, Path):
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _ready(self, opening: bool) -> None:
+        """Make sure the file is open and is still the file on disk (``opening``: may open it
+        again; operations called on the event loop never do, they fail and the cache steps aside)."""
+        if self._writer_conn is not None and (not opening or self._file_id == self._identity()):
+            return
+        if not opening:
+            raise StoreUnavailable(f"the cache file {str(self.path)!r} is not open")
+        with self._lock, self._read_lock:
+            if self._writer_conn is not None and self._file_id != self._identity():
+                self.faults["deleted"] += 1
+                log.warning("costmw semantic cache: %r was deleted or replaced while in use; making it again "
+                            "(the entries it held are gone)", str(self.path))
+                self._close_connections()
+            if self._writer_conn is None:
+                self._open()
+
+    def _unavailable(self, exc: BaseException) -> None:
+        self.faults["unavailable"] += 1
+        self._close_connections()
+        if self.faults["unavailable"] == 1:
+            log.warning("costmw semantic cache: cannot use %r (%s: %s); calls go on without the cache and "
+                        "it is tried again later", str(self.path), type(exc).__name__, exc)
+
+    def _replace_damaged(self, exc: BaseException) -> None:
+        """Move a file found damaged while in use aside; the next operation makes a fresh one."""
+        with self._lock, self._read_lock:
+            self._close_connections()
+            with contextlib.suppress(OSError):
+                self._move_aside(exc)
+
+    def _move_aside(self, exc: BaseException) -> None:
+        self.faults["damaged"] += 1
+        if not isinstance(self.path, Path):
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                os.replace(part, Path(f"{self.path}.damaged-{stamp}{suffix}"))
+        log.warning("costmw semantic cache: %r is damaged (%s); moved aside as %s and started afresh",
+                    str(self.path), exc, f"{self.path.name}.damaged-{stamp}")
+
+    def _close_connections(self) -> None:
+        for conn in {id(c): c for c in (self._reader_conn, self._writer_conn) if c is not None}.values():
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._writer_conn = self._reader_conn = None
+        self._drop_index()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The writing connection (raises when the file is not open)."""
+        if self._writer_conn is None:
+            raise StoreUnavailable(f"the cache file {str(self.path)!r} is not open")
+        return self._writer_conn
+
+    @property
+    def _reader(self) -> sqlite3.Connection:
+        if self._reader_conn is None:
+            raise StoreUnavailable(f"the cache file {str(self.path)!r} is not open")
+        return self._reader_conn
 
     # -- keeping the in-memory vectors in step with the table ---------------------------
     def _sync(self) -> None:
@@ -149,6 +290,7 @@ class SQLiteStore(Store):
                 self._indexed -= 1
 
     # -- the store protocol ----------------------------------------------------------------
+    @_guarded
     def get(self, key: str, now: float) -> Entry | None:
         """The entry under ``key`` unless it expired (the sweep deletes expired rows later)."""
         with self._read_lock:
@@ -156,6 +298,7 @@ class SQLiteStore(Store):
         entry = None if row is None else _entry(row)
         return None if entry is None or entry.expired(now) else entry
 
+    @_guarded
     def search(self, group: str, vector: np.ndarray, k: int, now: float) -> list[tuple[Entry, float]]:
         with self._read_lock:
             self._sync()
@@ -178,6 +321,7 @@ class SQLiteStore(Store):
                 out.append((entry, sim))
         return out
 
+    @_guarded
     def put(self, entry: Entry) -> None:
         blob = None if entry.vector is None else vector_to_bytes(entry.vector)
         with self._lock:
@@ -209,6 +353,7 @@ class SQLiteStore(Store):
         self._db.execute("DELETE FROM deletions WHERE seq <= (SELECT max(seq) FROM deletions) - ?",
                          (_KEEP_DELETIONS,))
 
+    @_guarded
     def touch(self, key: str, now: float) -> None:
         with self._touch_lock:
             last, count = self._touched.get(key, (now, 0))
@@ -216,11 +361,13 @@ class SQLiteStore(Store):
                 self._touched_since = time.monotonic()
             self._touched[key] = (max(last, now), count + 1)
 
+    @_guarded
     def flush_due(self) -> bool:
         with self._touch_lock:
             return bool(self._touched) and (len(self._touched) >= _FLUSH_AFTER
                                             or time.monotonic() - self._touched_since >= _FLUSH_AGE)
 
+    @_guarded
     def flush(self) -> None:
         with self._lock:
             self._flush_touches()
@@ -245,6 +392,7 @@ class SQLiteStore(Store):
             raise
         self._db.execute("COMMIT")
 
+    @_guarded
     def delete(self, key: str) -> None:
         with self._lock:
             row = self._db.execute("SELECT grp FROM entries WHERE key = ?", (key,)).fetchone()
@@ -252,6 +400,7 @@ class SQLiteStore(Store):
             if row is not None:
                 self._index_remove(key, row[0])
 
+    @_guarded
     def clear(self) -> None:
         with self._lock, self._read_lock:
             with self._transaction():
@@ -259,6 +408,7 @@ class SQLiteStore(Store):
                 self._db.execute("DELETE FROM deletions")  # other processes see a gap in the log and reload
             self._drop_index()
 
+    @_guarded
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
@@ -266,11 +416,10 @@ class SQLiteStore(Store):
     def close(self) -> None:
         with self._lock, self._read_lock:
             try:
-                self._flush_touches()
+                if self._writer_conn is not None:
+                    self._flush_touches()
             finally:
-                if self._reader is not self._db:
-                    self._reader.close()
-                self._db.close()
+                self._close_connections()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, max_entries={self.max_entries})"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from costmw.plugin_api import (
     BudgetExceeded,
+    BudgetUnavailable,
     CallNext,
     Chunk,
     ConfigError,
@@ -154,7 +155,7 @@ class ModelRouter(TrainingMixin, Plugin):
             allowed = cooling
             for t in cooling:
                 excluded.pop(t.name, None)
-        allowed, budget_note = self._apply_budget(request, allowed, excluded, hold)
+        allowed, budget_note = await self._apply_budget(request, allowed, excluded, hold)
         if not allowed:
             reasons = "; ".join(f"{n}: {why}" for n, why in excluded.items())
             raise NoTargetError(f"no target can serve this request ({reasons})", request=request)
@@ -167,21 +168,26 @@ class ModelRouter(TrainingMixin, Plugin):
             route = self._stick(route, ctx)
         if hold and self.budget is not None and self._chain is not None:  # now the estimate of what was chosen
             chosen = [route.target] + ([route.escalate_to] if route.escalate_to is not None else [])
-            self._chain.ledger.hold(request.id, request.tenant, _estimate(chosen, ctx))
+            await self._chain.ledger.ahold(request.id, request.tenant, _estimate(chosen, ctx))
         if budget_note:
             request.context.remember(("router", "budget"), budget_note)
         return route, ctx
 
-    def _apply_budget(self, request: Request, allowed: list[Target], excluded: dict[str, str],
-                      hold: bool = False) -> tuple[list[Target], dict[str, Any] | None]:
+    async def _apply_budget(self, request: Request, allowed: list[Target], excluded: dict[str, str],
+                            hold: bool = False) -> tuple[list[Target], dict[str, Any] | None]:
+        """The targets the tenant's budget allows; the ledger is read and written off the event loop."""
         if self.budget is None or self._chain is None or not allowed:
             return allowed, None
         ledger = self._chain.ledger
         if hold:  # check and hold in one step: the dearest this call can cost, until it is routed
             dearest = _estimate(allowed, RouteContext(request, allowed, {}, allowed), dearest=True)
-            over = self.budget.reserve(ledger, request.id, request.tenant, dearest)
+            try:
+                over = await ledger.arun(self.budget.reserve, ledger, request.id, request.tenant, dearest)
+            except BudgetUnavailable as exc:  # the ledger refuses while its file cannot hold the call
+                exc.request = request
+                raise
         else:
-            over = self.budget.over(ledger, request.tenant)
+            over = await ledger.arun(self.budget.over, ledger, request.tenant)
         if over is None:
             return allowed, None
         spent, limit = over
@@ -203,7 +209,7 @@ class ModelRouter(TrainingMixin, Plugin):
                 excluded[t.name] = f"over budget: {message}"
         self.counts["downgraded"] += 1
         if hold:
-            ledger.hold(request.id, request.tenant, _estimate(keep, ctx, dearest=True))
+            await ledger.ahold(request.id, request.tenant, _estimate(keep, ctx, dearest=True))
         return keep, note
 
     def _stick(self, route: Route, ctx: RouteContext) -> Route:

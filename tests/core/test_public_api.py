@@ -13,8 +13,9 @@ import costmw
 
 def test_exported_names() -> None:
     assert sorted(costmw.__all__) == sorted([
-        "BudgetExceeded", "CallNext", "Chain", "Chunk", "ConfigError", "ContextWindowError", "CostmwError",
-        "InvalidRequestError", "Ledger", "LedgerRow", "MissingDependencyError", "NoTargetError", "Options", "Plugin",
+        "BudgetExceeded", "BudgetUnavailable", "CallNext", "Chain", "Chunk", "ConfigError", "ContextWindowError",
+        "CostmwError", "InvalidRequestError", "Ledger", "LedgerRow", "MissingDependencyError", "NoTargetError",
+        "Options", "Plugin",
         "PluginError", "Price", "RateLimitError", "Request", "RequestContext", "RequestError", "Response",
         "Saving", "ServerError", "StreamNext", "TargetError", "TargetTimeout", "Usage", "__version__",
         "acompletion", "completion", "default_chain", "optimize", "register_plugin", "registered_plugins",

@@ -93,3 +93,15 @@ def test_local_kinds_in_a_chain_config(tiny_lm: Path, tiny_classifier: Path, tmp
     with pytest.raises(ConfigError, match="unknown option 'lora_rank'"):
         Chain.from_config({"targets": [{"kind": "hf", "path_or_name": str(tiny_lm), "lora_rank": 8}]})
     chain.close()
+
+
+def test_a_manifest_cannot_turn_on_trust_remote_code(tiny_lm: Path, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    made = tmp_path / "untrusted"
+    shutil.copytree(tiny_lm, made)
+    write_manifest(made, kind="hf", base=made, options={"trust_remote_code": True})
+    target = load(made)
+    assert isinstance(target, HFTarget) and target.trust_remote_code is False
+    assert any("trust_remote_code" in r.getMessage() for r in caplog.records)
+    trusted = load(made, trust_remote_code=True)  # the caller's own argument is what turns it on
+    assert isinstance(trusted, HFTarget) and trusted.trust_remote_code is True

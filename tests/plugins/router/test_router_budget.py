@@ -180,5 +180,6 @@ def test_workers_sharing_a_sqlite_ledger_see_each_others_calls_in_flight(tmp_pat
 
     served, late = asyncio.run(both())
     assert isinstance(late, BudgetExceeded) and late.spent_usd >= 0.008
+    assert first.ledger.flush(5)  # rows reach the file from the ledger's writer thread
     assert served is not None and first.ledger.held("acme") == second.ledger.held("acme") == 0.0
     second.complete(ask("hi"), model="strong", options={"tenant": "other"})  # other tenants go on
