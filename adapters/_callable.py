@@ -19,7 +19,7 @@ from costmw.plugin_api import (
     Response,
     Target,
     Usage,
-    count_message_tokens,
+    acount_message_tokens,
     count_tokens,
     map_provider_error,
     message_text,
@@ -128,7 +128,7 @@ class CallableTarget(Target):
         response = _to_response(result)
         if self.count_usage and not response.usage.prompt_tokens:
             response.usage = Usage(
-                count_message_tokens(request.messages, self.model, request.params.get("tools")),
+                await acount_message_tokens(request.messages, self.model, request.params.get("tools")),
                 count_tokens(response.text, self.model),
             )
         return self._finish(request, response)

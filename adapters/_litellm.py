@@ -44,6 +44,21 @@ def _litellm() -> Any:
     return litellm
 
 
+_imported = False
+_FIRST_USE_S = 60.0  # slack in the deadline for LiteLLM's first import (seconds on a busy machine)
+
+
+async def _alitellm() -> Any:
+    """LiteLLM, imported in a worker thread the first time (its import takes seconds: never on the loop)."""
+    global _imported
+    if not _imported:
+        import asyncio
+
+        await asyncio.to_thread(_litellm)
+        _imported = True
+    return _litellm()
+
+
 def map_litellm_error(exc: BaseException, target: str, request: Request | None) -> CostmwError:
     """Turn a LiteLLM/OpenAI exception into costmw's error tree (the mapping every target uses)."""
     return map_provider_error(exc, target, request)
@@ -90,7 +105,7 @@ class LiteLLMTarget(Target):
     backoff (``retries`` times); then each target in ``fallbacks`` is tried in turn. The API key
     is held privately and never appears in reprs, the ledger or logs. ``timeout`` bounds one
     attempt; ``timeout_s``, the deadline of the whole call, defaults to what every attempt,
-    backoff and fallback may take together.
+    backoff and fallback may take together, plus a minute for LiteLLM's first import.
 
     ``prompt_caching`` says how the provider caches prompt prefixes (by default read from
     LiteLLM's price map; False: not at all). For a provider that caches at breakpoints
@@ -149,8 +164,8 @@ class LiteLLMTarget(Target):
                                                                  retries=retries, backoff=backoff, timeout=timeout)
             for f in fallbacks
         ]
-        if timeout_s == "auto":
-            self.timeout_s = self.whole_call_s()
+        if timeout_s == "auto":  # LiteLLM bounds each attempt itself; the deadline catches what it misses
+            self.timeout_s = self.whole_call_s() + _FIRST_USE_S
 
     def whole_call_s(self) -> float:
         """Seconds every attempt, backoff and fallback of one call may take together."""
@@ -190,7 +205,7 @@ class LiteLLMTarget(Target):
 
     async def _once(self, request: Request) -> Response:
         check_paid_call(self.model, self.api_base)
-        litellm = _litellm()
+        litellm = await _alitellm()
         try:
             raw = await litellm.acompletion(**self._kwargs(request))
         except CostmwError:
@@ -235,7 +250,7 @@ class LiteLLMTarget(Target):
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
         check_paid_call(self.model, self.api_base)
-        litellm = _litellm()
+        litellm = await _alitellm()
         kwargs = self._kwargs(request)
         kwargs["stream"] = True
         kwargs.setdefault("stream_options", {"include_usage": True})

@@ -19,7 +19,7 @@ from ._plugin import CallNext, Plugin, StreamNext
 from ._pricing import Price, lookup_price
 from ._provider_errors import map_provider_error
 from ._target import Target, requested_target
-from ._tokens import count_message_tokens
+from ._tokens import acount_message_tokens, count_message_tokens, long_text
 from ._types import Chunk, Request, Response
 
 __all__ = ["Chain"]
@@ -225,6 +225,11 @@ class Chain:
             )
         return price.cost(prompt_tokens, usage.completion_tokens)
 
+    async def _count_original(self, original: Request) -> None:
+        if original.context.recall("original_prompt_tokens") is None:
+            original.context.remember("original_prompt_tokens", await acount_message_tokens(
+                original.messages, original.model, original.params.get("tools")))
+
     def _record(self, original: Request, response: Response | None, error: BaseException | None,
                 started: float) -> None:
         try:
@@ -271,6 +276,8 @@ class Chain:
         except BaseException as exc:
             self._record(request, None, exc, started)
             raise
+        if long_text(request.messages):  # the baseline's token count, off the loop for a long prompt
+            await self._count_original(request)
         response = self._finish(request, response, started)
         self._record(request, response, None, started)
         return response
@@ -354,6 +361,7 @@ class Chain:
             await p.aclose()
         for t in list(self._targets.values()):
             await t.aclose()
+        await self.ledger.arun(self.ledger.flush, 10.0)  # the calls' rows are in the ledger's file
 
     def close(self) -> None:
         if self._closed:

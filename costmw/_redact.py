@@ -18,41 +18,75 @@ __all__ = ["LOGGERS", "REDACTED", "RedactingFilter", "contains_secret", "get_log
 
 REDACTED = "[REDACTED]"
 
-# Tokens recognised by their own shape, wherever they appear.
-_TOKENS = [
+# Tokens recognised by their own shape. Each pattern starts with literal text (so a search skips
+# ahead quickly); ``True`` marks those that must not follow a letter or digit.
+_TOKENS: list[tuple[re.Pattern[str], bool]] = [(re.compile(p), bounded) for p, bounded in [
     # OpenAI, Anthropic (sk-ant-): long keys, and short ones with a digit
-    r"(?<![A-Za-z0-9])sk-(?:[A-Za-z0-9_\-]{20,}|(?=[A-Za-z_\-]*[0-9])[A-Za-z0-9_\-]{8,})",
-    r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}(?![0-9A-Z])",  # AWS key ids
-    r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub tokens
-    r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,}",
-    r"(?<![A-Za-z0-9])xox[abposre]-[A-Za-z0-9\-]{10,}",  # Slack
-    r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{30,}",  # Google API keys
-    r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{20,}",  # Hugging Face
-    r"(?<![A-Za-z0-9])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",  # JWTs
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
+    (r"sk-(?:[A-Za-z0-9_\-]{20,}|(?=[A-Za-z_\-]*[0-9])[A-Za-z0-9_\-]{8,})", True),
+    (r"(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}(?![0-9A-Z])", True),  # AWS key ids
+    (r"gh[pousr]_[A-Za-z0-9]{20,}", True),  # GitHub tokens
+    (r"github_pat_[A-Za-z0-9_]{20,}", True),
+    (r"xox[abposre]-[A-Za-z0-9\-]{10,}", True),  # Slack
+    (r"AIza[0-9A-Za-z_\-]{30,}", True),  # Google API keys
+    (r"hf_[A-Za-z0-9]{20,}", True),  # Hugging Face
+    (r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*", True),  # JWTs
+    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", False),
     # Bearer tokens (base64 with + / =, JWTs, opaque ids) that do not read as a word
-    r"(?i:bearer)\s+(?:[A-Za-z0-9+/_\-.~=]{20,}"
-    r"|(?=[A-Za-z0-9+/_\-.~=]*(?:[0-9+/=_\-.~]|[a-z][A-Z]))[A-Za-z0-9+/_\-.~=]{12,})",
-    # Basic credentials: after an Authorization header in any case, or a capitalised "Basic" with
-    # a value that does not read as a word (a digit, + / =, or a capital after a small letter)
-    r"(?i:authorization)\s*[:=]\s*[\"']?(?i:basic)\s+[A-Za-z0-9+/]{4,}=*",
-    r"\bBasic\s+(?=[A-Za-z0-9+/]*(?:[0-9+/]|[a-z][A-Z]))[A-Za-z0-9+/]{12,}=*",
-]
-# Values written after a key-like name: the name stays, the value goes.
-_KEY_NAME = (r"(?i:[A-Za-z0-9_\-]*(?:api[_\-]?key|secret[_\-]?(?:access[_\-]?)?key|access[_\-]?key|"
-             r"subscription[_\-]?key|client[_\-]?secret|auth[_\-]?token|access[_\-]?token|"
-             r"refresh[_\-]?token|password|passwd|secret|token|credential)s?)")
-_KEY_VALUE = (_KEY_NAME + r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
-              r"(?P<value>[0-9a-fA-F]{32}(?![0-9a-fA-F])"  # Azure-style hex keys
-              r"|(?=[A-Za-z0-9+/=_\-.]*[0-9])[A-Za-z0-9+/=_\-.]{8,})")  # other values with a digit
-
-_SECRET = re.compile("|".join(f"(?:{p})" for p in _TOKENS))
-_KEYED = re.compile(_KEY_VALUE)
+    (r"(?:[Bb]earer|BEARER)\s+(?:[A-Za-z0-9+/_\-.~=]{20,}"
+     r"|(?=[A-Za-z0-9+/_\-.~=]*(?:[0-9+/=_\-.~]|[a-z][A-Z]))[A-Za-z0-9+/_\-.~=]{12,})", False),
+    # Basic credentials: after an Authorization header, or a capitalised "Basic" with a value that
+    # does not read as a word (a digit, + / =, or a capital after a small letter)
+    (r"(?:[Aa]uthorization|AUTHORIZATION)\s*[:=]\s*[\"']?(?:[Bb]asic|BASIC)\s+[A-Za-z0-9+/]{4,}=*", False),
+    (r"Basic\s+(?=[A-Za-z0-9+/]*(?:[0-9+/]|[a-z][A-Z]))[A-Za-z0-9+/]{12,}=*", True),
+]]
+# Values written after a key-like name (searched in the lower-cased text): the name stays, the value goes.
+_KEYED = re.compile(
+    r"(?:api[_\-]?key|secret[_\-]?(?:access[_\-]?)?key|access[_\-]?key|subscription[_\-]?key|"
+    r"client[_\-]?secret|auth[_\-]?token|access[_\-]?token|refresh[_\-]?token|password|passwd|secret|token|"
+    r"credential)s?[\"']?\s*[:=]\s*[\"']?"
+    r"(?P<value>[0-9a-f]{32}(?![0-9a-f])|(?=[a-z0-9+/=_\-.]*[0-9])[a-z0-9+/=_\-.]{8,})")
+_KEYED_ANY_CASE = re.compile(_KEYED.pattern, re.IGNORECASE)
 
 
-def _keep_name(match: re.Match[str]) -> str:
-    start = match.start("value") - match.start()
-    return match.group(0)[:start] + REDACTED
+_WINDOW, _OVERLAP = 65_536, 1_024
+
+
+def _spans(text: str, first_only: bool = False) -> list[tuple[int, int]]:
+    """Where the secrets in ``text`` are (start, end), possibly overlapping. A long text is read
+    in overlapping windows, so a search never holds the interpreter for long at a time (other
+    threads, an event loop among them, run in between)."""
+    if len(text) <= _WINDOW + _OVERLAP:
+        return _spans_in(text, 0, first_only)
+    found: set[tuple[int, int]] = set()
+    for start in range(0, len(text), _WINDOW):
+        offset = max(0, start - _OVERLAP)
+        found.update(_spans_in(text[offset:start + _WINDOW + _OVERLAP], offset, first_only))
+        if found and first_only:
+            break
+    if "-----BEGIN" in text:  # a private key can be longer than the overlap
+        found.update(_spans_in(text, 0, first_only, _TOKENS[8:9], keyed=False))
+    return list(found)
+
+
+def _spans_in(text: str, offset: int, first_only: bool,
+              tokens: list[tuple[re.Pattern[str], bool]] | None = None, keyed: bool = True) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for pattern, bounded in _TOKENS if tokens is None else tokens:
+        for m in pattern.finditer(text):
+            if bounded and m.start() > 0 and text[m.start() - 1].isalnum():
+                continue
+            out.append((m.start() + offset, m.end() + offset))
+            if first_only:
+                return out
+    if not keyed:
+        return out
+    lower = text.lower()
+    by_name, haystack = (_KEYED, lower) if len(lower) == len(text) else (_KEYED_ANY_CASE, text)
+    for m in by_name.finditer(haystack):
+        out.append((m.start("value") + offset, m.end("value") + offset))
+        if first_only:
+            return out
+    return out
 
 
 def redact_secrets(text: str) -> str:
@@ -60,12 +94,24 @@ def redact_secrets(text: str) -> str:
     ``[REDACTED]`` (for a ``name=value`` pair, only the value)."""
     if not text:
         return text
-    return _SECRET.sub(REDACTED, _KEYED.sub(_keep_name, text))
+    spans = sorted(_spans(text))
+    if not spans:
+        return text
+    pieces, at = [], 0
+    for start, end in spans:
+        if end <= at:
+            continue
+        if start >= at:
+            pieces.append(text[at:start])
+            pieces.append(REDACTED)
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 def contains_secret(text: str) -> bool:
     """Whether ``text`` holds anything :func:`redact_secrets` would replace."""
-    return bool(text) and (_SECRET.search(text) is not None or _KEYED.search(text) is not None)
+    return bool(text) and bool(_spans(text, first_only=True))
 
 
 class RedactingFilter(logging.Filter):

@@ -18,7 +18,11 @@ from typing import Any, Protocol
 
 from ._types import message_text
 
-__all__ = ["count_message_tokens", "count_tokens", "get_encoding"]
+__all__ = ["acount_message_tokens", "count_message_tokens", "count_tokens", "get_encoding", "load_tokenizer",
+           "long_text"]
+
+#: Characters past which counting tokens takes long enough (milliseconds and up) to leave the loop.
+LONG_TEXT = 50_000
 
 _URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
 _lock = threading.Lock()
@@ -79,7 +83,22 @@ def count_tokens(text: str, model: str | None = None) -> int:
     enc = _encoding_for(model)
     if enc is None:
         return max(1, (len(text) + 3) // 4)
-    return len(enc.encode(text, disallowed_special=()))
+    if len(text) <= LONG_TEXT:
+        return len(enc.encode(text, disallowed_special=()))
+    return sum(len(enc.encode(piece, disallowed_special=())) for piece in _pieces(text))
+
+
+def _pieces(text: str, size: int = LONG_TEXT) -> Iterable[str]:
+    """``text`` in pieces of about ``size`` characters, cut before whitespace (where a token starts),
+    so a long text is counted in steps that let other threads run in between."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = max(text.rfind(" ", start + size // 2, end), text.rfind("\n", start + size // 2, end))
+            end = cut if cut > start else end
+        yield text[start:end]
+        start = end
 
 
 def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str | None = None,
@@ -95,3 +114,34 @@ def count_message_tokens(messages: Iterable[Mapping[str, Any]], model: str | Non
     if tools:
         total += count_tokens(str(tools), model)
     return total
+
+
+def long_text(messages: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the messages' text is long enough that per-text work belongs in a worker thread."""
+    size = 0
+    for m in messages:
+        content = m.get("content")
+        size += len(content) if isinstance(content, str) else len(message_text(m))
+        if size > LONG_TEXT:
+            return True
+    return False
+
+
+async def load_tokenizer(model: str | None = None) -> None:
+    """Load ``model``'s tokenizer in a worker thread if it is not loaded yet (the first load reads
+    and builds its tables, which takes long enough to stall an event loop)."""
+    if get_encoding.cache_info().currsize == 0:
+        import asyncio
+
+        await asyncio.to_thread(_encoding_for, model)
+
+
+async def acount_message_tokens(messages: Iterable[Mapping[str, Any]], model: str | None = None,
+                                tools: Any = None) -> int:
+    """:func:`count_message_tokens`, in a worker thread when the text is long (never stalls the loop)."""
+    messages = list(messages)
+    if not long_text(messages) and get_encoding.cache_info().currsize:
+        return count_message_tokens(messages, model, tools)
+    import asyncio
+
+    return await asyncio.to_thread(count_message_tokens, messages, model, tools)

@@ -38,7 +38,7 @@ from ._prompt_cache import PromptCaching, SentPrefixes, common_prefix, conversat
 from ._provider_errors import map_provider_error
 from ._redact import contains_secret, get_logger, redact_secrets
 from ._target import Capabilities, Target, collect_stream, requested_target
-from ._tokens import count_message_tokens, count_tokens
+from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, long_text
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "TargetError",
     "TargetTimeout",
     "Usage",
+    "acount_message_tokens",
     "cache_root",
     "collect_stream",
     "common_prefix",
@@ -88,6 +89,7 @@ __all__ = [
     "iterate_with_deadline",
     "join_chunks",
     "lazy_exports",
+    "long_text",
     "map_provider_error",
     "message_text",
     "missing_extra",

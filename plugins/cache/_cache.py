@@ -24,6 +24,7 @@ from costmw.plugin_api import (
     Saving,
     StreamNext,
     join_chunks,
+    long_text,
     register_plugin,
     response_chunks,
 )
@@ -539,7 +540,8 @@ class SemanticCache(Plugin):
                       scope=hashlib.sha256(plan.key.scope.encode()).hexdigest()[:16],
                       response=response_to_dict(response), vector=vector, created=now,
                       expires=None if plan.ttl is None else now + plan.ttl, derived=derived)
-        screened = screen(request, entry, self.secrets)  # secrets are never stored as they are
+        screened = (await asyncio.to_thread(screen, request, entry, self.secrets) if long_text(request.messages)
+                    else screen(request, entry, self.secrets))  # secrets are never stored as they are
         if screened is None:
             self.stats["secrets_skipped"] = self.stats.get("secrets_skipped", 0) + 1
             return

@@ -57,10 +57,19 @@ class RedisStore(Store):
         return ":".join((self.prefix, *map(str, parts)))
 
     def _setup(self, dim: int | None) -> str | None:
-        """The index mode ("lsh" or "vector") agreed through ``<prefix>:meta``; None before any vector."""
-        if self._mode is not None:
+        """The index mode ("lsh" or "vector") agreed through ``<prefix>:meta``; None before any vector.
+        The index is made for one vector size: vectors of another size (the embedder changed)
+        make it again, here and, through the meta's size, in every process sharing the prefix."""
+        if self._mode is not None and (dim is None or self._lsh is None or self._lsh.dim == dim):
             return self._mode
+        self._mode = self._lsh = None
         meta = {k.decode(): v.decode() for k, v in self._r.hgetall(self._k("meta")).items()}
+        if meta and dim is not None and int(meta["dim"]) != dim:
+            log.warning("costmw cache: the Redis index under %r was made for vectors of size %s and the embedder "
+                        "now makes size %d; making the index again (exact-match entries are kept)",
+                        self.prefix, meta["dim"], dim)
+            self._drop_index()
+            meta = {}
         if not meta:
             if dim is None:
                 return None
@@ -73,6 +82,21 @@ class RedisStore(Store):
         self._lsh = HyperplaneLSH(int(meta["dim"]), tables=int(meta["tables"]), bits=int(meta["bits"]))
         self._mode = meta["mode"]
         return self._mode
+
+    def _drop_index(self) -> None:
+        """Forget the semantic index: its size and mode, the vector engine's index, the LSH buckets."""
+        self._r.delete(self._k("meta"))
+        try:
+            self._r.execute_command("FT.DROPINDEX", self._k("idx"))
+        except Exception as exc:  # no vector engine, or no index yet
+            log.debug("costmw cache: no Redis vector index to drop (%s)", exc)
+        for pattern in (self._k("b", "*"), self._k("f", "*")):
+            batch = list(self._r.scan_iter(match=pattern, count=1000))
+            for i in range(0, len(batch), 1000):
+                self._r.delete(*batch[i:i + 1000])
+        self._mode = self._lsh = None
+        with self._lock:
+            self._vectors.clear()
 
     def _pick_mode(self, dim: int) -> str:
         if self.index == "lsh":
@@ -101,8 +125,11 @@ class RedisStore(Store):
 
     def search(self, group: str, vector: np.ndarray, k: int, now: float) -> list[tuple[Entry, float]]:
         mode = self._setup(None)
-        if mode is None:
-            return []
+        if mode is not None and self._lsh is not None and self._lsh.dim != int(vector.shape[-1]):
+            self._mode = None  # another process may have made the index again for this size: read it again
+            mode = self._setup(None)
+        if mode is None or self._lsh is None or self._lsh.dim != int(vector.shape[-1]):
+            return []  # an index of another size (the next put of this size makes it again)
         scored = self._vector_search(group, vector, k) if mode == "vector" else self._lsh_search(group, vector, k)
         if not scored:
             return []
@@ -243,11 +270,11 @@ class RedisStore(Store):
             self._vectors.pop(key, None)
 
     def clear(self) -> None:
-        """Delete every key under this store's prefix (and nothing else)."""
+        """Delete every key under this store's prefix (and nothing else), the index's size and
+        schema included: the next vector, of whatever size, makes a new index."""
+        self._drop_index()
         batch: list[bytes] = []
         for name in self._r.scan_iter(match=self._k("*"), count=1000):
-            if name.decode() == self._k("meta"):
-                continue
             batch.append(name)
             if len(batch) >= 1000:
                 self._r.delete(*batch)

@@ -75,6 +75,8 @@ def _guarded(method: F) -> F:
 
     @functools.wraps(method)
     def run(self: SQLiteStore, *args: Any) -> Any:
+        if method.__name__ in _ON_THE_LOOP and self._writer_conn is None:
+            return _ON_THE_LOOP[method.__name__]()  # a miss: the next write (in a worker thread) opens the file
         self._ready(opening=method.__name__ not in _ON_THE_LOOP)
         try:
             return method(self, *args)
@@ -86,7 +88,9 @@ def _guarded(method: F) -> F:
     return run  # type: ignore[return-value]
 
 
-_ON_THE_LOOP = frozenset({"get", "search", "touch", "flush_due"})  # never open files there
+# operations the cache runs on the event loop: they never open files; on a closed file they miss
+_ON_THE_LOOP: dict[str, Callable[[], Any]] = {"get": lambda: None, "search": list, "touch": lambda: None,
+                                              "flush_due": lambda: False}
 
 
 class SQLiteStore(Store):
