@@ -136,7 +136,7 @@ async def ledger_locked_budget(tmp: Path, lock_s: float) -> dict[str, Any]:
     router = ModelRouter([MockTarget(_answer, name="m", price=(1.0, 1.0))], budget={"limit_usd": 100.0,
                                                                                    "action": "refuse"})
     chain = Chain([router], ledger=ledger)
-    await chain.acomplete([{"role": "user", "content": "warm"}], "m", metadata={"tenant": "t"})
+    await chain.acomplete([{"role": "user", "content": "warm"}], "m", options={"tenant": "t"})
     watch = LoopWatch()
     watch.start()
     locker = _lock(path, lock_s)
@@ -146,7 +146,7 @@ async def ledger_locked_budget(tmp: Path, lock_s: float) -> dict[str, Any]:
         nonlocal refused, served
         await asyncio.sleep(lock_s * 0.8 * i / 40)
         try:
-            await chain.acomplete([{"role": "user", "content": str(i)}], "m", metadata={"tenant": "t"})
+            await chain.acomplete([{"role": "user", "content": str(i)}], "m", options={"tenant": "t"})
             served += 1
         except BudgetUnavailable:
             refused += 1
@@ -156,7 +156,7 @@ async def ledger_locked_budget(tmp: Path, lock_s: float) -> dict[str, Any]:
     released = time.perf_counter()
     while True:  # a budgeted call goes through again
         try:
-            await chain.acomplete([{"role": "user", "content": "after"}], "m", metadata={"tenant": "t"})
+            await chain.acomplete([{"role": "user", "content": "after"}], "m", options={"tenant": "t"})
             break
         except BudgetUnavailable:
             await asyncio.sleep(0.05)

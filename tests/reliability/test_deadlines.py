@@ -108,3 +108,15 @@ def test_a_litellm_target_deadline_covers_its_retries_and_fallbacks() -> None:
                       fallbacks=[LiteLLMTarget("gpt-4o", timeout=5, retries=0)])
     assert t.timeout_s == pytest.approx(10 * 3 + 4 * 2 + 5 + 60)  # and a minute for LiteLLM's first import
     assert LiteLLMTarget("gpt-4o-mini", timeout_s=7).timeout_s == 7.0
+
+
+async def test_a_calls_own_deadline_overrides_the_targets() -> None:
+    async def slow(messages: list[dict[str, str]]) -> str:
+        await asyncio.sleep(0.5)
+        return "done"
+
+    chain = Chain(targets=[CallableTarget(slow, name="slow", timeout_s=0.1)])
+    reply = await chain.acomplete(MSG, "slow", options={"timeout_s": 2.0})
+    assert reply.text == "done"
+    with pytest.raises(TargetTimeout, match="deadline of 0.1 s"):
+        await chain.acomplete(MSG, "slow")

@@ -90,19 +90,19 @@ async def test_a_locked_ledger_refuses_budgeted_calls_with_a_clear_error(ledger_
     ledger = Ledger(ledger_path, busy_timeout_s=0.2)
     router = ModelRouter([MockTarget(name="m", price=(1.0, 1.0))], budget={"limit_usd": 5.0, "action": "refuse"})
     chain = Chain([router], ledger=ledger)
-    await chain.acomplete([{"role": "user", "content": "warm"}], "m", metadata={"tenant": "warm"})
+    await chain.acomplete([{"role": "user", "content": "warm"}], "m", options={"tenant": "warm"})
     locker = lock_file(ledger_path, 1.5)
     with LoopWatch() as watch:
         with pytest.raises(BudgetUnavailable, match="could not be written to hold this call"):
-            await chain.acomplete([{"role": "user", "content": "hi"}], "m", metadata={"tenant": "acme"})
+            await chain.acomplete([{"role": "user", "content": "hi"}], "m", options={"tenant": "acme"})
         # every budgeted call is refused while the file is locked: none passes unheld
         results = await asyncio.gather(*(chain.acomplete([{"role": "user", "content": "hi"}], "m",
-                                                         metadata={"tenant": "acme"}) for _ in range(20)),
+                                                         options={"tenant": "acme"}) for _ in range(20)),
                                        return_exceptions=True)
     assert all(isinstance(r, BudgetUnavailable) for r in results)
     assert watch.worst < 0.25
     locker.wait(10)
-    reply = await chain.acomplete([{"role": "user", "content": "hi"}], "m", metadata={"tenant": "acme"})
+    reply = await chain.acomplete([{"role": "user", "content": "hi"}], "m", options={"tenant": "acme"})
     assert reply.text == "hi"  # the file is free again: budgeted calls go on
     assert ledger.flush(10) and len(Ledger(ledger_path)) == 23  # refused calls have their rows too
 
@@ -111,10 +111,10 @@ async def test_a_ledger_set_to_allow_lets_budgeted_calls_through_and_counts_them
     ledger = Ledger(ledger_path, busy_timeout_s=0.2, on_unavailable="allow")
     router = ModelRouter([MockTarget(name="m", price=(1.0, 1.0))], budget={"limit_usd": 5.0, "action": "refuse"})
     chain = Chain([router], ledger=ledger)
-    await chain.acomplete([{"role": "user", "content": "warm"}], "m", metadata={"tenant": "warm"})
+    await chain.acomplete([{"role": "user", "content": "warm"}], "m", options={"tenant": "warm"})
     locker = lock_file(ledger_path, 1.5)
     replies = await asyncio.gather(*(chain.acomplete([{"role": "user", "content": "hi"}], "m",
-                                                     metadata={"tenant": "acme"}) for _ in range(5)))
+                                                     options={"tenant": "acme"}) for _ in range(5)))
     assert [r.text for r in replies] == ["hi"] * 5 and ledger.health.unheld == 5
     locker.wait(10)
     assert ledger.flush(10) and len(Ledger(ledger_path)) == 6
@@ -152,7 +152,7 @@ def test_a_memory_ledgers_spend_does_not_grow_with_free_calls() -> None:
     ledger = Ledger()
     chain = Chain(targets=[MockTarget(name="m")], ledger=ledger)
     for _ in range(50):
-        chain.complete([{"role": "user", "content": "q"}], "m", metadata={"tenant": "acme"})
+        chain.complete([{"role": "user", "content": "q"}], "m", options={"tenant": "acme"})
     assert sum(len(v) for v in ledger._spend.values()) == 0  # calls that cost nothing add nothing
     chain.close()
 
