@@ -75,7 +75,7 @@ def test_no_file_costmw_writes_holds_a_secret(tmp_path: Path, caplog: pytest.Log
     logging.getLogger("costmw").addHandler(handler)
     try:
         ledger = Ledger(tmp_path / "ledger.db", store_text=True)
-        cache = SemanticCache(store=SQLiteStore(tmp_path / "cache.db"), embedder="hashing")
+        cache = SemanticCache(store=SQLiteStore(tmp_path / "cache.db"), embedder="hashing", verifier="guards")
         chain = Chain([cache], targets=[CallableTarget(answer, name="t")], ledger=ledger)
         for secret in SECRETS.values():
             chain.complete([{"role": "user", "content": f"my key is {secret}"}], "t")
