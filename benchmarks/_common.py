@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import platform
 import statistics
@@ -11,6 +12,14 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+GGUF_HINT = 'llama-cpp-python is not installed: run `make install-gguf` (pip install "costmw[gguf]")'
+
+
+def llama_cpp_missing() -> str | None:
+    """Why rows that run llama.cpp are skipped here, or None when llama-cpp-python is installed."""
+    return GGUF_HINT if importlib.util.find_spec("llama_cpp") is None else None
 
 
 def percentile(values: list[float], q: float) -> float:

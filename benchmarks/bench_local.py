@@ -23,7 +23,7 @@ import sys
 import time
 from typing import Any
 
-from benchmarks._common import print_table, write_result
+from benchmarks._common import llama_cpp_missing, print_table, write_result
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -239,6 +239,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     started = time.perf_counter()
     variants = ["fp32", *[v for v in args.variants if v != "fp32"]]
+    skipped = {}
+    if "llamacpp" in variants and (reason := llama_cpp_missing()):
+        variants.remove("llamacpp")
+        skipped["llamacpp"] = reason
+        print(f"skipped llamacpp: {reason}", flush=True)
     if args.quick:  # one process for everything: half the loading
         both = _subprocess_json(["--worker", "all", "--variants", *variants, "--quick"])
         results, speed = both["variants"], both["speed"]
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"llama.cpp Q4_1 vs fp32: {lc['speedup_batch1']:.2f}x (batch 1), {lc['speedup_batch16']:.2f}x "
               f"(batch 16, served one by one), weights {lc['weight_ratio']:.0%}, "
               f"perplexity {lc['perplexity_change']:+.1%}")
-    data = {"quick": args.quick, "variants": results, "speed": speed, "goals": goals,
+    data = {"quick": args.quick, "variants": results, "speed": speed, "goals": goals, "skipped": skipped,
             "seconds": time.perf_counter() - started}
     path = write_result("local", data)
     print(f"\nwrote {path} ({data['seconds']:.0f} s)")

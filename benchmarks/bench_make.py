@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import print_table, write_result
+from benchmarks._common import llama_cpp_missing, print_table, write_result
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -179,6 +179,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     print(f"prune: {out['prune']}", flush=True)
 
     for method in ("int8", "gguf"):
+        if method == "gguf" and (reason := llama_cpp_missing()):
+            out[method] = {"skipped": reason}
+            print(f"gguf: skipped, {reason}", flush=True)
+            continue
         qt = quantize(work / "lora", work / method, method=method, data=data, eval_answers=val_n, max_new_tokens=6,
                       speed_prompts=3)
         out[method] = {"stages": qt.metrics["stages"]}
@@ -209,6 +213,8 @@ def summarise(r: dict[str, Any]) -> list[dict[str, Any]]:
                              p0["cpu_ms_per_prompt"], stage["ms_per_prompt"], p0["ms_per_prompt"],
                              stage["params"] / p0["params"], n))
     for method in ("int8", "gguf"):
+        if "skipped" in r[method]:
+            continue
         ref, new = r[method]["stages"]
         size = new.get("memory_mb") or new.get("disk_mb")
         rows.append(_variant(f"{method}" + (" q8_0 (llama.cpp)" if method == "gguf" else " (torch)"),

@@ -7,6 +7,7 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 # the default SemanticCache store is a SQLite file; keep the tests' one out of the checkout and
 # fresh for every run, so no answer cached by one run is served in the next
 os.environ["COSTMW_SEMANTIC_CACHE"] = str(Path(tempfile.mkdtemp(prefix="costmw-test-cache-")) / "cache.db")
+# converted models, ONNX exports and score tables go under the cache root: a fresh one per run, so
+# no test passes only because an earlier run left a file in ~/.cache/costmw
+os.environ["COSTMW_CACHE_DIR"] = tempfile.mkdtemp(prefix="costmw-test-root-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -56,6 +60,22 @@ def smollm2_gguf() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.exists(), path
     return path
+
+
+GGUF_HINT = 'llama-cpp-python is not installed: run `make install-gguf` (pip install "costmw[gguf]")'
+
+
+@pytest.fixture(scope="session")
+def llama_cpp() -> Any:
+    """The ``llama_cpp`` module. Without it the test is skipped with the install hint, unless
+    ``COSTMW_REQUIRE_GGUF=1`` (set by .ci/run, which builds it), where its absence is a failure."""
+    try:
+        import llama_cpp
+    except ImportError:
+        if os.environ.get("COSTMW_REQUIRE_GGUF") == "1":
+            pytest.fail(f"{GGUF_HINT}; COSTMW_REQUIRE_GGUF=1 requires it")
+        pytest.skip(GGUF_HINT)
+    return llama_cpp
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 from costmw.adapters import LlamaCppTarget
@@ -14,9 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smol(smollm2_gguf: Path) -> LlamaCppTarget:
-    if importlib.util.find_spec("llama_cpp") is None:
-        pytest.fail('llama-cpp-python is missing: run `make install-gguf` (pip install "costmw[gguf]")')
+def smol(llama_cpp: Any, smollm2_gguf: Path) -> LlamaCppTarget:
     return LlamaCppTarget(smollm2_gguf, n_ctx=512, price=(0.02, 0.04)).load()
 
 
@@ -47,7 +45,7 @@ async def test_streaming_matches_and_stop_text_is_honoured(smol: LlamaCppTarget)
     assert cut.text == whole.text[: whole.text.index(stop)] and cut.finish_reason == "stop"
 
 
-async def test_prompt_beyond_the_context_window(smollm2_gguf: Path) -> None:
+async def test_prompt_beyond_the_context_window(llama_cpp: Any, smollm2_gguf: Path) -> None:
     small = LlamaCppTarget(smollm2_gguf, n_ctx=32, name="small")
     with pytest.raises(ContextWindowError):
         await small.acomplete(ask("Tell me everything about the history of the Roman empire, " * 4))

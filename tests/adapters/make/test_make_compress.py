@@ -76,9 +76,8 @@ def test_int8_quantization_is_smaller_and_keeps_answers(tuned_tiny: Path, rows: 
     assert (tmp_path / "int8" / manifest["base"]).resolve() == (tuned_tiny / "model").resolve()
 
 
-def test_gguf_export_runs_in_llama_cpp_with_the_same_answers(tuned_tiny: Path, rows: list[dict[str, Any]],
-                                                             tmp_path: Path) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is the costmw[gguf] extra")
+def test_gguf_export_runs_in_llama_cpp_with_the_same_answers(llama_cpp: Any, tuned_tiny: Path,
+                                                             rows: list[dict[str, Any]], tmp_path: Path) -> None:
     result = quantize(tuned_tiny, tmp_path / "gguf", method="gguf", gguf_type="f32", measure=False)
     manifest = json.loads((tmp_path / "gguf" / "costmw-target.json").read_text())
     assert manifest["kind"] == "llamacpp" and manifest["gguf_file"] == "model-f32.gguf"
@@ -101,9 +100,9 @@ def test_bnb_writes_a_cuda_config(tuned_tiny: Path, tmp_path: Path) -> None:
         quantize(tuned_tiny, tmp_path / "x", method="int4")
 
 
-def test_gguf_export_of_a_head_pruned_model(tuned_tiny: Path, rows: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_gguf_export_of_a_head_pruned_model(llama_cpp: Any, tuned_tiny: Path, rows: list[dict[str, Any]],
+                                            tmp_path: Path) -> None:
     """Fewer heads than hidden_size / head_dim: llama.cpp must read the head size from the file."""
-    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is the costmw[gguf] extra")
     pruned = prune(tuned_tiny, tmp_path / "pruned", amount=0.5, target="heads", progress=False)
     assert pruned.metrics["attention_heads"] == [4, 2]
     quantize(pruned.path, tmp_path / "gguf", method="gguf", gguf_type="f32", measure=False)

@@ -80,8 +80,8 @@ def test_int8_target_is_smaller_and_still_answers(tuned_tiny: Path, rows: list[d
     assert sum(hits) >= 3
 
 
-def test_gguf_target_runs_in_llama_cpp(tuned_tiny: Path, rows: list[dict[str, Any]], tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is the costmw[gguf] extra")
+def test_gguf_target_runs_in_llama_cpp(llama_cpp: Any, tuned_tiny: Path, rows: list[dict[str, Any]],
+                                       tmp_path: Path) -> None:
     result = quantize(tuned_tiny, tmp_path / "gguf", method="gguf", gguf_type="f16", measure=False)
     target = load(result.path, max_new_tokens=6, n_ctx=256)
     assert type(target).__name__ == "LlamaCppTarget"
