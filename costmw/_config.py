@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import sqlite3
@@ -29,30 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ._errors import ConfigError
 from ._plugin import Plugin, get_plugin_class
+from ._registry import import_path
+from ._target_kinds import TARGET_KINDS, register_target_kind
 
 if typing.TYPE_CHECKING:
     from ._chain import Chain
     from ._ledger import Ledger
 
 __all__ = ["chain_from_config", "load_config_file", "register_target_kind"]
-
-# target kind -> "module:attribute" (imported only when a config uses it)
-_TARGET_KINDS: dict[str, str] = {
-    "litellm": "costmw.adapters:LiteLLMTarget",
-    "openai": "costmw.adapters:OpenAICompatibleTarget",
-    "callable": "costmw.adapters:CallableTarget",
-    "mock": "costmw.adapters:MockTarget",
-    "hf": "costmw.adapters:HFTarget",
-    "llamacpp": "costmw.adapters:LlamaCppTarget",
-    "classifier": "costmw.adapters:ClassifierTarget",
-    "dir": "costmw.adapters:load",
-}
-
-
-def register_target_kind(kind: str, path: str) -> None:
-    """Make ``kind`` usable in ``targets:`` of a config, built by the callable at ``module:attr``."""
-    _TARGET_KINDS[kind] = path
-
 
 class _LedgerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -182,19 +165,16 @@ def build_plugin(i: int, entry: str | dict[str, Any]) -> Plugin:
 
 
 def _import(path: str) -> Any:
-    module, _, attr = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"cannot import {path!r}: {exc}") from exc
+    return import_path(path, what="config")
 
 
 def build_target(i: int, spec: Mapping[str, Any]) -> Any:
     options = dict(spec)
     kind = str(options.pop("kind", "litellm"))
-    if kind not in _TARGET_KINDS:
-        raise ConfigError(f"targets[{i}]: unknown kind {kind!r}; known kinds: {', '.join(sorted(_TARGET_KINDS))}")
-    factory = _import(_TARGET_KINDS[kind])
+    try:
+        factory = TARGET_KINDS.get(kind)
+    except ConfigError as exc:
+        raise ConfigError(f"targets[{i}]: {exc}") from None
     what = f"target {options.get('name') or options.get('model') or kind!r} (targets[{i}], kind {kind!r})"
     if kind == "callable" and "fn" in options:
         options["fn"] = config_function(f"targets[{i}].fn", options["fn"])

@@ -1,20 +1,29 @@
-"""Plugin base class and the plugin registry (by name, and the ``costmw.plugins`` entry points)."""
+"""Plugin base class and the plugin names (built-ins, ``register_plugin``, the ``costmw.plugins`` entry points)."""
 
 from __future__ import annotations
 
 import inspect
 import re
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import ConfigError
+from ._registry import Registry
 from ._types import Chunk, Request, Response
 
 if TYPE_CHECKING:
     from ._chain import Chain
 
-__all__ = ["CallNext", "Plugin", "StreamNext", "get_plugin_class", "register_plugin", "registered_plugins"]
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "PLUGINS",
+    "CallNext",
+    "Plugin",
+    "StreamNext",
+    "get_plugin_class",
+    "register_plugin",
+    "registered_plugins",
+]
 
 CallNext = Callable[[Request], Awaitable[Response]]
 StreamNext = Callable[[Request], AsyncIterator[Chunk]]
@@ -82,10 +91,6 @@ def response_chunks(response: Response, piece: int = 0) -> list[Chunk]:
     return chunks
 
 
-_registry: dict[str, type[Plugin]] = {}
-_registry_lock = threading.Lock()
-
-
 def _check_plugin_class(name: str, cls: Any) -> None:
     if not isinstance(cls, type):
         raise ConfigError(f"plugin {name!r}: register_plugin decorates a class, got {type(cls).__name__}")
@@ -104,20 +109,28 @@ def _check_plugin_class(name: str, cls: Any) -> None:
         )
 
 
+# built-in plugin names: known (and so never taken by another class) before any plugin is imported
+BUILTIN_PLUGINS: dict[str, str] = {
+    "passthrough": "costmw.plugins.passthrough:PassThrough",
+    "semantic_cache": "costmw.plugins.cache:SemanticCache",
+    "prompt_minifier": "costmw.plugins.minifier:PromptMinifier",
+    "model_router": "costmw.plugins.router:ModelRouter",
+    "batcher": "costmw.plugins.batcher:Batcher",
+}
+
+PLUGINS: Registry[type[Plugin]] = Registry("plugin", ENTRY_POINT_GROUP, BUILTIN_PLUGINS, _check_plugin_class)
+
+
 def register_plugin(name: str) -> Callable[[P], P]:
-    """Class decorator: make a plugin usable by ``name`` in configuration files."""
+    """Class decorator: make a plugin usable by ``name`` in configuration files.
+
+    The class is checked here (a ``Plugin`` subclass with ``async`` hooks); a name that is built in
+    or already taken by another class raises ``ConfigError``."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"plugin name must be a simple identifier, got {name!r}")
 
     def decorate(cls: P) -> P:
-        _check_plugin_class(name, cls)
-        with _registry_lock:
-            existing = _registry.get(name)
-            if existing is not None and existing is not cls and existing.__qualname__ != cls.__qualname__:
-                raise ConfigError(
-                    f"plugin name {name!r} is already registered by {existing.__module__}.{existing.__qualname__}"
-                )
-            _registry[name] = cls
+        PLUGINS.register(name, cls)
         if not cls.name:
             cls.name = name
         return cls
@@ -125,51 +138,11 @@ def register_plugin(name: str) -> Callable[[P], P]:
     return decorate
 
 
-def _load_builtin_plugins(name: str | None = None) -> None:
-    """Import the built-in module that registers ``name`` (all of them when name is None)."""
-    import importlib
-
-    package = importlib.import_module("costmw.plugins")
-    modules: dict[str, str] = getattr(package, "BUILTIN_PLUGIN_MODULES", {})
-    wanted = modules.values() if name is None else [modules[name]] if name in modules else []
-    for module in wanted:
-        try:
-            importlib.import_module(module, package.__name__)
-        except ImportError:
-            if name is not None:
-                raise
-
-
-def _entry_point_plugin(name: str) -> type[Plugin] | None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            try:
-                cls = ep.load()
-            except Exception as exc:
-                raise ConfigError(f"plugin {name!r}: entry point {ep.value!r} failed to load: {exc}") from exc
-            _check_plugin_class(name, cls)
-            with _registry_lock:
-                _registry.setdefault(name, cls)
-            return cls  # type: ignore[no-any-return]
-    return None
-
-
 def get_plugin_class(name: str) -> type[Plugin]:
     """The plugin class registered under ``name`` (built-ins, decorators, then entry points)."""
-    if name not in _registry:
-        try:
-            _load_builtin_plugins(name)
-        except ImportError as exc:
-            raise ConfigError(f"plugin {name!r} needs an optional dependency: {exc}") from exc
-    cls = _registry.get(name) or _entry_point_plugin(name)
-    if cls is None:
-        known = ", ".join(sorted(registered_plugins())) or "none"
-        raise ConfigError(f"unknown plugin {name!r}; registered plugins: {known}")
-    return cls
+    return PLUGINS.get(name)
 
 
 def registered_plugins() -> dict[str, type[Plugin]]:
-    _load_builtin_plugins()
-    return dict(_registry)
+    """Every plugin name and its class (built-ins whose optional dependency is missing are left out)."""
+    return dict(PLUGINS.items())

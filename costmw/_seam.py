@@ -2,8 +2,9 @@
 
 Core defines what a target is (``costmw._target``); the targets themselves live in ``adapters/``.
 Core needs a few of them at run time only: a LiteLLM target built on demand for a model the
-chain was not given, a callable target for ``@optimize``, and the LiteLLM module for
-``completion``'s return types and remote embeddings. Each is imported here, on first use.
+chain was not given, a callable target for ``@optimize``, the LiteLLM module for
+``completion``'s return types and remote embeddings, and the target kinds a config names. Each is
+imported on first use.
 """
 
 from __future__ import annotations
@@ -14,7 +15,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._target import Target
 
-__all__ = ["callable_target", "litellm_module", "litellm_target"]
+__all__ = ["BUILTIN_TARGET_KINDS", "callable_target", "litellm_module", "litellm_target"]
+
+# the target kinds a config may name (``targets: [{kind: ...}]``), imported when first used
+BUILTIN_TARGET_KINDS: dict[str, str] = {
+    "litellm": "costmw.adapters:LiteLLMTarget",
+    "openai": "costmw.adapters:OpenAICompatibleTarget",
+    "callable": "costmw.adapters:CallableTarget",
+    "mock": "costmw.adapters:MockTarget",
+    "hf": "costmw.adapters:HFTarget",
+    "llamacpp": "costmw.adapters:LlamaCppTarget",
+    "classifier": "costmw.adapters:ClassifierTarget",
+    "dir": "costmw.adapters:load",
+}
 
 
 def litellm_target(model: str, **kwargs: Any) -> Target:

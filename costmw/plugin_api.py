@@ -31,13 +31,15 @@ from ._lazy import lazy_exports
 from ._ledger import Ledger
 from ._loop import LoopThread
 from ._options import CAPABILITY_NAMES, Options, identity
-from ._paths import cache_root
+from ._paths import announce_path, cache_root, semantic_cache_path
 from ._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chunks
 from ._pricing import Price, model_info
 from ._prompt_cache import PromptCaching, SentPrefixes, common_prefix, conversation_key, prompt_caching
 from ._provider_errors import map_provider_error
 from ._redact import contains_secret, get_logger, redact_secrets
+from ._registry import Registry, import_path
 from ._target import Capabilities, Target, collect_stream, requested_target
+from ._target_kinds import register_target_kind
 from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, long_text
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
 
@@ -64,6 +66,7 @@ __all__ = [
     "Price",
     "PromptCaching",
     "RateLimitError",
+    "Registry",
     "Request",
     "RequestError",
     "Response",
@@ -76,6 +79,7 @@ __all__ = [
     "TargetTimeout",
     "Usage",
     "acount_message_tokens",
+    "announce_path",
     "cache_root",
     "collect_stream",
     "common_prefix",
@@ -86,6 +90,7 @@ __all__ = [
     "deadline_for",
     "get_logger",
     "identity",
+    "import_path",
     "iterate_with_deadline",
     "join_chunks",
     "lazy_exports",
@@ -97,7 +102,9 @@ __all__ = [
     "prompt_caching",
     "redact_secrets",
     "register_plugin",
+    "register_target_kind",
     "requested_target",
     "response_chunks",
+    "semantic_cache_path",
     "with_deadline",
 ]

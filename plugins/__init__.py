@@ -39,16 +39,6 @@ _LAZY: dict[str, str] = {
     "BatchNotReadyError": ".batch_api",
 }
 
-# config name -> module that registers it (imported when a config first names it)
-BUILTIN_PLUGIN_MODULES: dict[str, str] = {
-    "passthrough": ".passthrough",
-    "semantic_cache": ".cache",
-    "prompt_minifier": ".minifier",
-    "model_router": ".router",
-    "batcher": ".batcher",
-}
-
-
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
 
 

@@ -1,9 +1,10 @@
-"""The ``costmw`` command line: ``demo``, ``report`` and the model-making tools."""
+"""The ``costmw`` command line: ``demo``, ``report``, ``cache`` and the model-making tools."""
 
 from __future__ import annotations
 
 import typer
 
+from ._cache import app as cache_app
 from ._demo import demo
 from ._report import report
 from ._serve import keys_app, serve
@@ -21,6 +22,7 @@ app.command("demo")(demo)
 app.command("report")(report)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
+app.add_typer(cache_app, name="cache")
 
 
 def _mount_tools() -> None:

@@ -16,7 +16,7 @@ from ._protocol import CacheVerdict, CacheVerifier
 from ._redis import RedisStore
 from ._select import Choice, select
 from ._sqlite import SQLiteStore
-from ._store import MemoryStore, Store, store_from_spec
+from ._store import MemoryStore, Store, register_store, store_from_spec
 from ._verifiers import FunctionVerifier, GuardedVerifier
 from ._verify import CHECKS, Verdict, Verifier
 
@@ -38,6 +38,7 @@ __all__ = [
     "Store",
     "Verdict",
     "Verifier",
+    "register_store",
     "select",
     "store_from_spec",
 ]

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from costmw.embeddings import Embedder, resolve_embedder
@@ -37,7 +35,7 @@ from ._normal import MAX_TEXT_CHARS, Normaliser, default_normaliser
 from ._protocol import CacheVerdict, CacheVerifier
 from ._secrets import check_policy, screen
 from ._select import Choice, select
-from ._sqlite import DEFAULT_PATH, SQLiteStore
+from ._sqlite import SQLiteStore
 from ._store import Store, store_from_spec
 from ._template import TemplateCheck, template_slots
 from ._verifiers import make_verifier
@@ -93,7 +91,8 @@ class SemanticCache(Plugin):
     its answer is wrong is within ``max_error``.
 
     ``store``: a :class:`Store`, or "memory", "sqlite:///path.db" (the default is SQLite in
-    ``.costmw-cache/``), "redis://host:port/db", "gptcache". ``embedder``: an Embedder, or
+    costmw's cache folder, see ``costmw cache info``), "redis://host:port/db", "gptcache".
+    ``embedder``: an Embedder, or
     "minilm", "hashing", an API model name or a local model directory; None keeps only the
     exact tier. ``verifier``: True or "learned" (hard guards, then the learned model), "guards",
     "judge" (the learned model asks the chain's cheapest target about pairs it is unsure of),
@@ -174,8 +173,7 @@ class SemanticCache(Plugin):
     @staticmethod
     def _make_store(store: Store | str | None, max_entries: int | None) -> Store:
         if store is None:
-            path = os.environ.get("COSTMW_SEMANTIC_CACHE") or DEFAULT_PATH
-            return SQLiteStore(Path(path), max_entries=max_entries)
+            return SQLiteStore(max_entries=max_entries)  # costmw's cache folder, or $COSTMW_SEMANTIC_CACHE
         if isinstance(store, Store):
             return store
         if isinstance(store, str):

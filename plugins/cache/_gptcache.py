@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from costmw.plugin_api import missing_extra
+from costmw.plugin_api import cache_root, missing_extra
 
 from ._entry import Entry
 from ._store import Store
@@ -52,7 +52,7 @@ class GPTCacheStore(Store):
         self.max_entries = max_entries
         self.top_k = top_k
         self._dm = data_manager if data_manager is not None else default_data_manager(
-            path or Path(".costmw-cache") / "gptcache", dimension, max_entries)
+            path or cache_root() / "gptcache", dimension, max_entries)
         self._ids: dict[str, int] = {}
         self._lock = threading.Lock()
 

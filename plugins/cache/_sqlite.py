@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from costmw.plugin_api import announce_path, semantic_cache_path
+
 from ._entry import Entry, vector_from_bytes, vector_to_bytes
 from ._index import VectorIndex, check_ann
 from ._store import Store, _check_max
@@ -33,12 +35,11 @@ from ._store import Store, _check_max
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DEFAULT_PATH", "SQLiteStore", "StoreUnavailable"]
+__all__ = ["SQLiteStore", "StoreUnavailable"]
 
 log = logging.getLogger("costmw.cache")
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_PATH = Path(".costmw-cache") / "semantic_cache.db"
 _COLUMNS = "key, grp, scope, text, response, vector, created, expires, hits, reading"
 _FOUND_COLUMNS = _COLUMNS.replace("vector", "NULL")  # search results need no vector: the index has it
 _SCHEMA = """
@@ -106,10 +107,13 @@ class SQLiteStore(Store):
     cheap_touch = True
     inline_reads = True
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, *, max_entries: int | None = 100_000,
+    def __init__(self, path: str | Path | None = None, *, max_entries: int | None = 100_000,
                  ann: bool | str = "auto", ann_min: int = 5_000, sweep_every: int = 64) -> None:
         self.max_entries = _check_max(max_entries)
         check_ann(ann)
+        if path is None:  # the default file, in costmw's cache folder
+            path = semantic_cache_path()
+            announce_path("semantic cache", path)
         self.path = path if path == ":memory:" else Path(path)
         self._ann, self._ann_min = ann, ann_min
         self._sweep_every = sweep_every

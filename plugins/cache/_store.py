@@ -1,13 +1,14 @@
-"""The store protocol, the in-memory store, and building a store from a config string."""
+"""The store protocol, the in-memory store, and the store names a config string may use."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from costmw.plugin_api import ConfigError
+from costmw.plugin_api import ConfigError, Registry
 
 from ._entry import Entry
 from ._index import VectorIndex, check_ann
@@ -15,7 +16,17 @@ from ._index import VectorIndex, check_ann
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MemoryStore", "Store", "store_from_spec"]
+__all__ = [
+    "STORES",
+    "MemoryStore",
+    "Store",
+    "gptcache_store",
+    "memory_store",
+    "redis_store",
+    "register_store",
+    "sqlite_store",
+    "store_from_spec",
+]
 
 
 class Store:
@@ -158,25 +169,64 @@ class MemoryStore(Store):
         return len(self._entries)
 
 
+def memory_store(spec: str, max_entries: int | None) -> Store:
+    """``"memory"``: a :class:`MemoryStore`."""
+    return MemoryStore(max_entries)
+
+
+def sqlite_store(spec: str, max_entries: int | None) -> Store:
+    """``"sqlite"`` (the default file) or ``"sqlite:///path.db"`` (``sqlite:///:memory:`` in memory)."""
+    from ._sqlite import SQLiteStore
+
+    path = spec.partition("://")[2].removeprefix("/")
+    return SQLiteStore(None if not path else path if path == ":memory:" else Path(path), max_entries=max_entries)
+
+
+def redis_store(spec: str, max_entries: int | None) -> Store:
+    """``"redis://host:port/db"`` (also ``rediss://`` and ``unix://``)."""
+    from ._redis import RedisStore
+
+    return RedisStore(spec, max_entries=max_entries)
+
+
+def gptcache_store(spec: str, max_entries: int | None) -> Store:
+    """``"gptcache"`` or ``"gptcache:///dir"``: a GPTCache data manager."""
+    from ._gptcache import GPTCacheStore
+
+    return GPTCacheStore(path=spec.partition("://")[2].removeprefix("/") or None)
+
+
+# a store string's scheme (the part before "://", or the whole string) -> the factory that opens it
+BUILTIN_STORES: dict[str, str] = {
+    "memory": "costmw.plugins.cache._store:memory_store",
+    "sqlite": "costmw.plugins.cache._store:sqlite_store",
+    "redis": "costmw.plugins.cache._store:redis_store",
+    "rediss": "costmw.plugins.cache._store:redis_store",
+    "unix": "costmw.plugins.cache._store:redis_store",
+    "gptcache": "costmw.plugins.cache._store:gptcache_store",
+}
+
+
+def _check_factory(scheme: str, factory: Any) -> None:
+    if not callable(factory):
+        raise ConfigError(f"cache store {scheme!r}: the factory must be a class or function, "
+                          f"got {type(factory).__name__}")
+
+
+STORES: Registry[Callable[[str, int | None], Store]] = Registry("cache store", "costmw.stores", BUILTIN_STORES,
+                                                                 _check_factory)
+
+
+def register_store(scheme: str, factory: str | Callable[[str, int | None], Store]) -> None:
+    """Make ``store="<scheme>://..."`` (or just ``"<scheme>"``) open a store: ``factory(spec,
+    max_entries)`` gets the whole string. Built-in schemes cannot be taken."""
+    STORES.register(scheme, factory)
+
+
 def store_from_spec(spec: str, max_entries: int | None) -> Store:
-    """"memory", "sqlite", "sqlite:///path.db", "redis://host:port/db", "gptcache", "gptcache:///dir"."""
+    """The store a config string names: "memory", "sqlite", "sqlite:///path.db",
+    "redis://host:port/db", "gptcache", "gptcache:///dir", or a scheme added with ``register_store``."""
     if not isinstance(spec, str) or not spec:
         raise ConfigError(f"store must be a Store or a string like 'memory' or 'sqlite:///cache.db', got {spec!r}")
-    scheme, _, rest = spec.partition("://")
-    if spec == "memory":
-        return MemoryStore(max_entries)
-    if scheme == "sqlite" or spec == "sqlite":
-        from ._sqlite import DEFAULT_PATH, SQLiteStore
-
-        path: Any = rest.removeprefix("/") if rest else DEFAULT_PATH
-        return SQLiteStore(Path(path) if path != ":memory:" else path, max_entries=max_entries)
-    if scheme in ("redis", "rediss", "unix"):
-        from ._redis import RedisStore
-
-        return RedisStore(spec, max_entries=max_entries)
-    if scheme == "gptcache" or spec == "gptcache":
-        from ._gptcache import GPTCacheStore
-
-        return GPTCacheStore(path=rest.removeprefix("/") or None)
-    raise ConfigError(f"unknown cache store {spec!r}: use 'memory', 'sqlite:///path.db', "
-                      "'redis://host:port/db' or 'gptcache'")
+    scheme = spec.partition("://")[0]
+    return STORES.get(scheme)(spec, max_entries)

@@ -20,7 +20,7 @@ from ._answer import REFUSAL, check_arithmetic, final_answer
 from ._model import QualityModel
 from ._route import Route, RouteContext
 from ._rules import request_tags
-from ._strategy import Strategy, register_strategy
+from ._strategy import Strategy
 
 __all__ = ["AgreementScorer", "ArithmeticScorer", "Cascade", "LogprobScorer", "RefusalScorer", "Scorer",
            "TrainedScorer", "as_scorer"]
@@ -284,6 +284,3 @@ class Cascade(Strategy):
 
     def __repr__(self) -> str:
         return f"Cascade(cheap={self.cheap!r}, strong={self.strong!r}, scorer={self.scorer.name!r})"
-
-
-register_strategy("cascade", Cascade)

@@ -24,7 +24,7 @@ from costmw.plugin_api import ConfigError, Target
 from ._calibrate import gain_per_dollar
 from ._model import QualityModel
 from ._route import Route, RouteContext, estimated_cost, rank_by_cost
-from ._strategy import Strategy, register_strategy
+from ._strategy import Strategy
 
 __all__ = ["CostAware", "Learned", "extra_cost"]
 
@@ -309,8 +309,3 @@ def _read_meta(path: str | Path, strategy: str) -> dict[str, Any]:
     if meta.get("strategy") != strategy:
         raise ConfigError(f"{str(file)!r} holds a {meta.get('strategy')!r} router, not {strategy!r}")
     return dict(meta)
-
-
-register_strategy("learned", Learned)
-register_strategy("cost_aware", CostAware)
-register_strategy("cost", CostAware)

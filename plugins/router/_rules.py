@@ -11,7 +11,7 @@ from costmw.plugin_api import ConfigError, Options, Request, Target
 
 from ._needs import CAPABILITIES, needs_of
 from ._route import Route, RouteContext
-from ._strategy import Strategy, register_strategy
+from ._strategy import Strategy
 
 __all__ = ["Rule", "Rules", "request_tags"]
 
@@ -147,6 +147,3 @@ def _rule_from(i: int, spec: Mapping[str, Any]) -> Rule:
         return Rule(**dict(spec))
     except TypeError as exc:
         raise ConfigError(f"rules[{i}]: {exc}") from exc
-
-
-register_strategy("rules", Rules)

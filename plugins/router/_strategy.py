@@ -11,11 +11,11 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from costmw.plugin_api import ConfigError, Target, requested_target
+from costmw.plugin_api import ConfigError, Registry, Target, requested_target
 
 from ._route import Route, RouteContext
 
-__all__ = ["Cheapest", "FirstOf", "Requested", "Strategy", "as_strategy", "register_strategy"]
+__all__ = ["STRATEGIES", "Cheapest", "FirstOf", "Requested", "Strategy", "as_strategy", "register_strategy"]
 
 
 class Strategy:
@@ -125,15 +125,32 @@ class _FunctionStrategy(Strategy):
         return Route(target, self.name, reason=f"chosen by {self.name}()")
 
 
-_STRATEGIES: dict[str, Callable[..., Strategy]] = {
-    "requested": Requested,
-    "cheapest": Cheapest,
+# built-in strategy names, imported when a config first names them; never taken by another factory
+BUILTIN_STRATEGIES: dict[str, str] = {
+    "requested": "costmw.plugins.router:Requested",
+    "cheapest": "costmw.plugins.router:Cheapest",
+    "rules": "costmw.plugins.router:Rules",
+    "learned": "costmw.plugins.router:Learned",
+    "cost_aware": "costmw.plugins.router:CostAware",
+    "cost": "costmw.plugins.router:CostAware",
+    "cascade": "costmw.plugins.router:Cascade",
 }
 
 
-def register_strategy(name: str, factory: Callable[..., Strategy]) -> None:
-    """Make a strategy usable by name in a router's configuration."""
-    _STRATEGIES[name] = factory
+def _check_factory(name: str, factory: Any) -> None:
+    if not callable(factory):
+        raise ConfigError(f"routing strategy {name!r}: the factory must be a class or function, "
+                          f"got {type(factory).__name__}")
+
+
+STRATEGIES: Registry[Callable[..., Strategy]] = Registry("routing strategy", "costmw.strategies",
+                                                         BUILTIN_STRATEGIES, _check_factory)
+
+
+def register_strategy(name: str, factory: str | Callable[..., Strategy]) -> None:
+    """Make a strategy usable by name in a router's configuration: ``factory`` builds it from the
+    configured options (a class or function, or its ``"module:attr"`` path). Built-in names cannot be taken."""
+    STRATEGIES.register(name, factory)
 
 
 def as_strategy(spec: Any) -> Strategy:
@@ -160,11 +177,7 @@ def as_strategy(spec: Any) -> Strategy:
 
 
 def _by_name(name: str, options: dict[str, Any]) -> Strategy:
-    from . import _cascade, _learned, _rules  # noqa: F401  (they register their names)
-
-    factory = _STRATEGIES.get(name)
-    if factory is None:
-        raise ConfigError(f"unknown routing strategy {name!r}; known: {', '.join(sorted(_STRATEGIES))}")
+    factory = STRATEGIES.get(name)
     try:
         return factory(**options)
     except TypeError as exc:

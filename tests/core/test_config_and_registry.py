@@ -51,7 +51,7 @@ def test_from_yaml_and_toml_files(tmp_path: Path) -> None:
         ({"plugins": [{"test_redact": {"wrod": "x"}}]},
          r"plugin 'test_redact' \(plugins\[0\]\): unknown option 'wrod'"),
         ({"plugins": [{"test_redact": {"word": ["x"]}}]}, r"option 'word'"),
-        ({"targets": [{"kind": "warp-drive"}]}, r"targets\[0\]: unknown kind 'warp-drive'"),
+        ({"targets": [{"kind": "warp-drive"}]}, r"targets\[0\]: unknown target kind 'warp-drive'"),
         ({"targets": [{"kind": "litellm", "model": "gpt-4o", "retries": "many"}]}, r"targets\[0\].*option 'retries'"),
         ({"plugin": []}, r"config: plugin"),
     ],

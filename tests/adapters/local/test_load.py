@@ -74,12 +74,6 @@ def test_manifest_mistakes_are_clear(tiny_lm: Path, tmp_path: Path) -> None:
 
 def test_local_kinds_in_a_chain_config(tiny_lm: Path, tiny_classifier: Path, tmp_path: Path) -> None:
     from costmw import Chain
-    from costmw._config import _TARGET_KINDS, register_target_kind
-
-    for kind, path in {"hf": "costmw.adapters:HFTarget", "classifier": "costmw.adapters:ClassifierTarget",
-                       "llamacpp": "costmw.adapters:LlamaCppTarget", "dir": "costmw.adapters:load"}.items():
-        if kind not in _TARGET_KINDS:
-            register_target_kind(kind, path)
     write_manifest(tmp_path / "m", kind="hf", base=tiny_lm, price=[0.1, 0.2])
     chain = Chain.from_config({"targets": [
         {"kind": "hf", "name": "local", "path_or_name": str(tiny_lm), "quantize": "int8", "max_new_tokens": 3},
