@@ -9,10 +9,13 @@
 
 from __future__ import annotations
 
+from ._batch_api import BatchJob, BatchOutcome
 from ._chain import Chain
 from ._completion import acompletion, completion, default_chain, set_default_chain
 from ._decorator import optimize
 from ._errors import (
+    BatcherClosedError,
+    BatchNotReadyError,
     BudgetExceeded,
     BudgetUnavailable,
     ConfigError,
@@ -22,6 +25,7 @@ from ._errors import (
     MissingDependencyError,
     NoTargetError,
     PluginError,
+    QueueFullError,
     RateLimitError,
     RequestError,
     ServerError,
@@ -37,6 +41,10 @@ from ._types import Chunk, Request, RequestContext, Response, Saving, Usage
 __version__ = "0.1.0"
 
 __all__ = [
+    "BatchJob",
+    "BatchNotReadyError",
+    "BatchOutcome",
+    "BatcherClosedError",
     "BudgetExceeded",
     "BudgetUnavailable",
     "CallNext",
@@ -54,6 +62,7 @@ __all__ = [
     "Plugin",
     "PluginError",
     "Price",
+    "QueueFullError",
     "RateLimitError",
     "Request",
     "RequestContext",

@@ -334,7 +334,7 @@ class Chain:
 
     async def asubmit_batch(self, requests: Any, *, completion_window: str = "24h", **options: Any) -> Any:
         """Send work that can wait to the provider's Batch API at its discount; returns a BatchJob."""
-        from .plugins.batch_api import asubmit_batch
+        from ._batch_api import asubmit_batch
 
         return await asubmit_batch(self, requests, completion_window=completion_window, **options)
 

@@ -8,6 +8,7 @@
     ├── InvalidRequestError    a request that cannot be sent (malformed messages, no model)
     │                          (also a ValueError)
     ├── MissingDependencyError an optional extra is not installed (also an ImportError)
+    ├── BatchNotReadyError     a Batch API job's results were asked for before it ended
     └── RequestError           a runtime failure that carries the request that caused it
         ├── PluginError        a plugin raised while handling a request
         ├── TargetError        a target (model, API, function) failed
@@ -17,7 +18,9 @@
         │   └── ContextWindowError
         ├── NoTargetError      no target can serve the request
         ├── BudgetExceeded     a tenant's spend limit was reached
-        └── BudgetUnavailable  a budget could not be checked (the ledger's file is unavailable)
+        ├── BudgetUnavailable  a budget could not be checked (the ledger's file is unavailable)
+        ├── QueueFullError     the batcher's queue is full (and it refuses rather than waits)
+        └── BatcherClosedError the batcher closed before serving the request
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from ._types import Request
 
 __all__ = [
+    "BatchNotReadyError",
+    "BatcherClosedError",
     "BudgetExceeded",
     "BudgetUnavailable",
     "ConfigError",
@@ -39,6 +44,7 @@ __all__ = [
     "MissingDependencyError",
     "NoTargetError",
     "PluginError",
+    "QueueFullError",
     "RateLimitError",
     "RequestError",
     "ServerError",
@@ -134,6 +140,18 @@ class BudgetExceeded(RequestError):
 class BudgetUnavailable(RequestError):
     """A call against a budget was refused because the ledger could not hold it (its file is
     locked or unavailable) and the ledger is set to refuse then (``Ledger(on_unavailable=...)``)."""
+
+
+class QueueFullError(RequestError):
+    """The batcher's queue is full and it was configured to refuse rather than wait."""
+
+
+class BatcherClosedError(RequestError):
+    """The batcher was closed before this request could be served."""
+
+
+class BatchNotReadyError(CostmwError):
+    """Results of a Batch API job were asked for before the provider batch ended."""
 
 
 def missing_extra(package: str, extra: str, error: BaseException | None = None) -> MissingDependencyError:

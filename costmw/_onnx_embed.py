@@ -68,7 +68,10 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> Path:
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
             return torch.nn.functional.normalize(pooled, dim=-1)
 
-    model = Pooled(AutoModel.from_pretrained(str(model_dir)).eval())
+    from ._quiet import third_party_quiet
+
+    with third_party_quiet():
+        model = Pooled(AutoModel.from_pretrained(str(model_dir)).eval())
     sample = torch.ones(2, 8, dtype=torch.long)
     axes = {n: {0: "batch", 1: "tokens"} for n in _INPUTS} | {"embedding": {0: "batch"}}
     out = Path(out)

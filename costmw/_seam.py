@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._target import Target
 
-__all__ = ["BUILTIN_TARGET_KINDS", "callable_target", "litellm_module", "litellm_target"]
+__all__ = [
+    "BUILTIN_TARGET_KINDS",
+    "callable_target",
+    "check_paid_call",
+    "is_litellm_target",
+    "litellm_module",
+    "litellm_target",
+    "map_litellm_error",
+]
 
 # the target kinds a config may name (``targets: [{kind: ...}]``), imported when first used
 BUILTIN_TARGET_KINDS: dict[str, str] = {
@@ -42,6 +50,27 @@ def callable_target(fn: Callable[..., Any], **kwargs: Any) -> Target:
     from costmw.adapters import CallableTarget
 
     return CallableTarget(fn, **kwargs)
+
+
+def is_litellm_target(target: Target) -> bool:
+    """Whether ``target`` is a ``LiteLLMTarget`` (the Batch API needs one)."""
+    from costmw.adapters import LiteLLMTarget
+
+    return isinstance(target, LiteLLMTarget)
+
+
+def check_paid_call(model: str, api_base: str | None) -> None:
+    """Refuse a paid provider call where ``forbid_paid_calls`` is in force."""
+    from costmw.adapters._guard import check_paid_call as check
+
+    check(model, api_base)
+
+
+def map_litellm_error(exc: BaseException, target: str) -> Exception:
+    """The costmw error for an exception LiteLLM raised while ``target`` was being called."""
+    from costmw.adapters._litellm import map_litellm_error as mapped
+
+    return mapped(exc, target, None)
 
 
 def litellm_module() -> Any:

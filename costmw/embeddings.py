@@ -13,12 +13,12 @@ import importlib.util
 import itertools
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ._errors import missing_extra
+from ._lru import LRUCache
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,27 +47,6 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[str, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> Any:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
 class _CachingEmbedder:
     """Base: remembers the vectors of recent texts so the same text is embedded once."""
 
@@ -75,7 +54,7 @@ class _CachingEmbedder:
     dim = 0
 
     def __init__(self, cache_size: int = 4096) -> None:
-        self._cache = _LRU(cache_size)
+        self._cache: LRUCache[str, Any] = LRUCache(cache_size)
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -173,7 +152,10 @@ class LocalEmbedder(_CachingEmbedder):
                         from sentence_transformers import SentenceTransformer
                     except ImportError as exc:
                         raise missing_extra("sentence-transformers", "embeddings", exc) from exc
-                    _MODELS[key] = SentenceTransformer(self.model_path, device=self.device, local_files_only=True)
+                    from ._quiet import third_party_quiet
+
+                    with third_party_quiet():
+                        _MODELS[key] = SentenceTransformer(self.model_path, device=self.device, local_files_only=True)
                 self._model = _MODELS[key]
             if self.max_seq_length:
                 self._model.max_seq_length = self.max_seq_length

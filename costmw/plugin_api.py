@@ -9,8 +9,11 @@ and this module, so third-party code can do everything they do.
 
 from __future__ import annotations
 
+from ._batch_api import BATCH_DISCOUNTS
 from ._deadline import DEFAULT_TIMEOUT_S, deadline_for, iterate_with_deadline, with_deadline
 from ._errors import (
+    BatcherClosedError,
+    BatchNotReadyError,
     BudgetExceeded,
     BudgetUnavailable,
     ConfigError,
@@ -20,6 +23,7 @@ from ._errors import (
     MissingDependencyError,
     NoTargetError,
     PluginError,
+    QueueFullError,
     RateLimitError,
     RequestError,
     ServerError,
@@ -30,12 +34,14 @@ from ._errors import (
 from ._lazy import lazy_exports
 from ._ledger import Ledger
 from ._loop import LoopThread
+from ._lru import LRUCache
 from ._options import CAPABILITY_NAMES, Options, identity
 from ._paths import announce_path, cache_root, semantic_cache_path
 from ._plugin import CallNext, Plugin, StreamNext, register_plugin, response_chunks
 from ._pricing import Price, model_info
 from ._prompt_cache import PromptCaching, SentPrefixes, common_prefix, conversation_key, prompt_caching
 from ._provider_errors import map_provider_error
+from ._quiet import ProgressBar, third_party_quiet
 from ._redact import contains_secret, get_logger, redact_secrets
 from ._registry import Registry, import_path
 from ._target import Capabilities, Target, collect_stream, requested_target
@@ -44,8 +50,11 @@ from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, 
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
 
 __all__ = [
+    "BATCH_DISCOUNTS",
     "CAPABILITY_NAMES",
     "DEFAULT_TIMEOUT_S",
+    "BatchNotReadyError",
+    "BatcherClosedError",
     "BudgetExceeded",
     "BudgetUnavailable",
     "CallNext",
@@ -55,6 +64,7 @@ __all__ = [
     "ContextWindowError",
     "CostmwError",
     "InvalidRequestError",
+    "LRUCache",
     "Ledger",
     "LoopThread",
     "Message",
@@ -64,7 +74,9 @@ __all__ = [
     "Plugin",
     "PluginError",
     "Price",
+    "ProgressBar",
     "PromptCaching",
+    "QueueFullError",
     "RateLimitError",
     "Registry",
     "Request",
@@ -106,5 +118,6 @@ __all__ = [
     "requested_target",
     "response_chunks",
     "semantic_cache_path",
+    "third_party_quiet",
     "with_deadline",
 ]

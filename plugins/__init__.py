@@ -5,11 +5,37 @@ Each is imported only when first used, so ``import costmw`` stays fast.
 
 from __future__ import annotations
 
-from costmw.plugin_api import Plugin, lazy_exports
+from costmw.plugin_api import Plugin
+from costmw.plugin_api import lazy_exports as _lazy_exports
 
 from .passthrough import PassThrough
 
-__all__ = ["PassThrough", "Plugin", "default_plugins"]  # plus the lazy names in _LAZY
+# every public name, the lazy ones (loaded on first use, from the modules in _LAZY) included
+__all__ = [
+    "BatchJob",
+    "BatchNotReadyError",
+    "BatchOutcome",
+    "Batcher",
+    "BatcherClosedError",
+    "Budget",
+    "Cascade",
+    "CostAware",
+    "GPTCacheStore",
+    "Learned",
+    "MemoryStore",
+    "ModelRouter",
+    "PassThrough",
+    "Plugin",
+    "PromptMinifier",
+    "QualityModel",
+    "QueueFullError",
+    "RedisStore",
+    "Rule",
+    "Rules",
+    "SQLiteStore",
+    "SemanticCache",
+    "default_plugins",
+]
 
 # public name -> module (relative to this package)
 _LAZY: dict[str, str] = {
@@ -30,7 +56,7 @@ _LAZY: dict[str, str] = {
     "Cascade": ".router",
     "Budget": ".router",
     "QualityModel": ".router",
-    # batcher (plugins/batcher.py) and Batch API jobs (plugins/batch_api.py)
+    # batcher (plugins/batcher.py); Batch API jobs, which are the chain's own (costmw.BatchJob, ...)
     "Batcher": ".batcher",
     "QueueFullError": ".batcher",
     "BatcherClosedError": ".batcher",
@@ -39,7 +65,7 @@ _LAZY: dict[str, str] = {
     "BatchNotReadyError": ".batch_api",
 }
 
-__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, globals(), __all__)
 
 
 def default_plugins(cache_store: str | None = None) -> list[Plugin]:

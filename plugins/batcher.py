@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from costmw.plugin_api import (
+    BatcherClosedError,
     CallNext,
     ConfigError,
     Plugin,
+    QueueFullError,
     Request,
-    RequestError,
     Response,
     Target,
     TargetError,
@@ -46,14 +47,6 @@ log = logging.getLogger("costmw.batcher")
 PER_REQUEST_PARAMS = frozenset({"max_tokens", "max_completion_tokens", "max_new_tokens"})
 _MAX_IDLE_GROUPS = 256
 _EARLY = 1e-4  # timers may fire a hair early; count a request this close to its deadline as due
-
-
-class QueueFullError(RequestError):
-    """The batcher's queue is full and it was configured to refuse rather than wait."""
-
-
-class BatcherClosedError(RequestError):
-    """The batcher was closed before this request could be served."""
 
 
 @dataclass(eq=False)

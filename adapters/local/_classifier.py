@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from costmw.plugin_api import Capabilities, ConfigError, Price, Request, Response, Usage
+from costmw.plugin_api import Capabilities, ConfigError, Price, Request, Response, Usage, third_party_quiet
 
 from ._base import LocalTarget
 from ._hf_load import import_torch_transformers, local_config, resolve_source
@@ -79,8 +79,9 @@ class ClassifierTarget(LocalTarget):
     def _load(self, key: tuple[Any, ...]) -> SharedModel:
         _, transformers = import_torch_transformers()
         try:
-            model = transformers.AutoModelForSequenceClassification.from_pretrained(self.source)
-            tokenizer = transformers.AutoTokenizer.from_pretrained(self.source)
+            with third_party_quiet():
+                model = transformers.AutoModelForSequenceClassification.from_pretrained(self.source)
+                tokenizer = transformers.AutoTokenizer.from_pretrained(self.source)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"could not load {self.source!r} as a sequence classifier: {exc}") from exc
         model.eval()

@@ -16,7 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from costmw.plugin_api import ConfigError, cache_root, missing_extra
+from costmw.plugin_api import ConfigError, ProgressBar, cache_root, missing_extra, third_party_quiet
 
 __all__ = ["cache_root", "converted_model_dir", "is_gguf", "smollm2_gguf_path"]
 
@@ -74,18 +74,20 @@ def converted_model_dir(gguf_path: str | Path, cache_dir: str | Path | None = No
         except ImportError as exc:
             raise missing_extra("transformers and torch", "local", exc) from exc
         folder, name = str(src.parent), src.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-        config = AutoConfig.from_pretrained(folder, gguf_file=name)
-        fresh = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
-        fresh.load_state_dict(loaded.state_dict(), strict=False)
+        with ProgressBar(f"converting {src.name} (once)") as bar, third_party_quiet(bar):
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+            config = AutoConfig.from_pretrained(folder, gguf_file=name)
+            fresh = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+            fresh.load_state_dict(loaded.state_dict(), strict=False)
         if getattr(config, "tie_word_embeddings", False):
             fresh.tie_weights()
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".converting-"))
         try:
-            fresh.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
+            with third_party_quiet():
+                fresh.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
             (tmp / "costmw-converted.json").write_text(json.dumps({"source": str(src.resolve())}))
             if out.exists():
                 shutil.rmtree(out)

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from costmw.plugin_api import ConfigError, MissingDependencyError, missing_extra
+from costmw.plugin_api import ConfigError, MissingDependencyError, missing_extra, third_party_quiet
 
 from ._gguf import converted_model_dir, is_gguf
 from ._manifest import MANIFEST
@@ -130,8 +130,9 @@ def load_causal_lm(key: Any, source: str, *, quantize: str | None, device_map: A
     torch, transformers = import_torch_transformers()
     kwargs = _load_kwargs(torch, transformers, quantize, device_map, max_memory, dtype, trust_remote_code)
     try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        with third_party_quiet():
+            model = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"could not load {source!r} as a causal language model: {exc}") from exc
     model.eval()
@@ -207,7 +208,8 @@ def attach_adapters(entry: SharedModel, paths: tuple[str, ...]) -> dict[str, str
                 if isinstance(entry.model, PeftModel):
                     entry.model.load_adapter(str(path), adapter_name=name)
                 else:
-                    entry.model = PeftModel.from_pretrained(entry.model, str(path), adapter_name=name)
+                    with third_party_quiet():
+                        entry.model = PeftModel.from_pretrained(entry.model, str(path), adapter_name=name)
             except (RuntimeError, ValueError, KeyError) as exc:
                 raise ConfigError(f"LoRA adapter {str(path)!r} does not fit base model "
                                   f"{entry.info.get('source')!r} (was it trained on another base?): {exc}") from exc

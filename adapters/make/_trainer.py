@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from costmw.plugin_api import ConfigError
+from costmw.plugin_api import ConfigError, ProgressBar
 
 from ._evaluate import answer_loss
 from ._models import atomic_dir
@@ -224,7 +224,7 @@ def train(model: Any, train_set: Sequence[Encoded], val_set: Sequence[Encoded], 
     step = start
     model.train()
     t0 = time.perf_counter()
-    bar = _progress(cfg, total, start, desc)
+    bar = ProgressBar(desc, total, completed=start, enabled=cfg.progress).start()
     try:
         with PeakRSS() as mem:
             for step in range(start, total):
@@ -243,9 +243,7 @@ def train(model: Any, train_set: Sequence[Encoded], val_set: Sequence[Encoded], 
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 result.losses.append(loss_sum)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_sum:.4f}")
+                bar.update(1, note=f"loss {loss_sum:.4f}")
                 done = step + 1
                 if cfg.eval_every and done % cfg.eval_every == 0 and val_set:
                     log.info("step %d: validation loss %.4f", done, answer_loss(model, val_set, pad_id, cfg.batch_size))
@@ -257,8 +255,7 @@ def train(model: Any, train_set: Sequence[Encoded], val_set: Sequence[Encoded], 
         raise KeyboardInterrupt(f"interrupted at step {len(result.losses)}; the last complete checkpoint is "
                                 f"{saved or 'none'}; run again with --resume to continue") from None
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     ran = total - start
     result.steps = total
     result.seconds = time.perf_counter() - t0
@@ -268,13 +265,3 @@ def train(model: Any, train_set: Sequence[Encoded], val_set: Sequence[Encoded], 
     model.eval()
     result.val_loss_after = answer_loss(model, val_set, pad_id, cfg.batch_size)
     return result
-
-
-def _progress(cfg: TrainConfig, total: int, start: int, desc: str) -> Any:
-    if not cfg.progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, initial=start, desc=desc, unit="step", leave=False)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+
+from costmw.plugin_api import LRUCache
 
 from ._lexicon import DONE_BADLY, DONE_WELL, NAMED_ENTITIES, SCOPE_SKIP
 from ._protocol import CacheVerdict
@@ -58,26 +58,14 @@ class Verifier:
             raise ValueError(f"unknown verifier check(s) {unknown}; choose from {list(CHECKS)}")
         self.checks = chosen
         self._runs: list[Callable[[Facts, Facts], Verdict | None]] = [getattr(self, f"_{c}") for c in chosen]
-        self._size = cache_size
-        self._facts: OrderedDict[str, Facts] = OrderedDict()
-        self._lock = threading.Lock()
+        self._facts: LRUCache[str, Facts] = LRUCache(cache_size)
 
     def facts(self, text: str) -> Facts:
-        with self._lock:
-            found = self._facts.get(text)
-            if found is not None:
-                self._facts.move_to_end(text)
-                return found
-        found = read_facts(text)
-        self._keep(text, found)
+        found = self._facts.get(text)
+        if found is None:
+            found = read_facts(text)
+            self._facts.put(text, found)
         return found
-
-    def _keep(self, text: str, facts: Facts) -> None:
-        with self._lock:
-            self._facts[text] = facts
-            self._facts.move_to_end(text)
-            while len(self._facts) > self._size:
-                self._facts.popitem(last=False)
 
     def reading(self, text: str) -> dict[str, object]:
         """This verifier's reading of ``text`` as JSON data, to store with a cached answer."""
@@ -87,9 +75,8 @@ class Verifier:
         """Use a stored ``reading`` of ``text`` (its data or JSON text) instead of reading it
         again; False when it is of an older format or malformed (the text is then read at the
         next check)."""
-        with self._lock:
-            if text in self._facts:
-                return True
+        if text in self._facts:
+            return True
         if isinstance(reading, str):
             try:
                 reading = json.loads(reading)
@@ -100,7 +87,7 @@ class Verifier:
         facts = Facts.from_data(reading)
         if facts is None:
             return False
-        self._keep(text, facts)
+        self._facts.put(text, facts)
         return True
 
     def check(self, query: str, cached: str) -> Verdict:

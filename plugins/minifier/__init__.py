@@ -10,7 +10,7 @@ from __future__ import annotations
 from ._compress import Compression, Compressor
 from ._plugin import PromptMinifier
 from ._rules import RuleOptions, minify_text, strip_pleasantries
-from ._scorer import LMScorer, Scorer
+from ._scorer import LMScorer, TokenScorer
 
-__all__ = ["Compression", "Compressor", "LMScorer", "PromptMinifier", "RuleOptions", "Scorer", "minify_text",
+__all__ = ["Compression", "Compressor", "LMScorer", "PromptMinifier", "RuleOptions", "TokenScorer", "minify_text",
            "strip_pleasantries"]

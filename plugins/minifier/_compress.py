@@ -22,7 +22,7 @@ from functools import lru_cache
 
 from costmw.plugin_api import count_tokens
 
-from ._scorer import Scorer
+from ._scorer import TokenScorer
 from ._segment import TERMINAL, Block, Tok, prose_tokens, segment, sentences
 
 __all__ = ["Compression", "Compressor", "question_terms"]
@@ -130,7 +130,7 @@ class Compressor:
     split of the benchmark's generated documents (``benchmarks/gen_minifier_docs.py``).
     """
 
-    def __init__(self, scorer: Scorer, *, model: str | None = None, fine_keep: float = 0.9,
+    def __init__(self, scorer: TokenScorer, *, model: str | None = None, fine_keep: float = 0.9,
                  relevant_share: float = 0.3, fact_bonus: float = 0.5) -> None:
         if not 0 < fine_keep <= 1:
             raise ValueError(f"fine_keep must be in (0, 1], got {fine_keep}")

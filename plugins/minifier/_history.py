@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from costmw.plugin_api import Message, message_text
+from costmw.plugin_api import LRUCache, Message, message_text
 
 __all__ = ["HistoryFit", "SummaryCache", "fit_history", "render_transcript", "split_head"]
 
@@ -34,30 +32,11 @@ class HistoryFit:
     error: str | None = None
 
 
-class SummaryCache:
+class SummaryCache(LRUCache[str, str]):
     """Summaries of history prefixes, keyed by a hash of the prefix; bounded, least recently used out."""
 
     def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._data: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> str | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: str) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._data)
+        super().__init__(size)
 
 
 def split_head(messages: Sequence[Message]) -> tuple[list[Message], list[Message]]:

@@ -15,7 +15,7 @@ from ._compress import Compressor
 from ._levels import Level
 from ._messages import editable, last_user_index, map_text, split_question
 from ._rules import preserves_atoms
-from ._scorer import AutoScorer, LMScorer, PriorScorer, Scorer
+from ._scorer import AutoScorer, LMScorer, PriorScorer, TokenScorer
 
 __all__ = ["LongContext", "LongContextResult"]
 
@@ -35,20 +35,20 @@ class LongContext:
     """Compress the long texts of a request (at least ``min_tokens`` each) to ``rate`` or ``target_tokens``."""
 
     def __init__(self, *, enabled: bool, rate: float, target_tokens: int | None, min_tokens: int,
-                 roles: frozenset[str], scorer: Scorer | str | None) -> None:
+                 roles: frozenset[str], scorer: TokenScorer | str | None) -> None:
         self.enabled = enabled
         self.rate = rate
         self.target_tokens = target_tokens
         self.min_tokens = min_tokens
         self.roles = roles
         self._scorer_option = scorer
-        self._scorer: Scorer | None = scorer if isinstance(scorer, Scorer) else None
+        self._scorer: TokenScorer | None = scorer if isinstance(scorer, TokenScorer) else None
         self._compressors: dict[str | None, Compressor] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def configure(cls, level: Level, *, compress: bool | None, rate: float | None, target_tokens: int | None,
-                  min_tokens: int | None, scorer: Scorer | str | None) -> LongContext:
+                  min_tokens: int | None, scorer: TokenScorer | str | None) -> LongContext:
         """Validate the compression options; an explicit ``compress=True`` fails fast when it cannot run."""
         if rate is not None and not (isinstance(rate, (int, float)) and 0 < rate <= 1):
             raise ConfigError(f"prompt_minifier: rate must be in (0, 1] (the fraction of tokens kept), got {rate!r}")
@@ -56,8 +56,8 @@ class LongContext:
             raise ConfigError(f"prompt_minifier: target_tokens must be a positive integer, got {target_tokens!r}")
         if min_tokens is not None and (not isinstance(min_tokens, int) or min_tokens < 1):
             raise ConfigError(f"prompt_minifier: min_tokens must be a positive integer, got {min_tokens!r}")
-        if scorer is not None and not isinstance(scorer, (str, Scorer)):
-            raise ConfigError(f"prompt_minifier: scorer must be a model directory or a Scorer, got {scorer!r}")
+        if scorer is not None and not isinstance(scorer, (str, TokenScorer)):
+            raise ConfigError(f"prompt_minifier: scorer must be a model directory or a TokenScorer, got {scorer!r}")
         enabled = level.compress if compress is None else bool(compress)
         roles = level.compress_roles or frozenset({"system", "developer", "user"})
         self = cls(enabled=enabled, rate=rate if rate is not None else (level.rate if level.compress else 0.5),
@@ -74,7 +74,7 @@ class LongContext:
         return self
 
     @staticmethod
-    def _named_scorer(name: str | None) -> Scorer:
+    def _named_scorer(name: str | None) -> TokenScorer:
         """None or "auto", "context", "prior" (SmolLM2), or a transformers model directory."""
         if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
             raise missing_extra("torch and transformers", "local")

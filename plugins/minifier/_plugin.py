@@ -36,7 +36,7 @@ from ._longctx import LongContext
 from ._messages import map_text
 from ._prefix import SentTurns, kept_prefix, prompt_cost
 from ._rules import RuleOptions, minify_text
-from ._scorer import Scorer
+from ._scorer import TokenScorer
 from ._summary import cheapest_target, summarize_with
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class PromptMinifier(Plugin):
     are replaced by a summary from ``summarizer`` (a target or a target's name; by default the
     cheapest capable target of the chain). ``compress``, ``rate``, ``target_tokens`` and
     ``min_tokens`` override the level's compression settings; ``scorer`` is the LM used to score
-    tokens (a Scorer, a transformers model directory, or None for SmolLM2-135M).
+    tokens (a TokenScorer, a transformers model directory, or None for SmolLM2-135M).
 
     ``prefix_stable`` (on by default) keeps a conversation's cached prefix cached when the
     target's provider caches prompt prefixes: rewrites are made message by message, the same on
@@ -94,7 +94,7 @@ class PromptMinifier(Plugin):
         rate: float | None = None,
         target_tokens: int | None = None,
         min_tokens: int | None = None,
-        scorer: Scorer | str | None = None,
+        scorer: TokenScorer | str | None = None,
         dedupe: bool = True,
         cache_size: int = 256,
         prefix_stable: bool = True,

@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from costmw.plugin_api import ConfigError, missing_extra
 
-__all__ = ["AutoScorer", "LMScorer", "PriorScorer", "Scorer", "default_scorer", "default_scorer_path"]
+__all__ = ["AutoScorer", "LMScorer", "PriorScorer", "TokenScorer", "default_scorer", "default_scorer_path"]
 
 _models: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _tables: dict[str, tuple[Any, Any]] = {}
@@ -28,7 +28,7 @@ _table_lock = threading.Lock()
 
 
 @runtime_checkable
-class Scorer(Protocol):
+class TokenScorer(Protocol):
     """Anything that gives the self-information (nats) of each token of ``text``, read after ``question``.
 
     Returns ``(start, end, nats)`` character spans of ``text``; spans need not cover spaces.
@@ -73,8 +73,11 @@ def _load(path: str, dtype: str, device: str) -> tuple[Any, Any]:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+            from costmw.plugin_api import third_party_quiet
+
+            with third_party_quiet():
+                tokenizer = AutoTokenizer.from_pretrained(path)
+                model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
             _models[key] = (tokenizer, model.to(device).eval())
         return _models[key]
 
@@ -224,10 +227,10 @@ class AutoScorer:
     name = "smollm2-135m:auto"
 
     def __init__(self) -> None:
-        self._inner: Scorer | None = None
+        self._inner: TokenScorer | None = None
 
     @property
-    def chosen(self) -> Scorer | None:
+    def chosen(self) -> TokenScorer | None:
         return self._inner
 
     def surprisal(self, question: str, text: str) -> list[tuple[int, int, float]]:
@@ -236,7 +239,7 @@ class AutoScorer:
         return self._inner.surprisal(question, text)
 
 
-def default_scorer(kind: str | None = None) -> Scorer:
+def default_scorer(kind: str | None = None) -> TokenScorer:
     """``"context"`` (LMScorer), ``"prior"`` (PriorScorer), or None: the LM in context on a GPU, the
     prior on a CPU (where scoring every token in context costs seconds per thousand tokens)."""
     if kind is None:
@@ -247,4 +250,4 @@ def default_scorer(kind: str | None = None) -> Scorer:
         return LMScorer()
     if kind == "prior":
         return PriorScorer()
-    raise ConfigError(f"scorer must be 'context', 'prior', a model directory or a Scorer, got {kind!r}")
+    raise ConfigError(f"scorer must be 'context', 'prior', a model directory or a TokenScorer, got {kind!r}")

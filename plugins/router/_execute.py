@@ -26,13 +26,13 @@ from costmw.plugin_api import (
 from ._fallback import Cooldowns, Retry, error_kind, fallback_worthy, target_error
 from ._route import Route
 
-__all__ = ["Outcome", "Runner"]
+__all__ = ["RouteOutcome", "Runner"]
 
 log = logging.getLogger("costmw.router")
 
 
 @dataclass
-class Outcome:
+class RouteOutcome:
     """What happened while serving one request: who answered, what failed, what the cascade did."""
 
     served: Target | None = None
@@ -49,14 +49,14 @@ class Runner:
         self.cooldowns = cooldowns
         self.fallback = fallback
 
-    def _failed(self, target: Target, exc: BaseException, out: Outcome) -> None:
+    def _failed(self, target: Target, exc: BaseException, out: RouteOutcome) -> None:
         out.attempts.append({"target": target.name, "error": error_kind(exc)})
         if self.cooldowns.failed(target.name):
             log.warning("router: target %r cools down for %.0f s after %d failures in a row",
                         target.name, self.cooldowns.seconds, self.cooldowns.after)
 
     @staticmethod
-    def _skip(target: Target, too_small: int | None, out: Outcome) -> bool:
+    def _skip(target: Target, too_small: int | None, out: RouteOutcome) -> bool:
         window = target.capabilities.context_window
         if too_small is not None and window is not None and window <= too_small:
             out.attempts.append({"target": target.name, "skipped": f"context window {window} <= {too_small}"})
@@ -72,7 +72,7 @@ class Runner:
             return max(window, current or 0)
         return current
 
-    async def call(self, request: Request, order: list[Target], call_next: CallNext, out: Outcome) -> Response:
+    async def call(self, request: Request, order: list[Target], call_next: CallNext, out: RouteOutcome) -> Response:
         """The first answer from ``order``; fallback-worthy failures move on to the next target."""
         last: BaseException | None = None
         too_small: int | None = None
@@ -101,7 +101,7 @@ class Runner:
         raise NoTargetError("no target with a large enough context window is left", request=request)
 
     async def stream(self, request: Request, order: list[Target], call_next: StreamNext,
-                     out: Outcome) -> AsyncIterator[Chunk]:
+                     out: RouteOutcome) -> AsyncIterator[Chunk]:
         """Stream from the first target that opens; a failure before the first chunk falls back."""
         last: BaseException | None = None
         too_small: int | None = None
@@ -130,7 +130,7 @@ class Runner:
 
     # -- cascades --------------------------------------------------------------------------
     async def _first(self, request: Request, route: Route, ask: Callable[[Request], Awaitable[Response]],
-                     out: Outcome) -> tuple[Response | None, bool]:
+                     out: RouteOutcome) -> tuple[Response | None, bool]:
         """The cheap answer and whether to escalate (a failed cheap call escalates)."""
         scorer = route.scorer
         cheap_request = request.replace(params={**request.params, **scorer.params}) if scorer.params else request
@@ -160,7 +160,7 @@ class Runner:
         return first, escalate
 
     async def cascade(self, request: Request, route: Route, rest: list[Target], call_next: CallNext,
-                      out: Outcome) -> Response:
+                      out: RouteOutcome) -> Response:
         """Cheap answer, scored; below the threshold the strong target (then ``rest``) answers."""
         first, escalate = await self._first(request, route, lambda r: self.call(r, [route.target], call_next, out),
                                             out)
@@ -182,7 +182,7 @@ class Runner:
         return final
 
     async def cascade_stream(self, request: Request, route: Route, rest: list[Target], call_next: StreamNext,
-                             out: Outcome) -> AsyncIterator[Chunk]:
+                             out: RouteOutcome) -> AsyncIterator[Chunk]:
         """The cheap answer is read whole (it may be withdrawn); an escalation streams live."""
 
         async def ask(r: Request) -> Response:

@@ -32,7 +32,7 @@ from costmw.plugin_api import (
 )
 
 from ._budget import Budget
-from ._execute import Outcome, Runner
+from ._execute import RouteOutcome, Runner
 from ._fallback import Cooldowns, Retry
 from ._needs import lacks, needs_of
 from ._route import Route, RouteContext, estimated_cost
@@ -247,7 +247,7 @@ class ModelRouter(TrainingMixin, Plugin):
     # -- serving -----------------------------------------------------------------------
     async def handle(self, request: Request, call_next: CallNext) -> Response:
         route, ctx = await self.route(request, hold=True)
-        out = Outcome()
+        out = RouteOutcome()
         if route.escalate_to is not None:
             rest = [t for t in self._order(route, ctx)[1:] if t is not route.escalate_to]
             response = await self.runner.cascade(request, route, rest, call_next, out)
@@ -257,7 +257,7 @@ class ModelRouter(TrainingMixin, Plugin):
 
     async def astream(self, request: Request, call_next: StreamNext) -> AsyncIterator[Chunk]:
         route, ctx = await self.route(request, hold=True)
-        out = Outcome()
+        out = RouteOutcome()
         if route.escalate_to is not None:
             rest = [t for t in self._order(route, ctx)[1:] if t is not route.escalate_to]
             chunks = self.runner.cascade_stream(request, route, rest, call_next, out)
@@ -269,7 +269,7 @@ class ModelRouter(TrainingMixin, Plugin):
             yield chunk
 
     # -- explaining and costing --------------------------------------------------------
-    def _account(self, request: Request, route: Route, response: Response, out: Outcome) -> Response:
+    def _account(self, request: Request, route: Route, response: Response, out: RouteOutcome) -> Response:
         served = out.served or route.target
         extra_cost = sum(r.cost_usd for r in out.paid if r is not response)
         response.cost_usd += extra_cost

@@ -14,8 +14,10 @@ import hashlib
 import logging
 from typing import Any
 
+from langchain_core._api import suppress_langchain_beta_warning
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
-from langchain_core.load import dumps, loads
+from langchain_core.load import dumps
+from langchain_core.load import loads as _beta_loads
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -40,11 +42,17 @@ _ANSWER_TYPES: list[Any] = [Generation, GenerationChunk, ChatGeneration, ChatGen
                             AIMessageChunk, HumanMessage, SystemMessage, ToolMessage, ChatMessage, FunctionMessage]
 
 
+def _loads(text: str, **kwargs: Any) -> Any:
+    """LangChain's ``loads`` without its "is in beta" warning, which costmw's callers cannot act on."""
+    with suppress_langchain_beta_warning():
+        return _beta_loads(text, **kwargs)
+
+
 def _prompt_messages(prompt: str) -> list[dict[str, Any]]:
     """The prompt as OpenAI-format messages: a chat model's serialised messages, or an LLM's text."""
     if prompt.lstrip().startswith("["):
         try:
-            parsed = loads(prompt, allowed_objects="messages")
+            parsed = _loads(prompt, allowed_objects="messages")
         except Exception:
             parsed = None
         if isinstance(parsed, list) and parsed and all(isinstance(m, BaseMessage) for m in parsed):
@@ -86,7 +94,7 @@ class CostmwCache(BaseCache):
         if response is None:
             return None
         try:
-            generations = loads(response.text, allowed_objects=_ANSWER_TYPES)
+            generations = _loads(response.text, allowed_objects=_ANSWER_TYPES)
         except Exception as exc:
             log.warning("costmw LangChain cache: an entry could not be read back (%s); treated as a miss", exc)
             return None

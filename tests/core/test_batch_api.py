@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 from costmw.adapters import LiteLLMTarget, MockTarget
 from costmw.plugins import Batcher
-from costmw.plugins.batch_api import BatchJob, BatchNotReadyError
 
-from costmw import Chain, ConfigError, InvalidRequestError, Request, TargetError
+from costmw import BatchJob, BatchNotReadyError, Chain, ConfigError, InvalidRequestError, Request, TargetError
 from costmw.testing import FakeOpenAIServer, forbid_paid_calls
 from costmw.testing._fake_batches import FakeBatchAPI, install_batch_routes
 
