@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import threading
 import warnings
@@ -46,18 +47,17 @@ def _transformers_bars(progress: ProgressBar | None) -> Iterator[None]:
         return
     was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    gguf_module = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
-    if gguf_module is None:
-        with contextlib.suppress(ImportError):
-            import transformers.modeling_gguf_pytorch_utils as gguf_module  # type: ignore[no-redef]
+    gguf_module: Any = None
+    with contextlib.suppress(ImportError):  # its GGUF converter uses plain tqdm, which the switch misses
+        gguf_module = importlib.import_module("transformers.modeling_gguf_pytorch_utils")
     original = getattr(gguf_module, "tqdm", None)
-    if gguf_module is not None and original is not None:
-        gguf_module.tqdm = _Steps(progress)
+    if original is not None:
+        setattr(gguf_module, "tqdm", _Steps(progress))  # noqa: B010
     try:
         yield
     finally:
-        if gguf_module is not None and original is not None:
-            gguf_module.tqdm = original
+        if original is not None:
+            setattr(gguf_module, "tqdm", original)  # noqa: B010
         if was_on:
             hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 

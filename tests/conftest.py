@@ -62,6 +62,25 @@ def smollm2_gguf() -> Path:
     return path
 
 
+# converting the GGUF file (once per run, into this run's cache root) can take minutes on a busy
+# machine: tests that need the converted model get more time than the default 300 s
+SLOW_SETUP_TIMEOUT_S = 1200
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "smollm2_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(SLOW_SETUP_TIMEOUT_S))
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(smollm2_gguf: Path) -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder, converted from the GGUF once per run."""
+    from costmw.adapters.local._gguf import converted_model_dir
+
+    return converted_model_dir(smollm2_gguf)
+
+
 GGUF_HINT = 'llama-cpp-python is not installed: run `make install-gguf` (pip install "costmw[gguf]")'
 
 

@@ -24,6 +24,7 @@ def test_loading_the_default_embedder_prints_and_warns_nothing(capfd: pytest.Cap
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # a conversion of its own, into its own folder: minutes on a busy machine
 def test_converting_a_gguf_file_prints_nothing(smollm2_gguf: Path, tmp_path: Path,
                                                capfd: pytest.CaptureFixture[str]) -> None:
     from costmw.adapters.local._gguf import converted_model_dir

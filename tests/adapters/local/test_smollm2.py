@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 from costmw.adapters import HFTarget
-from costmw.adapters.local._gguf import converted_model_dir
 
 from costmw import Request
 
@@ -14,8 +13,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smol_dir(smollm2_gguf: Path) -> Path:
-    return converted_model_dir(smollm2_gguf)  # converted once, then read from the cache
+def smol_dir(smollm2_dir: Path) -> Path:
+    return smollm2_dir
 
 
 def ask(text: str, adapter: str | None = None) -> Request:

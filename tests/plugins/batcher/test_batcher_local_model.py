@@ -12,11 +12,10 @@ from costmw import Chain
 
 
 @pytest.mark.slow
-async def test_concurrent_callers_share_one_generate_and_keep_their_own_limits(smollm2_gguf: Path) -> None:
+async def test_concurrent_callers_share_one_generate_and_keep_their_own_limits(smollm2_dir: Path) -> None:
     from costmw.adapters import HFTarget
-    from costmw.adapters.local._gguf import converted_model_dir
 
-    target = HFTarget(str(converted_model_dir(smollm2_gguf)), name="smollm2")
+    target = HFTarget(str(smollm2_dir), name="smollm2")
     batcher = Batcher(max_batch_size=8, max_wait_ms=200)
     chain = Chain([batcher], [target])
     limits = {"Name a colour.": 2, "Name a fruit.": 4, "Name an animal.": 6}
