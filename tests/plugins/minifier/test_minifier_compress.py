@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 from costmw.plugins.minifier import Compressor
@@ -128,7 +129,8 @@ PASSAGE = ("The early shift at the Rotterdam cross-dock starts at 05:30 and ends
 
 
 @pytest.mark.slow
-def test_smollm2_scorers_rank_function_words_below_content_words() -> None:
+def test_smollm2_scorers_rank_function_words_below_content_words(smollm2_dir: Path) -> None:
+    """Both scorers read SmolLM2-135M (``smollm2_dir``: converted from its GGUF once per run)."""
     from costmw.plugins.minifier import LMScorer
     from costmw.plugins.minifier._scorer import PriorScorer
 
