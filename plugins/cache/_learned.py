@@ -5,8 +5,8 @@ network trained on generated and hand-written pairs reads the features of a pair
 (:mod:`._pairfeat`: pooled vectors, token matches and their order, word pieces and numbers only
 one side has) and gives one score, turned into a probability by Platt scaling fitted on held-out
 calibration pairs. ``max_error`` picks the
-operating point from those pairs: the lowest threshold at which a 95% upper bound (Clopper-Pearson)
-on the share of wrong answers among the pairs served stays at or below ``max_error``. That is an
+operating point from those pairs: the lowest threshold at which a one-sided 95% upper bound (Wilson
+score) on the share of wrong answers among the pairs served stays at or below ``max_error``. That is an
 estimate that holds for traffic like the calibration pairs, not a guarantee for any traffic.
 
 The model (int8 ONNX encoder, head weights), its tokenizer and calibration ship in
@@ -36,13 +36,14 @@ from ._protocol import CacheVerdict
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "clopper_pearson_upper", "head_scores", "open_encoder"]
+__all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "wilson_upper", "head_scores", "open_encoder"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "data" / "verifier"
 CODE_VERSION = "learned/1"  # bump when this file changes how a score is computed from a pair
 MODEL_FILES = ("encoder.onnx", "tokenizer.json", "head.npz", "calibration.json")
 _HEAD_ARRAYS = ("mean", "std", "w1", "b1", "w2", "b2")
 _CONFIDENCE = 0.95
+_Z_ONE_SIDED = {0.9: 1.2815515655446004, 0.95: 1.6448536269514722, 0.99: 2.3263478740408408}
 _SESSIONS: dict[tuple[str, int, int], Any] = {}  # one onnxruntime session per model file, shared by instances
 _SESSIONS_LOCK = threading.Lock()
 
@@ -79,34 +80,15 @@ def head_scores(head: dict[str, Any], features: np.ndarray) -> np.ndarray:
     return np.asarray(h @ head["w2"] + head["b2"], dtype=np.float64).reshape(-1)
 
 
-def clopper_pearson_upper(wrong: int, served: int, confidence: float = _CONFIDENCE) -> float:
-    """One-sided upper bound on a rate from ``wrong`` events in ``served`` trials."""
+def wilson_upper(wrong: int, served: int, confidence: float = _CONFIDENCE) -> float:
+    """One-sided Wilson score upper bound on a rate from ``wrong`` events in ``served`` trials."""
     if served <= 0:
         return 1.0
-    if wrong >= served:
-        return 1.0
-    lo, hi = wrong / served, 1.0
-    tail = 1.0 - confidence
-    for _ in range(60):  # bisection on P(X <= wrong | p) = tail, which falls as p grows
-        mid = (lo + hi) / 2
-        if _binom_cdf(wrong, served, mid) > tail:
-            lo = mid
-        else:
-            hi = mid
-    return hi
-
-
-def _binom_cdf(k: int, n: int, p: float) -> float:
-    if p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 0.0 if k < n else 1.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    total = 0.0
-    for i in range(k + 1):
-        log_choose = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
-        total += math.exp(log_choose + i * log_p + (n - i) * log_q)
-    return min(1.0, total)
+    z = _Z_ONE_SIDED[confidence]
+    rate = wrong / served
+    centre = rate + z * z / (2 * served)
+    spread = z * math.sqrt(rate * (1 - rate) / served + z * z / (4 * served * served))
+    return min(1.0, (centre + spread) / (1 + z * z / served))
 
 
 class LearnedVerifier:
@@ -158,7 +140,8 @@ class LearnedVerifier:
         import numpy as np
 
         platt = self._calibration["platt"]
-        return np.asarray(1.0 / (1.0 + np.exp(-(float(platt["a"]) * raw + float(platt["b"])))), dtype=np.float64)
+        z = np.clip(float(platt["a"]) * raw + float(platt["b"]), -60.0, 60.0)
+        return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
 
     @cached_property
     def _operating_points(self) -> list[tuple[float, float]]:
@@ -174,7 +157,7 @@ class LearnedVerifier:
             wrong += int(y == 0)
             if i + 1 < len(probs) and probs[i + 1] == p:
                 continue  # a threshold serves every tie at once
-            points.append((float(p), clopper_pearson_upper(wrong, i + 1)))
+            points.append((float(p), wilson_upper(wrong, i + 1)))
         return points
 
     def threshold_for(self, max_error: float) -> float:

@@ -120,14 +120,21 @@ def auc(scores: Sequence[float], labels: Sequence[int]) -> float:
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def fit_platt(scores: Sequence[float], labels: Sequence[int], iters: int = 200) -> tuple[float, float]:
-    """Platt scaling: (a, b) with P(same) = sigmoid(a * score + b), by Newton's method on the
-    log loss with Platt's smoothed targets."""
+def fit_platt(scores: Sequence[float], labels: Sequence[int], iters: int = 100) -> tuple[float, float]:
+    """Platt scaling: (a, b) with P(same) = sigmoid(a * score + b), fitted by Newton's method with
+    step halving on the log loss with Platt's smoothed targets."""
     import numpy as np
 
     x, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    scale = float(x.std()) or 1.0
+    x = x / scale  # fit on unit-scale scores, then undo the scaling
     n_pos, n_neg = y.sum(), len(y) - y.sum()
     t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+
+    def loss(a: float, b: float) -> float:
+        z = a * x + b
+        return float((np.logaddexp(0, z) - t * z).sum())
+
     a, b = 1.0, 0.0
     for _ in range(iters):
         p = 1 / (1 + np.exp(-(a * x + b)))
@@ -135,10 +142,13 @@ def fit_platt(scores: Sequence[float], labels: Sequence[int], iters: int = 200) 
         grad = np.array([((p - t) * x).sum(), (p - t).sum()])
         hess = np.array([[(w * x * x).sum(), (w * x).sum()], [(w * x).sum(), w.sum()]]) + 1e-9 * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
+        size, before = 1.0, loss(a, b)
+        while size > 1e-6 and loss(a - size * step[0], b - size * step[1]) > before:
+            size /= 2
+        a, b = a - size * step[0], b - size * step[1]
+        if np.abs(size * step).max() < 1e-9:
             break
-    return float(a), float(b)
+    return float(a / scale), float(b)
 
 
 def quantize(src: Path, out: Path) -> Path:

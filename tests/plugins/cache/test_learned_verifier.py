@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from costmw.plugins.cache._learned import DEFAULT_MODEL_DIR, LearnedVerifier, clopper_pearson_upper
+from costmw.plugins.cache._learned import DEFAULT_MODEL_DIR, LearnedVerifier, wilson_upper
 from costmw.plugins.cache._protocol import CacheVerdict, CacheVerifier
 
 from costmw import ConfigError, MissingDependencyError
@@ -125,11 +125,11 @@ def test_a_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) 
         LearnedVerifier().check("a question", "another question")
 
 
-def test_clopper_pearson_bound_is_above_the_observed_rate() -> None:
-    assert clopper_pearson_upper(0, 100) == pytest.approx(1 - 0.05 ** (1 / 100), abs=1e-6)
-    assert clopper_pearson_upper(5, 1000) > 0.005
-    assert clopper_pearson_upper(5, 1000) < clopper_pearson_upper(5, 500)
-    assert clopper_pearson_upper(0, 0) == 1.0
+def test_the_error_bound_is_above_the_observed_rate() -> None:
+    assert 0.02 < wilson_upper(0, 100) < 0.035
+    assert wilson_upper(5, 1000) > 0.005
+    assert wilson_upper(5, 1000) < wilson_upper(5, 500)
+    assert wilson_upper(0, 0) == 1.0
 
 
 # ---- data generators -------------------------------------------------------------------------
