@@ -36,7 +36,7 @@ from ._protocol import CacheVerdict
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "wilson_upper", "head_scores", "open_encoder"]
+__all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "head_scores", "open_encoder", "wilson_upper"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "data" / "verifier"
 CODE_VERSION = "learned/1"  # bump when this file changes how a score is computed from a pair
