@@ -417,8 +417,8 @@ class SemanticCache(Plugin):
         assert outcome.found is not None and outcome.texts is not None
         verdicts: dict[str, CacheVerdict] = {}
         if self.verifier is not None:
-            same = outcome.query.casefold()
-            ask = [t for t in outcome.texts if outcome.texts[t].casefold() != same]
+            same = _plain(outcome.query)
+            ask = [t for t in outcome.texts if _plain(outcome.texts[t]) != same]
             made: list[tuple[Any, Response]] = []
             token = JUDGE_CALLS.set(made)
             try:
@@ -590,6 +590,11 @@ class SemanticCache(Plugin):
         embedder = None if self.embedder is None else self.embedder.name
         return (f"SemanticCache(store={self.storage!r}, embedder={embedder!r}, threshold={self.threshold}, "
                 f"scope={self.scope!r}, ttl={self.ttl})")
+
+
+def _plain(text: str) -> str:
+    """A reading's words: letter case, spacing and the punctuation that ends it set aside."""
+    return " ".join(text.casefold().split()).rstrip("?!. ")
 
 
 def _lookup_verdict(verdicts: dict[str, CacheVerdict]) -> Callable[[str, str], CacheVerdict]:
