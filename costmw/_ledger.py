@@ -79,6 +79,18 @@ def _jsonable(value: Any) -> Any:
         return json.loads(json.dumps(value, default=str))
 
 
+def _caller(request: Request) -> dict[str, Any]:
+    """What a row keeps of who called and why: the user (the tenant has its own column) and the
+    caller's free-form ``metadata`` labels, secrets redacted."""
+    out: dict[str, Any] = {}
+    if request.options.user is not None:
+        out["user"] = request.options.user
+    if request.metadata:
+        labels = {str(k): v for k, v in request.metadata.items()}
+        out["metadata"] = json.loads(redact_secrets(json.dumps(labels, default=str)))
+    return out
+
+
 #: Seconds a hold on a tenant's budget lasts when its call is never recorded.
 HOLD_S = 600.0
 
@@ -157,7 +169,7 @@ class Ledger:
             requested_model=original.model, served_by=r.served_by if response else "error",
             model=r.model, prompt_tokens=r.usage.prompt_tokens, completion_tokens=r.usage.completion_tokens,
             cost_usd=r.cost_usd, baseline_cost_usd=r.baseline_cost_usd, latency_s=latency_s or r.latency_s,
-            savings=savings, info=_jsonable(r.info), error=None if error is None else redact_secrets(
+            savings=savings, info=_jsonable({**r.info, **_caller(original)}), error=None if error is None else redact_secrets(
                 f"{type(error).__name__}: {error}")[:500],
         )
         if self.store_text and response is not None:

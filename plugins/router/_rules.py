@@ -103,7 +103,7 @@ class Rule:
 
 
 class Rules(Strategy):
-    """The first matching rule picks the target; ``metadata['route']`` names a target directly.
+    """The first matching rule picks the target; ``options.route`` names a target directly.
 
     A rule whose target may not serve this request (it lacks a capability, cools down, or is over
     budget) is skipped and noted, and the next rule is tried. With no match the strategy abstains.

@@ -67,9 +67,13 @@ def test_a_misspelt_control_in_metadata_is_never_silently_ignored() -> None:
 
 def test_free_form_metadata_labels_pass_through_to_the_ledger() -> None:
     chain = Chain(targets=[MockTarget(lambda r: "ok")])
-    chain.complete(USER, model="mock", metadata={"team": "search"}, options={"tenant": "acme"})
+    chain.complete(USER, model="mock", metadata={"team": "search", 7: "sk-proj-" + "a1B2" * 10},
+                   options={"tenant": "acme", "user": "u1"})
     row = chain.ledger.rows()[-1]
     assert row.tenant == "acme"
+    assert row.info["user"] == "u1"
+    assert row.info["metadata"]["team"] == "search"
+    assert "a1B2a1B2" not in str(row.info["metadata"]["7"])  # a secret in a label is redacted
 
 
 def test_identity_is_nfc_normalised_once() -> None:

@@ -104,3 +104,25 @@ def test_nfc_and_nfd_spellings_of_a_tenant_share_its_cache_and_its_budget() -> N
     again = chain.complete(question, model="m", options={"tenant": unicodedata.normalize("NFD", "Zo\u00eb")})
     assert again.served_by == "cache:exact"
     assert {row.tenant for row in chain.ledger.rows()} == {"Zo\u00eb"}
+
+
+def test_a_lone_surrogate_user_from_a_json_body_is_refused_before_any_budget_or_row(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    from starlette.testclient import TestClient
+
+    from costmw import Ledger
+    from costmw.server import create_app, load_gateway
+
+    ledger = tmp_path / "ledger.db"
+    gateway = load_gateway({"targets": [{"kind": "mock", "name": "gpt-4o-mini", "reply": "ok"}],
+                            "ledger": str(ledger), "server": {"keys": str(tmp_path / "keys.db")}})
+    assert gateway.keys is not None
+    secret, _ = gateway.keys.create("team-a", budget_day_usd=0.0001)
+    body = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "user": "mallory\\ud800"}'
+    headers = {"authorization": f"Bearer {secret}", "content-type": "application/json"}
+    with TestClient(create_app(gateway)) as client:
+        for _ in range(5):
+            reply = client.post("/v1/chat/completions", content=body, headers=headers)
+            assert reply.status_code == 400, reply.text
+            assert "options.user" in reply.json()["error"]["message"]
+    assert Ledger(ledger).rows() == []
