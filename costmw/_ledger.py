@@ -169,8 +169,8 @@ class Ledger:
             requested_model=original.model, served_by=r.served_by if response else "error",
             model=r.model, prompt_tokens=r.usage.prompt_tokens, completion_tokens=r.usage.completion_tokens,
             cost_usd=r.cost_usd, baseline_cost_usd=r.baseline_cost_usd, latency_s=latency_s or r.latency_s,
-            savings=savings, info=_jsonable({**r.info, **_caller(original)}), error=None if error is None else redact_secrets(
-                f"{type(error).__name__}: {error}")[:500],
+            savings=savings, info=_jsonable({**r.info, **_caller(original)}),
+            error=None if error is None else redact_secrets(f"{type(error).__name__}: {error}")[:500],
         )
         if self.store_text and response is not None:
             row.prompt = json.loads(redact_secrets(json.dumps(list(original.messages), default=str)))
