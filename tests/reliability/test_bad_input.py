@@ -76,7 +76,7 @@ REQUESTS: list[tuple[str, dict[str, Any], str]] = [
 @pytest.fixture(scope="module")
 def guarded() -> Iterator[tuple[Chain, MockTarget]]:
     target = MockTarget(lambda r: "Paris", name="mock", model="gpt-4o-mini")
-    chain = Chain([SemanticCache(store="memory", embedder=HashingEmbedder(256)), PromptMinifier(),
+    chain = Chain([SemanticCache(store="memory", embedder=HashingEmbedder(256), verifier=False), PromptMinifier(),
                    ModelRouter([target]), Batcher()], [target])
     yield chain, target
     chain.close()

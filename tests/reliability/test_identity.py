@@ -89,7 +89,7 @@ def test_no_answer_crosses_tenants_or_users_in_any_store(store_factory: Any, cal
 
 
 def test_a_user_is_never_served_the_tenant_of_the_same_name() -> None:
-    chain = Chain([SemanticCache(store="memory", embedder=HashingEmbedder(256))],
+    chain = Chain([SemanticCache(store="memory", embedder=HashingEmbedder(256), verifier=False)],
                   [MockTarget(lambda r: f"for tenant {r.options.tenant} user {r.options.user}")])
     question = [{"role": "user", "content": "What is our refund policy?"}]
     assert chain.complete(question, model="m", options={"tenant": "42"}).text == "for tenant 42 user None"
@@ -98,7 +98,7 @@ def test_a_user_is_never_served_the_tenant_of_the_same_name() -> None:
 
 
 def test_nfc_and_nfd_spellings_of_a_tenant_share_its_cache_and_its_budget() -> None:
-    chain = Chain([SemanticCache(store="memory", embedder=None)], [MockTarget(lambda r: "ok")])
+    chain = Chain([SemanticCache(store="memory", embedder=None, verifier=False)], [MockTarget(lambda r: "ok")])
     question = [{"role": "user", "content": "hello"}]
     chain.complete(question, model="m", options={"tenant": "Zo\u00eb"})
     again = chain.complete(question, model="m", options={"tenant": unicodedata.normalize("NFD", "Zo\u00eb")})
