@@ -18,10 +18,8 @@ from ._select import Choice, select
 from ._sqlite import SQLiteStore
 from ._store import MemoryStore, Store, register_store, store_from_spec
 from ._verifiers import FunctionVerifier, GuardedVerifier
-from ._verify import CHECKS, Verdict, Verifier
 
 __all__ = [
-    "CHECKS",
     "CacheVerdict",
     "CacheVerifier",
     "Choice",
@@ -36,8 +34,6 @@ __all__ = [
     "SQLiteStore",
     "SemanticCache",
     "Store",
-    "Verdict",
-    "Verifier",
     "register_store",
     "select",
     "store_from_spec",

@@ -104,14 +104,9 @@ def make_verifier(spec: Any, max_error: float) -> CacheVerifier | None:
 
 def learned_verifier(max_error: float) -> CacheVerifier:
     """The learned verifier at ``max_error``; any failure to set it up propagates (the cache
-    then serves exact repeats only). Until a model is shipped in the package, the rule verifier
-    of earlier releases stands in."""
-    from ._learned import DEFAULT_MODEL_DIR, MODEL_FILES, LearnedVerifier
+    then serves exact repeats only)."""
+    from ._learned import LearnedVerifier
 
-    if not any((DEFAULT_MODEL_DIR / name).is_file() for name in MODEL_FILES):
-        from ._verify import RuleVerifier
-
-        return RuleVerifier()
     try:
         return LearnedVerifier(max_error=max_error)  # type: ignore[no-any-return]
     except ConfigError as exc:  # a damaged model folder is a fault of the install, not of the caller
