@@ -111,7 +111,7 @@ def test_a_verifier_that_fails_on_a_call_never_fails_the_call() -> None:
     cache = make_cache(verifier=boom, threshold=0.0)
     chain, _mock = make_chain(cache)
     chain.complete(user("What is the capital of France?"), model=MODEL)
-    near = chain.complete(user("what is the capital of france"), model=MODEL)
+    near = chain.complete(user("tell me the capital of France"), model=MODEL)
     assert near.served_by == "target:mock" and near.info["cache"]["reason"] == "verifier_error"
     assert cache.stats["errors"] == 1
     chain.close()
