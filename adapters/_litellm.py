@@ -85,6 +85,26 @@ def usage_of(usage: Any) -> Usage:
                  cache_write_tokens=min(written, prompt - cached))
 
 
+def _plain(value: Any) -> Any:
+    """A provider's pydantic-like object as plain dicts and lists."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _logprobs(choice: Any) -> list[dict[str, Any]] | None:
+    """The answer tokens' log-probabilities (``choices[0].logprobs.content``) when the provider sent them."""
+    lp = choice.get("logprobs") if isinstance(choice, dict) else getattr(choice, "logprobs", None)
+    content = lp.get("content") if isinstance(lp, dict) else getattr(lp, "content", None)
+    if not content:
+        return None
+    return [dict(_plain(t)) for t in content]
+
+
 def _tool_calls(message: Any) -> list[dict[str, Any]] | None:
     calls = getattr(message, "tool_calls", None)
     if not calls:
@@ -220,6 +240,7 @@ class LiteLLMTarget(Target):
             finish_reason=choice.finish_reason,
             model=raw.model or self.model,
             usage=usage_of(usage),
+            logprobs=_logprobs(choice),
             raw=raw,
         )
         return self._finish(request, response)

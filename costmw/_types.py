@@ -244,6 +244,9 @@ class Response:
     savings: list[Saving] = field(default_factory=list)
     request_id: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    #: token log-probabilities when the request asked for them (``logprobs=True``), in OpenAI's
+    #: format: one ``{"token", "logprob", "bytes", "top_logprobs": [...]}`` per answer token
+    logprobs: list[dict[str, Any]] | None = field(default=None, repr=False)
     raw: Any = field(default=None, repr=False)
 
     @property

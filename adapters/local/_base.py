@@ -21,13 +21,18 @@ from costmw.plugin_api import (
     Message,
     Price,
     Request,
+    Response,
     Target,
+    Usage,
     message_text,
 )
 
-__all__ = ["GenParams", "LocalTarget", "chat_messages", "cut_at_stop", "stop_holdback"]
+__all__ = ["GenParams", "LocalTarget", "chat_messages", "cut_at_stop", "join_samples", "stop_holdback",
+           "token_entry"]
 
 _UNSUPPORTED = ("tools", "functions", "response_format")
+_MAX_N = 16
+_MAX_TOP_LOGPROBS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,9 @@ class GenParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     repetition_penalty: float | None = None
+    n: int = 1  # answers to draw for the prompt (the first is the response's text)
+    logprobs: bool = False  # return each answer token's log-probability
+    top_logprobs: int = 0  # and this many most likely alternatives at each position
 
     @classmethod
     def from_request(cls, request: Request, default_max_tokens: int, target: str) -> GenParams:
@@ -49,8 +57,10 @@ class GenParams:
             if p.get(key):
                 raise InvalidRequestError(f"target {target!r} (a local model) does not support {key!r}; "
                                           "route such requests to a model that does")
-        if int(p.get("n") or 1) != 1:
-            raise InvalidRequestError(f"target {target!r} generates one answer per request; n must be 1")
+        n = 1 if p.get("n") is None else p["n"]
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_N:
+            raise InvalidRequestError(f"n must be an integer from 1 to {_MAX_N}, got {n!r}")
+        logprobs, top = _logprob_params(p)
         max_tokens = p.get("max_tokens", p.get("max_completion_tokens"))
         max_tokens = default_max_tokens if max_tokens is None else max_tokens
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
@@ -69,7 +79,8 @@ class GenParams:
         return cls(max_tokens=max_tokens, temperature=temperature,
                    top_p=None if top_p is None else float(top_p), top_k=None if top_k is None else int(top_k),
                    stop=stops, seed=None if seed is None else int(seed),
-                   repetition_penalty=None if rep is None else float(rep))
+                   repetition_penalty=None if rep is None else float(rep), n=n, logprobs=logprobs,
+                   top_logprobs=top)
 
     @property
     def sampling(self) -> bool:
@@ -78,6 +89,38 @@ class GenParams:
     def group_key(self) -> tuple[Any, ...]:
         """Everything but max_tokens and stop: requests with equal keys can share one generate call."""
         return (self.temperature, self.top_p, self.top_k, self.seed, self.repetition_penalty)
+
+
+def _logprob_params(p: Mapping[str, Any]) -> tuple[bool, int]:
+    """``logprobs`` and ``top_logprobs`` checked as OpenAI checks them."""
+    logprobs, top = p.get("logprobs"), p.get("top_logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise InvalidRequestError(f"logprobs must be true or false, got {logprobs!r}")
+    if top is None:
+        return bool(logprobs), 0
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= _MAX_TOP_LOGPROBS:
+        raise InvalidRequestError(f"top_logprobs must be an integer from 0 to {_MAX_TOP_LOGPROBS}, got {top!r}")
+    if top and not logprobs:
+        raise InvalidRequestError("top_logprobs needs logprobs=True")
+    return bool(logprobs), top
+
+
+def token_entry(token: str, logprob: float, top: Sequence[tuple[str, float]] = ()) -> dict[str, Any]:
+    """One answer token in OpenAI's ``logprobs.content`` format."""
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8")),
+            "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode("utf-8"))} for t, v in top]}
+
+
+def join_samples(responses: Sequence[Response]) -> Response:
+    """Several answers to one prompt (``n`` > 1) as one response: the first answer is its text, all of
+    them are in ``info["choices"]`` (text, finish_reason, logprobs), and usage counts every token made."""
+    first = responses[0]
+    if len(responses) == 1:
+        return first
+    first.info["choices"] = [{"text": r.text, "finish_reason": r.finish_reason, "logprobs": r.logprobs}
+                             for r in responses]
+    first.usage = Usage(first.usage.prompt_tokens, sum(r.usage.completion_tokens for r in responses))
+    return first
 
 
 def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from costmw.plugin_api import Capabilities, Chunk, ConfigError, InvalidRequestError, Price, Request, Response
 
-from ._base import GenParams, LocalTarget
+from ._base import GenParams, LocalTarget, join_samples
 from ._hf_gen import Batch, run_generate
 from ._hf_load import attach_adapters, check_quantize, load_causal_lm, local_config, resolve_source
 from ._registry import SharedModel, shared_model
@@ -186,16 +186,17 @@ class HFTarget(LocalTarget):
         if groups:
             await self._price_ready()
         for members in groups.values():
-            batch_requests = [requests[i] for i in members]
+            rows = [i for i in members for _ in range(params[i].n)]  # n answers: n rows of one batch
             try:
-                batch = self._batch(batch_requests, [params[i] for i in members])
+                batch = self._batch([requests[i] for i in rows], [params[i] for i in rows])
                 responses = await asyncio.to_thread(self._run, batch)
             except Exception as exc:
                 for i in members:
                     results[i] = exc
                 continue
-            for i, response in zip(members, responses, strict=True):
-                results[i] = self._finish(requests[i], response)
+            for i in members:
+                mine = [r for row, r in zip(rows, responses, strict=True) if row == i]
+                results[i] = self._finish(requests[i], join_samples(mine))
         return [r if r is not None else RuntimeError("no result") for r in results]
 
     async def acomplete(self, request: Request) -> Response:
@@ -207,6 +208,8 @@ class HFTarget(LocalTarget):
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
         """Stream the answer token by token; generation runs in a worker thread, never on the loop."""
         params = GenParams.from_request(request, self.max_new_tokens, self.name)
+        if params.n > 1:
+            raise InvalidRequestError(f"target {self.name!r} streams one answer; n must be 1 in a stream")
         self._adapter_of(request)
         await self._price_ready()
         loop = asyncio.get_running_loop()

@@ -10,9 +10,9 @@ from typing import Any
 
 from costmw.plugin_api import ContextWindowError, Message, Request, Response, Usage
 
-from ._base import GenParams, chat_messages, cut_at_stop, stop_holdback
+from ._base import GenParams, chat_messages, cut_at_stop, stop_holdback, token_entry
 
-__all__ = ["Batch", "render_prompt", "run_generate"]
+__all__ = ["Batch", "render_prompt", "run_generate", "token_logprobs"]
 
 _FALLBACK_ROLES = {"system": "System", "user": "User", "assistant": "Assistant", "tool": "Tool"}
 
@@ -136,6 +136,9 @@ def run_generate(entry: Any, batch: Batch, *, chat_template: str | None, context
                                      request=batch.requests[0])
         max_new = min(max_new, context_window - prompt_len)
     kwargs = _generate_kwargs(tokenizer, entry.model, first, max_new)
+    want_logprobs = any(p.logprobs for p in batch.params)
+    if want_logprobs:  # the raw logits, so log-probabilities are the model's own, not the sampler's
+        kwargs.update(output_logits=True, return_dict_in_generate=True)
     stopper = _stopping(torch, tokenizer, batch, prompt_len)
     kwargs["stopping_criteria"] = [stopper]
     if batch.on_text is not None:
@@ -146,6 +149,9 @@ def run_generate(entry: Any, batch: Batch, *, chat_template: str | None, context
         if first.seed is not None:
             torch.manual_seed(first.seed)
         out = entry.model.generate(**inputs, **kwargs, **extra)
+    logits = None
+    if want_logprobs:
+        out, logits = out.sequences, out.logits
     eos = kwargs["eos_token_id"]
     eos_ids = set(eos if isinstance(eos, list) else [eos])
     responses = []
@@ -158,7 +164,46 @@ def run_generate(entry: Any, batch: Batch, *, chat_template: str | None, context
         info: dict[str, Any] = {"batch_size": len(batch.requests)}
         if batch.labels[i] is not None:
             info["adapter"] = batch.labels[i]
-        responses.append(Response(text=text, finish_reason=finish, model=model_label(batch.labels[i]),
-                                  usage=Usage(int(enc["attention_mask"][i].sum()), int(min(made, p.max_tokens))),
-                                  info=info))
+        response = Response(text=text, finish_reason=finish, model=model_label(batch.labels[i]),
+                            usage=Usage(int(enc["attention_mask"][i].sum()), int(min(made, p.max_tokens))),
+                            info=info)
+        if p.logprobs and logits is not None:
+            kept = ids[:end] if not hit else ids[:_tokens_covering(tokenizer, ids, len(text))]
+            response.logprobs = token_logprobs(torch, tokenizer, logits, i, kept, p.top_logprobs)
+        responses.append(response)
     return responses
+
+
+def _tokens_covering(tokenizer: Any, ids: Sequence[int], chars: int) -> int:
+    """How many of ``ids`` it takes to write the first ``chars`` characters of their text."""
+    for n in range(len(ids) + 1):
+        if len(tokenizer.decode(ids[:n], skip_special_tokens=True)) >= chars:
+            return n
+    return len(ids)
+
+
+def _piece(tokenizer: Any, ids: Sequence[int], j: int, token: int) -> str:
+    """The text ``token`` adds at position ``j``: decoded after the token before it, so a leading
+    space that a tokenizer drops at the start of a text is kept."""
+    if j == 0:
+        return str(tokenizer.decode([token], skip_special_tokens=True))
+    before = tokenizer.decode([ids[j - 1]], skip_special_tokens=True)
+    both = tokenizer.decode([ids[j - 1], token], skip_special_tokens=True)
+    return str(both[len(before):]) if both.startswith(before) else str(tokenizer.decode([token]))
+
+
+def token_logprobs(torch: Any, tokenizer: Any, logits: Sequence[Any], row: int, ids: Sequence[int],
+                   top: int) -> list[dict[str, Any]]:
+    """OpenAI-style ``logprobs.content`` of one row's answer tokens, from ``generate``'s per-step logits."""
+    if not ids:
+        return []
+    steps = torch.stack([logits[j][row] for j in range(len(ids))]).float()
+    logp = torch.log_softmax(steps, dim=-1)
+    chosen = logp.gather(1, torch.tensor(list(ids), device=logp.device).unsqueeze(1)).squeeze(1).tolist()
+    tokens = [_piece(tokenizer, ids, j, t) for j, t in enumerate(ids)]
+    alternatives: list[list[tuple[str, float]]] = [[] for _ in ids]
+    if top:
+        values, indices = logp.topk(top, dim=-1)
+        for j, (vals, idx) in enumerate(zip(values.tolist(), indices.tolist(), strict=True)):
+            alternatives[j] = [(_piece(tokenizer, ids, j, t), v) for t, v in zip(idx, vals, strict=True)]
+    return [token_entry(t, v, a) for t, v, a in zip(tokens, chosen, alternatives, strict=True)]

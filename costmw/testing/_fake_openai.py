@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -267,9 +268,13 @@ class FakeOpenAIServer:
             message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
             if calls:
                 message["tool_calls"] = calls
+            choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
+            if body.get("logprobs"):  # every word-piece at probability 0.8
+                choice["logprobs"] = {"content": [
+                    {"token": t, "logprob": math.log(0.8), "bytes": list(t.encode("utf-8")), "top_logprobs": []}
+                    for t in re.findall(r"\s*\S+", reply.text)]}
             self._json(h, 200, {"id": cid, "object": "chat.completion", "created": int(time.time()),
-                                "model": model, "choices": [{"index": 0, "message": message,
-                                                             "finish_reason": finish}], "usage": usage})
+                                "model": model, "choices": [choice], "usage": usage})
             return
         h.send_response(200)
         h.send_header("Content-Type", "text/event-stream")

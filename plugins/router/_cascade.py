@@ -91,7 +91,14 @@ class AgreementScorer(Scorer):
         return float(min(scores))
 
 
-def _token_logprobs(raw: Any) -> list[float]:
+def token_logprobs(response: Response) -> list[float]:
+    """The answer tokens' log-probabilities: ``response.logprobs``, else those in the provider's raw answer."""
+    if response.logprobs is not None:
+        return [float(t["logprob"]) for t in response.logprobs]
+    return _raw_logprobs(response.raw)
+
+
+def _raw_logprobs(raw: Any) -> list[float]:
     try:
         choice = raw.choices[0] if not isinstance(raw, Mapping) else raw["choices"][0]
         lp: Any = choice.logprobs if not isinstance(choice, Mapping) else choice.get("logprobs")
@@ -108,7 +115,7 @@ class LogprobScorer(Scorer):
     params: Mapping[str, Any] = {"logprobs": True}
 
     async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
-        values = _token_logprobs(response.raw)
+        values = token_logprobs(response)
         return math.exp(sum(values) / len(values)) if values else None
 
 

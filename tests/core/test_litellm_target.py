@@ -109,3 +109,12 @@ def test_forbid_paid_calls_blocks_remote_but_not_local(fake_openai: FakeOpenAISe
         with pytest.raises(Exception, match="paid call"):
             remote.complete(USER, model="gpt-4o")
         assert Chain(targets=[target(fake_openai)]).complete(USER, model="gpt-4o").text
+
+
+def test_token_logprobs_reach_the_response(fake_openai: FakeOpenAIServer) -> None:
+    chain = Chain(targets=[target(fake_openai)])
+    r = chain.complete(USER, model="gpt-4o", logprobs=True)
+    assert fake_openai.chat_requests[0]["logprobs"] is True
+    assert r.logprobs is not None and "".join(t["token"] for t in r.logprobs) == r.text
+    assert all(t["logprob"] == pytest.approx(-0.2231, abs=1e-3) for t in r.logprobs)
+    assert chain.complete(USER, model="gpt-4o").logprobs is None
