@@ -158,7 +158,9 @@ def run_generate(entry: Any, batch: Batch, *, chat_template: str | None, context
     for i, p in enumerate(batch.params):
         ids = out[i, prompt_len:].tolist()[: p.max_tokens]
         end = next((j for j, t in enumerate(ids) if t in eos_ids), None)
-        made = stopper.done_at.get(i, len(ids) if end is None else end + 1)
+        made = stopper.done_at.get(i, len(ids))  # a row that ended at its end token stops counting there,
+        if end is not None:  # though the stopping check keeps seeing it while other rows go on
+            made = min(made, end + 1)
         text, hit = cut_at_stop(tokenizer.decode(ids[:end], skip_special_tokens=True), p.stop)
         finish = "stop" if hit or end is not None or (i in stopper.done_at and made < p.max_tokens) else "length"
         info: dict[str, Any] = {"batch_size": len(batch.requests)}

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from costmw.plugin_api import (
     Chunk,
     ConfigError,
     ContextWindowError,
+    InvalidRequestError,
     Price,
     Request,
     Response,
@@ -22,7 +24,7 @@ from costmw.plugin_api import (
     missing_extra,
 )
 
-from ._base import GenParams, LocalTarget, chat_messages
+from ._base import GenParams, LocalTarget, chat_messages, join_samples, token_entry
 from ._gguf import is_gguf
 from ._registry import SharedModel, shared_model
 
@@ -37,6 +39,51 @@ def _llama_cpp() -> Any:
     except ImportError as exc:
         raise missing_extra("llama-cpp-python", "gguf", exc) from exc
     return llama_cpp
+
+
+class _StepLogprobs:
+    """A llama.cpp logits processor that records the log-probabilities of each generated position
+    (the model's raw distribution: it runs before any sampling step) and changes nothing."""
+
+    def __init__(self) -> None:
+        self.steps: list[Any] = []
+
+    def __call__(self, input_ids: Any, logits: Any) -> Any:
+        import numpy as np
+
+        values = np.asarray(logits, dtype=np.float64)
+        top = values.max()
+        self.steps.append((values - top - np.log(np.exp(values - top).sum())).astype(np.float32))
+        return logits
+
+    def content(self, llm: Any, prompt_len: int, text: str, top: int) -> list[dict[str, Any]]:
+        """OpenAI-style ``logprobs.content`` for the answer ``text`` (cut at its stop text)."""
+        ids = [int(t) for t in llm.input_ids[prompt_len:llm.n_tokens]]
+        written = b"".join(llm.detokenize([t]) for t in ids)
+        wanted = text.encode("utf-8")
+        if len(written) < len(wanted):  # the last token was sampled but never evaluated
+            ids += [int(t) for t in llm.tokenize(wanted[len(written):], add_bos=False, special=False)][:1]
+        out: list[dict[str, Any]] = []
+        at = 0
+        for j, token in enumerate(ids[: len(self.steps)]):
+            if at >= len(wanted):
+                break
+            piece = llm.detokenize([token])
+            at += len(piece)
+            row = self.steps[j]
+            best = _top(row, top)
+            out.append(token_entry(piece.decode("utf-8", "replace"), float(row[token]),
+                                   [(llm.detokenize([i]).decode("utf-8", "replace"), float(row[i])) for i in best]))
+        return out
+
+
+def _top(row: Any, k: int) -> list[int]:
+    import numpy as np
+
+    if k <= 0:
+        return []
+    idx = np.argpartition(-row, k)[:k]
+    return [int(i) for i in idx[np.argsort(-row[idx])]]
 
 
 class LlamaCppTarget(LocalTarget):
@@ -138,6 +185,9 @@ class LlamaCppTarget(LocalTarget):
             llm = entry.model
             tokens = self._prompt(entry, request)
             kwargs = self._kwargs(entry, p, len(tokens))
+            steps = _StepLogprobs() if p.logprobs else None
+            if steps is not None:
+                kwargs["logits_processor"] = [steps]
             if on_text is None:
                 raw = llm.create_completion(tokens, **kwargs)
                 choice, usage = raw["choices"][0], raw["usage"]
@@ -155,18 +205,25 @@ class LlamaCppTarget(LocalTarget):
                         break
                 text = "".join(parts)
                 made = len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+            logprobs = None if steps is None else steps.content(llm, len(tokens), text, p.top_logprobs)
         return Response(text=text, finish_reason=finish or "stop", model=self.model,
-                        usage=Usage(len(tokens), made), latency_s=time.perf_counter() - start)
+                        usage=Usage(len(tokens), made), latency_s=time.perf_counter() - start, logprobs=logprobs)
 
     async def acomplete(self, request: Request) -> Response:
         p = GenParams.from_request(request, self.max_new_tokens, self.name)
         await self._price_ready()
-        response = await asyncio.to_thread(self._generate, request, p, None, threading.Event())
-        return self._finish(request, response)
+        answers = []
+        for i in range(p.n):  # llama.cpp answers one sequence at a time
+            seed = p.seed if p.seed is None or i == 0 else p.seed + i
+            answers.append(await asyncio.to_thread(self._generate, request, replace(p, seed=seed), None,
+                                                   threading.Event()))
+        return self._finish(request, join_samples(answers))
 
     async def astream(self, request: Request) -> AsyncIterator[Chunk]:
         """Stream the answer as llama.cpp produces it; generation runs in a worker thread."""
         p = GenParams.from_request(request, self.max_new_tokens, self.name)
+        if p.n > 1:
+            raise InvalidRequestError(f"target {self.name!r} streams one answer; n must be 1 in a stream")
         await self._price_ready()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[str | None] = asyncio.Queue()

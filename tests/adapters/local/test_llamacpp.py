@@ -56,3 +56,23 @@ def test_hourly_price_from_measured_throughput(smol: LlamaCppTarget, smollm2_ggu
     price = hourly.price
     assert price is not None and hourly.measured_tokens_per_s
     assert price.output_per_1m == pytest.approx(0.36 / 3600 / hourly.measured_tokens_per_s * 1e6)
+
+
+async def test_logprobs_in_openai_format_alone_and_at_the_end_of_a_stream(smol: LlamaCppTarget) -> None:
+    response = await smol.acomplete(ask("What is 2+2?", logprobs=True, top_logprobs=3))
+    content = response.logprobs
+    assert content and "".join(t["token"] for t in content) == response.text
+    for token in content:
+        assert token["logprob"] <= 0.0 and token["bytes"] == list(token["token"].encode("utf-8"))
+        assert len(token["top_logprobs"]) == 3
+        assert token["logprob"] == pytest.approx(token["top_logprobs"][0]["logprob"], abs=1e-4)  # greedy
+    assert (await smol.acomplete(ask("What is 2+2?"))).logprobs is None
+    final = [c async for c in smol.astream(ask("What is 2+2?", logprobs=True))][-1].response
+    assert final is not None and final.text == response.text
+    assert [t["logprob"] for t in final.logprobs or []] == pytest.approx([t["logprob"] for t in content], abs=1e-4)
+
+
+async def test_n_answers_to_one_prompt(smol: LlamaCppTarget) -> None:
+    response = await smol.acomplete(ask("Name a colour.", n=3, temperature=1.0, seed=5))
+    choices = response.info["choices"]
+    assert len(choices) == 3 and choices[0]["text"] == response.text

@@ -1,0 +1,213 @@
+"""The cascade's own-evidence scorers: token uncertainty, samples drawn in one call, the calibrated
+confidence model and thresholds set from a quality target."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ask
+from costmw.adapters import MockTarget
+from costmw.plugins import ModelRouter
+from costmw.plugins.router import (
+    EVIDENCE_NAMES,
+    Cascade,
+    ConfidenceModel,
+    ConfidenceScorer,
+    TokenScorer,
+    check_reply,
+    default_confidence_model,
+    evidence,
+    keep_threshold,
+    synthetic_questions,
+)
+from costmw.plugins.router._evidence import answer_key, answer_span, token_stats
+
+from costmw import Chain, ConfigError, Request, Response
+
+
+def tokens(*pieces: tuple[str, float]) -> list[dict[str, Any]]:
+    return [{"token": t, "logprob": v, "bytes": list(t.encode()), "top_logprobs": [
+        {"token": t, "logprob": v}, {"token": "?", "logprob": v - 1.0}]} for t, v in pieces]
+
+
+def test_the_final_answer_span_is_the_last_number_or_a_short_reply() -> None:
+    text = "3 apples and 4 pears make 7"
+    assert text[slice(*answer_span(text))] == "7"
+    assert "Friday."[slice(*answer_span("Friday."))] == "Friday."
+    long = "I think about it a lot. The answer must surely be the blue one."
+    assert long[slice(*answer_span(long))] == "The answer must surely be the blue one."
+    assert answer_key("so it is 1,200.") == answer_key("1200") and answer_key("Paris") == answer_key("paris")
+
+
+def test_token_stats_read_the_span_apart_from_the_rest() -> None:
+    lp = tokens(("The", -0.1), (" total", -0.2), (" is", -0.1), (" 4", -3.0), ("2", -1.0))
+    stats = token_stats(lp, "The total is 42")
+    assert stats["span_mean"] == pytest.approx(-2.0) and stats["span_min"] == pytest.approx(-3.0)
+    assert stats["span_first"] == pytest.approx(-3.0) and stats["lp_min"] == pytest.approx(-3.0)
+    assert stats["lp_mean"] == pytest.approx(-4.4 / 5) and stats["span_margin"] == pytest.approx(1.0)
+    assert token_stats(None, "x")["has_logprobs"] == 0.0
+
+
+def test_evidence_counts_agreeing_samples_and_ignored_formats() -> None:
+    row = evidence("What is 6 times 7? Reply with just the number.", "42",
+                   samples=["42", "It is 42", "41"])
+    assert list(row) == list(EVIDENCE_NAMES)
+    assert row["agree"] == pytest.approx(2 / 3) and row["has_samples"] == 1.0 and row["ignores_format"] == 0.0
+    chatty = evidence("Answer with the city name only.", "Well, there are many cities and it depends on the year.")
+    assert chatty["ignores_format"] == 1.0 and chatty["has_samples"] == 0.0
+
+
+def test_keep_threshold_reaches_the_quality_on_its_examples() -> None:
+    probs = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05]
+    right = [True, True, True, False, True, False, False, False, False, False]
+    t = keep_threshold(probs, right, 0.9)
+    kept = [r for p, r in zip(probs, right, strict=True) if p >= t]
+    assert (sum(kept) + len(probs) - len(kept)) / len(probs) >= 0.9
+    assert t == pytest.approx(0.5)  # keeping one more (0.4, wrong) would drop it to 0.8
+    assert keep_threshold(probs, right, 1.0) == pytest.approx(0.7)
+    assert keep_threshold([0.9], [False], 0.99) > 1.0  # nothing can be kept
+    with pytest.raises(ConfigError, match="quality"):
+        keep_threshold(probs, right, 0.0)
+
+
+def separable_rows(n: int, seed: int) -> tuple[list[dict[str, float]], list[bool]]:
+    r = random.Random(seed)
+    rows, right = [], []
+    for _ in range(n):
+        ok = r.random() < 0.4
+        rows.append({"span_mean": (-0.2 if ok else -2.0) + r.gauss(0, 0.6), "agree": r.random()})
+        right.append(ok)
+    return rows, right
+
+
+def test_confidence_model_learns_ranks_and_round_trips_through_json(tmp_path: Path) -> None:
+    rows, right = separable_rows(300, 0)
+    cal_rows, cal_right = separable_rows(200, 1)
+    model = ConfidenceModel(["span_mean", "agree"]).fit(rows, right, calibration=(cal_rows, cal_right))
+    probs = model.predict(cal_rows)
+    good = [p for p, r in zip(probs, cal_right, strict=True) if r]
+    bad = [p for p, r in zip(probs, cal_right, strict=True) if not r]
+    assert sum(good) / len(good) > sum(bad) / len(bad) + 0.4
+    assert model.coef[0] > 1.0 and abs(model.coef[1]) < 0.5  # the informative feature carries the weight
+    loaded = ConfidenceModel.load(model.save(tmp_path / "m.json"))
+    assert loaded.predict(cal_rows) == pytest.approx(probs)
+    assert loaded.threshold_for(0.95) == model.threshold_for(0.95)
+    assert model.threshold_for(0.99) >= model.threshold_for(0.9)
+
+
+def test_confidence_model_refuses_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown confidence features"):
+        ConfidenceModel(["nonsense"])
+    with pytest.raises(ConfigError, match="both right and wrong"):
+        ConfidenceModel(["span_mean"]).fit([{"span_mean": 0.0}] * 20, [True] * 20)
+    (tmp_path / "bad.json").write_text('{"kind": "something else"}')
+    with pytest.raises(ConfigError, match="not a costmw cascade confidence model"):
+        ConfidenceModel.load(tmp_path / "bad.json")
+    (tmp_path / "short.json").write_text('{"kind": "costmw.cascade.confidence", "features": ["agree"]}')
+    with pytest.raises(ConfigError, match="bad or missing field"):
+        ConfidenceModel.load(tmp_path / "short.json")
+
+
+def test_the_shipped_model_loads_and_prefers_confident_consistent_answers() -> None:
+    model = default_confidence_model()
+    assert model.fitted and model.calibration and set(model.features) <= set(EVIDENCE_NAMES)
+    prompt = "What is 12 + 30? Reply with just the number."
+    sure = evidence(prompt, "42", logprobs=tokens(("4", -0.01), ("2", -0.01)), samples=["42"] * 3)
+    unsure = evidence(prompt, "Well, it might be 17 or so, I am not sure about this one at all",
+                      logprobs=tokens(("Well", -2.5), (" 17", -4.0)), samples=["12", "30", "9"])
+    assert model.predict_one(sure) > model.predict_one(unsure)
+    assert 0.0 < model.threshold_for(0.95) <= 1.000001
+
+
+def confident(text: str, logprob: float) -> Callable[[Request], Response]:
+    def answer(request: Request) -> Response:
+        response = Response(text=text)
+        if request.params.get("logprobs"):
+            response.logprobs = tokens((text, logprob))
+        if (request.params.get("n") or 1) > 1:
+            response.info["choices"] = [{"text": text} for _ in range(request.params["n"])]
+        return response
+
+    return answer
+
+
+def test_token_scorer_keeps_confident_answers_and_asks_for_logprobs(make_chain: Callable[..., Chain],
+                                                                     strong: MockTarget) -> None:
+    sure = MockTarget(confident("42", math.log(0.9)), name="sure", price=(0.1, 0.4))
+    chain = make_chain(ModelRouter([sure, strong], strategy=Cascade(scorer=TokenScorer(), threshold=0.5)))
+    kept = chain.complete(ask("what is 6 times 7?"), model="strong")
+    assert kept.served_by == "target:sure" and kept.info["route"]["score"] == pytest.approx(0.9)
+    assert sure.calls[0].params["logprobs"] is True
+    unsure = MockTarget(confident("41", math.log(0.2)), name="unsure", price=(0.1, 0.4))
+    chain = make_chain(ModelRouter([unsure, strong], strategy=Cascade(scorer="tokens", threshold=0.5)))
+    assert chain.complete(ask("what is 6 times 7?"), model="strong").served_by == "target:strong"
+
+
+def test_samples_are_asked_for_in_one_call(make_chain: Callable[..., Chain], strong: MockTarget) -> None:
+    cheap = MockTarget(confident("42", math.log(0.95)), name="cheap", price=(0.1, 0.4))
+    rows, right = separable_rows(200, 2)
+    model = ConfidenceModel(["span_mean", "agree"]).fit(rows, right)
+    chain = make_chain(ModelRouter([cheap, strong], strategy=Cascade(scorer=ConfidenceScorer(model, samples=4),
+                                                                     quality=0.9)))
+    response = chain.complete(ask("what is 6 times 7?"), model="strong")
+    assert len(cheap.calls) == 2  # the answer, then all four samples in one call
+    assert cheap.calls[1].params["n"] == 4 and cheap.calls[1].params["temperature"] == 0.7
+    assert response.served_by == "target:cheap"
+    assert response.info["route"]["threshold"] == pytest.approx(model.threshold_for(0.9), abs=1e-4)
+
+
+def test_quality_needs_a_calibrated_scorer_and_excludes_threshold() -> None:
+    with pytest.raises(ConfigError, match="calibrated scorer"):
+        Cascade(scorer="refusal", quality=0.9)
+    with pytest.raises(ConfigError, match="not both"):
+        Cascade(threshold=0.5, quality=0.9)
+    with pytest.raises(ConfigError, match="quality"):
+        Cascade(quality=1.5)
+
+
+def test_a_local_cheap_target_gets_the_confidence_scorer_by_default(tiny_cheap: Any, strong: MockTarget) -> None:
+    cascade = Cascade()
+    scorer, threshold = cascade.judge(tiny_cheap)
+    assert isinstance(scorer, ConfidenceScorer)
+    assert threshold == pytest.approx(default_confidence_model().threshold_for(0.95))
+    remote_scorer, remote_threshold = cascade.judge(strong)
+    assert remote_scorer.name == "refusal" and remote_threshold == 0.5
+    assert Cascade(quality=0.8).judge(tiny_cheap)[1] <= threshold
+
+
+@pytest.fixture
+def tiny_cheap() -> Any:
+    class Local(MockTarget):
+        kind = "hf"
+
+    return Local(lambda r: "42", name="local", price=(0.0, 0.0))
+
+
+def test_generated_questions_have_checkable_answers() -> None:
+    questions = synthetic_questions(per_kind=5, seed=1)
+    assert len({q["category"] for q in questions}) >= 8 and len(questions) == 5 * len({q["category"]
+                                                                                       for q in questions})
+    for q in questions:
+        assert q["check"] in ("number", "exact", "contains")
+        assert check_reply(q["answer"], q["answer"], q["check"]), q
+    assert synthetic_questions(per_kind=5, seed=1) == questions
+    assert check_reply("The answer is 1,200.", "1200", "number")
+    assert check_reply("No, it cannot.", "no", "exact") and not check_reply("Not sure", "no", "exact")
+    assert check_reply("It is Nairobi.", "Nairobi", "contains") and not check_reply("Lima", "Nairobi", "contains")
+    with pytest.raises(ValueError, match="unknown check"):
+        check_reply("x", "x", "fuzzy")
+
+
+def test_no_logprobs_means_no_opinion_from_a_model_that_reads_them(make_chain: Callable[..., Chain],
+                                                                   strong: MockTarget) -> None:
+    plain = MockTarget(lambda r: "42", name="plain", price=(0.1, 0.4))
+    rows, right = separable_rows(100, 3)
+    scorer = ConfidenceScorer(ConfidenceModel(["span_mean"]).fit(rows, right))
+    chain = make_chain(ModelRouter([plain, strong], strategy=Cascade(scorer=scorer, quality=0.9)))
+    response = chain.complete(ask("what is 6 times 7?"), model="strong")
+    assert response.served_by == "target:plain" and response.info["route"]["cascade"]["score"] is None
