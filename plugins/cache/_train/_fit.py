@@ -209,7 +209,7 @@ def _features(out: Path, texts: set[str], pairs: Sequence[Pair], threads: int, p
     session, tok = open_encoder(out, threads)
     ordered = sorted(texts, key=len)
     task = progress.add_task("encoding texts", total=len(ordered))
-    encoded = {}
+    encoded: dict[str, Any] = {}
     for i in range(0, len(ordered), 64):
         chunk = ordered[i:i + 64]
         encoded.update(zip(chunk, encode_texts(session, tok, chunk), strict=True))
