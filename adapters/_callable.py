@@ -19,10 +19,7 @@ from costmw.plugin_api import (
     Response,
     Target,
     Usage,
-    acount_message_tokens,
-    count_tokens,
     map_provider_error,
-    message_text,
 )
 
 __all__ = ["CallableTarget", "MockTarget"]
@@ -75,7 +72,7 @@ class CallableTarget(Target):
     """A user function ``fn(messages, **params) -> str`` (sync or async) used as a target.
 
     Sync functions run in worker threads of their own so they never block the chain's loop.
-    Token usage is counted with the model's tokenizer when the function does not report it.
+    Token usage the function does not report is counted with costmw's counter and marked estimated.
     Exceptions the function raises are mapped like a provider's (``openai.RateLimitError``,
     ``httpx.ReadTimeout``, ``TimeoutError``, a 5xx status...), so the router falls back from
     them; a call past ``timeout_s`` raises :class:`TargetTimeout`.
@@ -91,7 +88,6 @@ class CallableTarget(Target):
         model: str | None = None,
         price: Price | tuple[float, float] | dict[str, float] | None = None,
         capabilities: Capabilities | None = None,
-        count_usage: bool = True,
         timeout_s: float | None = DEFAULT_TIMEOUT_S,
     ) -> None:
         if not callable(fn):
@@ -102,7 +98,6 @@ class CallableTarget(Target):
         self._is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             type(fn).__call__)
         self._var_kw, self._names = _accepts(fn)
-        self.count_usage = count_usage
 
     def _params(self, request: Request) -> dict[str, Any]:
         if self._var_kw:
@@ -125,13 +120,7 @@ class CallableTarget(Target):
             result = await self._invoke(request)
         except Exception as exc:
             raise map_provider_error(exc, self.name, request) from exc
-        response = _to_response(result)
-        if self.count_usage and not response.usage.prompt_tokens:
-            response.usage = Usage(
-                await acount_message_tokens(request.messages, self.model, request.params.get("tools")),
-                count_tokens(response.text, self.model),
-            )
-        return self._finish(request, response)
+        return self._finish(request, _to_response(result))
 
 
 def _echo(request: Request) -> str:
@@ -143,7 +132,7 @@ class MockTarget(Target):
 
     The handler may be sync or async and return str, dict or Response; it defaults to echoing the
     last user message. ``calls`` keeps every request served, ``batches`` every abatch group.
-    Token usage is estimated at four characters a token unless the handler reports it.
+    Token usage the handler does not report is counted with costmw's counter and marked estimated.
     """
 
     kind = "mock"
@@ -175,11 +164,7 @@ class MockTarget(Target):
         if self.latency:
             await asyncio.sleep(self.latency)
         result = await self.handler(request) if self._is_async else self.handler(request)  # type: ignore[misc]
-        response = _to_response(result)
-        if not response.usage.prompt_tokens:
-            prompt_chars = sum(len(message_text(m)) for m in request.messages)
-            response.usage = Usage(max(1, prompt_chars // 4), max(1, len(response.text) // 4))
-        return self._finish(request, response)
+        return self._finish(request, _to_response(result))
 
     async def abatch(self, requests: Any) -> list[Response | BaseException]:
         self.batches.append(len(requests))

@@ -14,6 +14,7 @@ from ._chain import Chain
 from ._completion import acompletion, completion, default_chain, set_default_chain
 from ._decorator import optimize
 from ._errors import (
+    AuthenticationError,
     BatcherClosedError,
     BatchNotReadyError,
     BudgetExceeded,
@@ -24,6 +25,7 @@ from ._errors import (
     InvalidRequestError,
     MissingDependencyError,
     NoTargetError,
+    PermissionDeniedError,
     PluginError,
     QueueFullError,
     RateLimitError,
@@ -41,6 +43,7 @@ from ._types import Chunk, Request, RequestContext, Response, Saving, Usage
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthenticationError",
     "BatchJob",
     "BatchNotReadyError",
     "BatchOutcome",
@@ -59,6 +62,7 @@ __all__ = [
     "MissingDependencyError",
     "NoTargetError",
     "Options",
+    "PermissionDeniedError",
     "Plugin",
     "PluginError",
     "Price",

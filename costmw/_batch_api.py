@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from . import _seam
 from ._errors import BatchNotReadyError, ConfigError, CostmwError, InvalidRequestError, RequestError
 from ._options import Options
-from ._target import Target
-from ._types import Request, Response, Saving, Usage
+from ._target import Target, estimate_usage
+from ._types import Request, Response, Usage
 
 if TYPE_CHECKING:
     from ._chain import Chain
@@ -241,28 +241,26 @@ class BatchJob:
         return f"batch {self.id} ended {status} without an answer for this request" + (f": {detail}" if detail else "")
 
     def _priced(self, request: Request, response: Response) -> Response:
-        """Cost at the batch discount; the discount is booked as the batch_api saving."""
-        full = self.target.cost(response.usage.prompt_tokens, response.usage.completion_tokens)
+        """The call, with the batch discount as a fact; the chain prices it and records the row."""
         response.model = response.model or self.target.model
-        response.cost_usd = full * (1.0 - self.discount)
         response.served_by = f"batch:{self.target.name}"
+        if not response.usage.prompt_tokens and not response.usage.completion_tokens:
+            response.usage = estimate_usage(request, response, response.model)
         request.context.info.update(batch_api=True, batch_id=self.id)
-        if full > response.cost_usd:
-            request.context.savings.append(Saving("batch_api", full - response.cost_usd,
-                                                  f"provider batch discount {self.discount:.0%}"))
-        response = self.chain._finish(request, response, time.perf_counter())
-        response.latency_s = max(0.0, time.time() - self.submitted_at)
+        request.context.remember("served", request)
+        request.context.remember("served_target", self.target)
+        request.context.facts.call(self.target, response.usage, model=response.model, discount=self.discount,
+                                   discount_by="batch_api")
         return response
 
     def _record(self, outcome: BatchOutcome) -> None:
-        ledger = self.chain.ledger
+        started = time.perf_counter() - max(0.0, time.time() - self.submitted_at)
         if outcome.response is not None:
-            row = ledger.make_row(outcome.request, outcome.response, latency_s=outcome.response.latency_s)
+            outcome.response = self.chain.settle(outcome.request, outcome.response, started)
         else:
+            outcome.request.context.info.update(batch_api=True, batch_id=self.id)
             error = RequestError(outcome.error or "no answer", request=outcome.request)
-            row = ledger.make_row(outcome.request, None, error=error, latency_s=time.time() - self.submitted_at)
-            row.info = {"batch_api": True, "batch_id": self.id}
-        ledger.record(row)
+            self.chain.settle(outcome.request, None, started, error=error, status="error")
 
     # -- persistence ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

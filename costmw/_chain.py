@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -10,6 +12,8 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._accounting import ReportedPrompts
+from ._accounting import settle as settle_facts
 from ._deadline import iterate_with_deadline, with_deadline
 from ._errors import ConfigError, CostmwError, NoTargetError, PluginError
 from ._ledger import Ledger
@@ -19,8 +23,8 @@ from ._plugin import CallNext, Plugin, StreamNext
 from ._pricing import Price, lookup_price
 from ._provider_errors import map_provider_error
 from ._target import Target, requested_target
-from ._tokens import acount_message_tokens, count_message_tokens, long_text
-from ._types import Chunk, Request, Response
+from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, long_text
+from ._types import Chunk, Request, Response, Usage, join_chunks
 
 __all__ = ["Chain"]
 
@@ -61,6 +65,7 @@ class Chain:
         # a chain dropped without close() stops its loop thread and closes its loop (and their fds)
         self._finalizer = weakref.finalize(self, self._runner.close)
         self._prices: dict[str, Price | None] = {}
+        self._reported = ReportedPrompts()
         self._closed = False
 
     # -- construction ------------------------------------------------------------------
@@ -169,10 +174,22 @@ class Chain:
         self._prices[model] = price
         return price
 
+    def reference_price(self, original: Request) -> Price:
+        """The price the baseline is taken at: the requested model's, else the price of the target
+        the chain would call for the request untouched by plugins, else nothing (0)."""
+        price = self.price_of(original.model)
+        if price is None:
+            try:
+                price = self.target_for(Request(original.messages, original.model, original.params,
+                                                original.metadata)).price
+            except CostmwError:
+                price = None
+        return price or Price(0.0, 0.0)
+
     # -- the terminal links --------------------------------------------------------------
     async def _call_target(self, request: Request) -> Response:
         target = self.target_for(request)
-        request.context.remember("served", request)
+        _served(request, target)
         try:
             response = await with_deadline(target.acomplete(request), target, request)
         except CostmwError:
@@ -181,63 +198,73 @@ class Chain:
             raise map_provider_error(exc, target.name, request) from exc
         if not response.served_by:
             target._finish(request, response)
+        request.context.facts.call(target, response.usage, model=response.model)
         return response
 
     async def _stream_target(self, request: Request) -> AsyncIterator[Chunk]:
         target = self.target_for(request)
-        request.context.remember("served", request)
+        _served(request, target)
         try:
             async for chunk in iterate_with_deadline(target.astream(request), target, request):
-                if chunk.response is not None and not chunk.response.served_by:
-                    target._finish(request, chunk.response)
+                if chunk.response is not None:
+                    if not chunk.response.served_by:
+                        target._finish(request, chunk.response)
+                    request.context.facts.call(target, chunk.response.usage, model=chunk.response.model)
+                    request.context.remember("served_done", True)
                 yield chunk
         except CostmwError:
             raise
         except Exception as exc:
             raise map_provider_error(exc, target.name, request) from exc
 
-    # -- finishing a call ----------------------------------------------------------------
-    def _finish(self, original: Request, response: Response, started: float) -> Response:
+    # -- finishing a call: the one accounting path ----------------------------------------
+    def settle(self, original: Request, response: Response | None, started: float, *,
+                error: BaseException | None = None, status: str = "ok") -> Response:
+        """Price the call's facts, fill in the response and record its ledger row; runs once per
+        call on success, error and cancellation alike."""
         ctx = original.context
+        response = response if response is not None else Response(finish_reason=None)
+        try:
+            account = settle_facts(original, response, status, self.reference_price(original), self._reported)
+            response.cost_usd = account.cost_usd
+            response.baseline_cost_usd = account.baseline_cost_usd
+            response.savings = account.savings()
+            accounting: dict[str, Any] = account.info
+        except Exception as exc:  # pragma: no cover - bookkeeping must never fail the call
+            log.warning("costmw could not price a call: %s", exc)
+            accounting = {"error": str(exc)}
         response.request_id = original.id
         response.latency_s = time.perf_counter() - started
-        if ctx.savings:
-            response.savings = list(ctx.savings)
         if ctx.info:
             response.info = {**response.info, **ctx.info}
-        response.baseline_cost_usd = self._baseline(original, response)
-        return response
-
-    def _baseline(self, original: Request, response: Response) -> float:
-        """What the requested model would have cost for the original request."""
-        price = self.price_of(original.model)
-        if price is None:
-            return response.cost_usd + sum(s.usd for s in response.savings)
-        served: Request | None = original.context.recall("served")
-        usage = response.usage
-        if usage.prompt_tokens and (served is None or served.messages is original.messages
-                                    or served.messages == original.messages):
-            prompt_tokens = usage.prompt_tokens
-        else:
-            prompt_tokens = original.context.memo(
-                "original_prompt_tokens",
-                lambda: count_message_tokens(original.messages, original.model, original.params.get("tools")),
-            )
-        return price.cost(prompt_tokens, usage.completion_tokens)
-
-    async def _count_original(self, original: Request) -> None:
-        if original.context.recall("original_prompt_tokens") is None:
-            original.context.remember("original_prompt_tokens", await acount_message_tokens(
-                original.messages, original.model, original.params.get("tools")))
-
-    def _record(self, original: Request, response: Response | None, error: BaseException | None,
-                started: float) -> None:
         try:
-            row = self.ledger.make_row(original, response, error=error,
-                                       latency_s=time.perf_counter() - started)
+            row = self.ledger.make_row(original, response, error=error, latency_s=response.latency_s,
+                                       status=status, info={**response.info, "accounting": accounting})
             self.ledger.record(row)
         except Exception as exc:  # pragma: no cover - make_row is defensive already
             log.warning("costmw could not record a ledger row: %s", exc)
+        return response
+
+    async def _count_original(self, original: Request) -> None:
+        """The baseline's count of a long prompt, made off the event loop before the call is settled."""
+        key = ("accounting", "original_prompt_tokens")
+        if original.context.recall(key) is None:
+            original.context.remember(key, await acount_message_tokens(
+                original.messages, original.model, original.params.get("tools")))
+
+    def _partial(self, original: Request, seen: list[Chunk]) -> Response | None:
+        """What a stream cut short had produced: its text and tokens so far, as a call made."""
+        target: Target | None = original.context.recall("served_target")
+        served: Request = original.context.recall("served") or original
+        text, calls = join_chunks(seen)
+        if target is None:
+            return Response(text=text, tool_calls=calls, finish_reason=None) if seen else None
+        usage = Usage(count_message_tokens(served.messages, target.model, served.params.get("tools")),
+                      count_tokens(text + (str(calls) if calls else ""), target.model), estimated=True)
+        if not original.context.recall("served_done"):  # (a call that ended is booked already)
+            original.context.facts.call(target, usage, partial=True)
+        return Response(text=text, tool_calls=calls, finish_reason=None, model=target.model, usage=usage,
+                        served_by=f"target:{target.name}")
 
     def _request(self, messages: Any, model: str | None, metadata: Mapping[str, Any] | None,
                  options: Options | Mapping[str, Any] | None, params: dict[str, Any], stream: bool) -> Request:
@@ -273,23 +300,28 @@ class Chain:
         started = time.perf_counter()
         try:
             response = await self._handler(request)
+        except asyncio.CancelledError:
+            self.settle(request, None, started, status="cancelled")
+            raise
         except BaseException as exc:
-            self._record(request, None, exc, started)
+            self.settle(request, None, started, error=exc, status="error")
             raise
         if long_text(request.messages):  # the baseline's token count, off the loop for a long prompt
             await self._count_original(request)
-        response = self._finish(request, response, started)
-        self._record(request, response, None, started)
-        return response
+        return self.settle(request, response, started)
 
     async def astream(self, messages: Any, model: str | None = None, *,
                       metadata: Mapping[str, Any] | None = None,
                       options: Options | Mapping[str, Any] | None = None,
                       **params: Any) -> AsyncIterator[Chunk]:
-        """Stream one chat request; the last chunk carries the whole :class:`Response`."""
+        """Stream one chat request; the last chunk carries the whole :class:`Response`.
+
+        A stream the caller stops reading (or cancels) is recorded as ``cancelled``, with the
+        tokens generated so far and their cost."""
         request = self._request(messages, model, metadata, options, params, stream=True)
-        async for chunk in self.asend_stream(request):
-            yield chunk
+        async with _closing(self.asend_stream(request)) as chunks:  # closing this closes it
+            async for chunk in chunks:
+                yield chunk
 
     async def asend_stream(self, request: Request) -> AsyncIterator[Chunk]:
         """Stream a prepared :class:`Request` through the chain (the last chunk carries the response)."""
@@ -299,19 +331,24 @@ class Chain:
             request.context.chain = self
         self._check_target(request)
         started = time.perf_counter()
+        seen: list[Chunk] = []
         finished = False
         try:
-            async for chunk in self._stream_handler(request):
-                if chunk.response is not None:
-                    response = self._finish(request, chunk.response, started)
-                    self._record(request, response, None, started)
-                    finished = True
-                    yield Chunk(response=response)
-                else:
-                    yield chunk
+            async with _closing(self._stream_handler(request)) as chunks:
+                async for chunk in chunks:
+                    if chunk.response is not None:
+                        finished = True
+                        yield Chunk(response=self.settle(request, chunk.response, started))
+                    else:
+                        seen.append(chunk)
+                        yield chunk
+        except (GeneratorExit, asyncio.CancelledError):
+            if not finished:
+                self.settle(request, self._partial(request, seen), started, status="cancelled")
+            raise
         except BaseException as exc:
             if not finished:
-                self._record(request, None, exc, started)
+                self.settle(request, None, started, error=exc, status="error")
             raise
 
     def complete(self, messages: Any, model: str | None = None, *,
@@ -397,6 +434,24 @@ def _traced(tracer: Any, kind: str, name: str, handler: CallNext,
     from .tracing import wrap_call, wrap_stream
 
     return wrap_call(tracer, kind, name, handler), wrap_stream(tracer, kind, name, stream_handler)
+
+
+@contextlib.asynccontextmanager
+async def _closing(chunks: AsyncIterator[Chunk]) -> AsyncIterator[AsyncIterator[Chunk]]:
+    """``chunks``, closed on the way out (so a stream the caller abandons stops at its source)."""
+    try:
+        yield chunks
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _served(request: Request, target: Target) -> None:
+    """Note the request and target of the latest call, for the baseline and for cancellations."""
+    request.context.remember("served", request)
+    request.context.remember("served_target", target)
+    request.context.remember("served_done", False)
 
 
 def _plugin_failure(plugin: Plugin, request: Request, exc: Exception) -> PluginError:

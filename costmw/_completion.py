@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ._chain import Chain
-from ._types import Response
+from ._types import Chunk, Response
 
-__all__ = ["acompletion", "completion", "default_chain", "set_default_chain", "to_model_response"]
+__all__ = ["acompletion", "completion", "default_chain", "set_default_chain", "to_model_response",
+           "to_stream_chunk"]
 
 _lock = threading.Lock()
 _default: Chain | None = None
@@ -59,25 +61,67 @@ def to_model_response(response: Response) -> Any:
                "completion_tokens": response.usage.completion_tokens,
                "total_tokens": response.usage.total_tokens},
     )
-    out._hidden_params["costmw"] = {
-        "cost_usd": response.cost_usd, "baseline_cost_usd": response.baseline_cost_usd,
-        "served_by": response.served_by, "savings": [s.__dict__ if hasattr(s, "__dict__") else
-                                                    {"plugin": s.plugin, "usd": s.usd} for s in response.savings],
-    }
+    out._hidden_params["costmw"] = _costmw_numbers(response)
     return out
 
 
+def _costmw_numbers(response: Response) -> dict[str, Any]:
+    return {"cost_usd": response.cost_usd, "baseline_cost_usd": response.baseline_cost_usd,
+            "served_by": response.served_by,
+            "savings": [{"plugin": s.plugin, "usd": s.usd, "detail": s.detail} for s in response.savings]}
+
+
+
+
+def to_stream_chunk(chunk: Chunk, *, request_id: str, model: str) -> Any:
+    """A LiteLLM ``ModelResponseStream`` for one costmw chunk (``chunk.choices[0].delta.content``).
+
+    The last chunk carries the finish reason, the usage and costmw's numbers, as LiteLLM's last
+    chunk carries usage when ``stream_options={"include_usage": True}``."""
+    from ._seam import litellm_module
+
+    litellm = litellm_module()
+    final = chunk.response
+    if final is None:
+        delta: dict[str, Any] = {"role": "assistant", "content": chunk.text or None}
+        if chunk.tool_calls:
+            delta["tool_calls"] = chunk.tool_calls
+        return litellm.ModelResponseStream(id=request_id, model=model, choices=[
+            {"index": 0, "delta": delta, "finish_reason": chunk.finish_reason}])
+    out = litellm.ModelResponseStream(
+        id=request_id, model=final.model or model,
+        choices=[{"index": 0, "delta": {}, "finish_reason": final.finish_reason or "stop"}],
+        usage={"prompt_tokens": final.usage.prompt_tokens, "completion_tokens": final.usage.completion_tokens,
+               "total_tokens": final.usage.total_tokens})
+    out._hidden_params["costmw"] = _costmw_numbers(final)
+    return out
+
+
+def _stream(chunks: Iterator[Chunk], model: str) -> Iterator[Any]:
+    request_id = ""
+    for chunk in chunks:
+        if chunk.response is not None:
+            request_id = chunk.response.request_id
+        yield to_stream_chunk(chunk, request_id=request_id, model=model)
+
+
+async def _astream(chunks: AsyncIterator[Chunk], model: str) -> AsyncIterator[Any]:
+    async for chunk in chunks:
+        rid = chunk.response.request_id if chunk.response is not None else ""
+        yield to_stream_chunk(chunk, request_id=rid, model=model)
 
 
 def completion(*, model: str, messages: list[dict[str, Any]], chain: Chain | None = None, **kwargs: Any) -> Any:
     """Same arguments and return type as ``litellm.completion``, with the chain's plugins around it.
 
     ``options=`` (:class:`costmw.Options` or a dict) carries costmw's controls for the call;
-    ``metadata=`` its free-form ledger labels; every other keyword goes to the model.
+    ``metadata=`` its free-form ledger labels; every other keyword goes to the model. With
+    ``stream=True`` it yields LiteLLM stream chunks (``chunk.choices[0].delta.content``).
     """
     the_chain = chain or default_chain()
     if kwargs.pop("stream", False):
-        return the_chain.stream(messages, model, **kwargs)
+        kwargs.pop("stream_options", None)
+        return _stream(the_chain.stream(messages, model, **kwargs), model)
     return to_model_response(the_chain.complete(messages, model, **kwargs))
 
 
@@ -86,5 +130,6 @@ async def acompletion(*, model: str, messages: list[dict[str, Any]], chain: Chai
     """Async twin of :func:`completion`."""
     the_chain = chain or default_chain()
     if kwargs.pop("stream", False):
-        return the_chain.astream(messages, model, **kwargs)
+        kwargs.pop("stream_options", None)
+        return _astream(the_chain.astream(messages, model, **kwargs), model)
     return to_model_response(await the_chain.acomplete(messages, model, **kwargs))

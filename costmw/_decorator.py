@@ -9,6 +9,7 @@ from typing import Any, TypeVar, overload
 
 from ._chain import Chain
 from ._options import Options
+from ._types import Request
 
 __all__ = ["optimize"]
 
@@ -26,15 +27,19 @@ def _wrap(fn: F, chain: Chain | None, model: str | None, price: Any, metadata: d
     meta = dict(metadata or {})
     base = Options(target=target.name).merge(Options.coerce(options, where="optimize(options=...)"))
 
-    def build(kwargs: dict[str, Any]) -> dict[str, Any]:
+    def build(messages: Any, kwargs: dict[str, Any]) -> Request:
         call_options = base.merge(Options.coerce(kwargs.pop("costmw_options", None), where="costmw_options"))
         call_meta = {**meta, **(kwargs.pop("costmw_metadata", None) or {})}
-        return {"metadata": call_meta, "options": call_options, **kwargs}
+        request = Request.create(messages, model or target.model, params=kwargs, metadata=call_meta,
+                                 options=call_options)
+        request.context.chain = the_chain
+        request.context.target = target  # the function serves its own calls; a router keeps it
+        return request
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def async_wrapper(messages: Any, **kwargs: Any) -> Any:
-            response = await the_chain.acomplete(messages, model or target.model, **build(kwargs))
+            response = await the_chain.asend(build(messages, kwargs))
             return response.text
 
         async_wrapper.costmw_chain = the_chain  # type: ignore[attr-defined]
@@ -42,7 +47,7 @@ def _wrap(fn: F, chain: Chain | None, model: str | None, price: Any, metadata: d
 
     @functools.wraps(fn)
     def wrapper(messages: Any, **kwargs: Any) -> Any:
-        return the_chain.complete(messages, model or target.model, **build(kwargs)).text
+        return the_chain.run_sync(the_chain.asend(build(messages, kwargs))).text
 
     wrapper.costmw_chain = the_chain  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]

@@ -12,6 +12,8 @@
     └── RequestError           a runtime failure that carries the request that caused it
         ├── PluginError        a plugin raised while handling a request
         ├── TargetError        a target (model, API, function) failed
+        │   ├── AuthenticationError   (401, a missing or wrong API key; never retried)
+        │   ├── PermissionDeniedError (403; never retried)
         │   ├── RateLimitError
         │   ├── TargetTimeout
         │   ├── ServerError    (5xx)
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from ._types import Request
 
 __all__ = [
+    "AuthenticationError",
     "BatchNotReadyError",
     "BatcherClosedError",
     "BudgetExceeded",
@@ -43,6 +46,7 @@ __all__ = [
     "InvalidRequestError",
     "MissingDependencyError",
     "NoTargetError",
+    "PermissionDeniedError",
     "PluginError",
     "QueueFullError",
     "RateLimitError",
@@ -102,6 +106,15 @@ class TargetError(RequestError):
         super().__init__(message, request=request)
         self.target = target
         self.status_code = status_code
+
+
+class AuthenticationError(TargetError):
+    """The target has no credentials or rejected them (401, a missing API key). Another try
+    cannot succeed, so it is never retried: fix the key."""
+
+
+class PermissionDeniedError(TargetError):
+    """The credentials are valid but may not use this model or resource (403); never retried."""
 
 
 class RateLimitError(TargetError):

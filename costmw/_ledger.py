@@ -55,10 +55,13 @@ class LedgerRow:
     error: str | None = None
     prompt: list[dict[str, Any]] | None = None
     answer: str | None = None
+    status: str = "ok"
+    tags: list[str] = field(default_factory=list)
 
     @property
     def saved_usd(self) -> float:
-        return max(0.0, self.baseline_cost_usd - self.cost_usd)
+        """Baseline less cost, which is the sum of ``savings`` (negative when costmw cost more)."""
+        return self.baseline_cost_usd - self.cost_usd
 
 
 _COLUMNS = [
@@ -66,9 +69,43 @@ _COLUMNS = [
     ("served_by", "TEXT"), ("model", "TEXT"), ("prompt_tokens", "INTEGER"),
     ("completion_tokens", "INTEGER"), ("cost_usd", "REAL"), ("baseline_cost_usd", "REAL"),
     ("latency_s", "REAL"), ("savings", "TEXT"), ("info", "TEXT"), ("error", "TEXT"),
-    ("prompt", "TEXT"), ("answer", "TEXT"),
+    ("prompt", "TEXT"), ("answer", "TEXT"), ("status", "TEXT"), ("tags", "TEXT"),
 ]
-_JSON_COLS = {"savings", "info", "prompt"}
+_JSON_COLS = {"savings", "info", "prompt", "tags"}
+_MISSING = {"REAL": 0.0, "INTEGER": 0}  # what a column an older ledger lacks reads as
+
+
+def request_tags(request: Request) -> list[str]:
+    """The request's tags (``options.tags``; ``metadata={"tags": [...]}`` is read into it), sorted."""
+    return sorted(request.options.tags)
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """The ledger file opened read-only (no tables added, journal mode untouched)."""
+    if not path.is_file():
+        raise ConfigError(f"ledger file {str(path)!r} does not exist")
+    try:
+        return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{str(path)!r} cannot be opened as a costmw ledger: {exc}") from exc
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _ledger_columns(db: sqlite3.Connection, path: Path) -> list[str]:
+    """The ledger columns the file has; a clear error when it is not a costmw ledger."""
+    try:
+        have = {r[1] for r in db.execute("PRAGMA table_info(calls)")}
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise ConfigError(f"{str(path)!r} is not a costmw ledger (not an SQLite database: {exc})") from exc
+    needed = {"request_id", "served_by", "cost_usd", "baseline_cost_usd", "savings"}
+    if not needed <= have:
+        db.close()
+        raise ConfigError(f"{str(path)!r} is not a costmw ledger (no 'calls' table with costmw's columns)")
+    return [n for n, _ in _COLUMNS if n in have]
 
 
 def _jsonable(value: Any) -> Any:
@@ -108,7 +145,7 @@ class Ledger:
 
     def __init__(self, path: str | Path | None = None, *, store_text: bool = False,
                  on_unavailable: Literal["refuse", "allow"] = "refuse", max_pending_rows: int = 10_000,
-                 busy_timeout_s: float = 2.0) -> None:
+                 busy_timeout_s: float = 2.0, readonly: bool = False) -> None:
         if on_unavailable not in ("refuse", "allow"):
             raise ConfigError(f"Ledger on_unavailable must be 'refuse' or 'allow', got {on_unavailable!r}")
         if isinstance(max_pending_rows, bool) or not isinstance(max_pending_rows, int) or max_pending_rows < 1:
@@ -129,7 +166,12 @@ class Ledger:
         self._spend: dict[str, SpendLog] = {}
         self._feedback: list[dict[str, Any]] = []
         self._held: dict[str, tuple[str, float, float]] = {}  # request id -> (tenant, usd, since)
-        if self.path is not None:
+        self.readonly = readonly
+        self._columns = [n for n, _ in _COLUMNS]
+        if self.path is not None and readonly:  # for reports: nothing is created, altered or written
+            self._db = _open_readonly(self.path)
+            self._columns = _ledger_columns(self._db, self.path)
+        elif self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
                                        timeout=self.busy_timeout_s)
@@ -138,6 +180,10 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             cols = ", ".join(f"{n} {t}" for n, t in _COLUMNS)
             self._db.execute(f"CREATE TABLE IF NOT EXISTS calls ({cols})")
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(calls)")}
+            for name, kind in _COLUMNS:  # a ledger written by an older costmw gains the new columns
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
             self._db.execute("CREATE INDEX IF NOT EXISTS calls_tenant_ts ON calls (tenant, ts)")
             self._db.execute("CREATE INDEX IF NOT EXISTS calls_request ON calls (request_id)")
             self._db.execute(
@@ -159,20 +205,22 @@ class Ledger:
 
     # -- writing -------------------------------------------------------------------------
     def make_row(self, original: Request, response: Response | None, *, error: BaseException | None = None,
-                 latency_s: float = 0.0) -> LedgerRow:
+                 latency_s: float = 0.0, status: str | None = None, info: dict[str, Any] | None = None) -> LedgerRow:
+        """The row of one call; ``response`` carries the priced outcome (see ``costmw/_accounting.py``)."""
         r = response or Response()
         savings: dict[str, float] = {}
         for s in r.savings:
             savings[s.plugin] = savings.get(s.plugin, 0.0) + s.usd
         row = LedgerRow(
             ts=time.time(), request_id=original.id, tenant=original.tenant,
-            requested_model=original.model, served_by=r.served_by if response else "error",
+            requested_model=original.model, served_by=r.served_by or ("error" if error is not None else ""),
             model=r.model, prompt_tokens=r.usage.prompt_tokens, completion_tokens=r.usage.completion_tokens,
             cost_usd=r.cost_usd, baseline_cost_usd=r.baseline_cost_usd, latency_s=latency_s or r.latency_s,
-            savings=savings, info=_jsonable({**r.info, **_caller(original)}),
+            savings=savings, info=_jsonable({**(r.info if info is None else info), **_caller(original)}),
             error=None if error is None else redact_secrets(f"{type(error).__name__}: {error}")[:500],
+            status=status or ("error" if error is not None else "ok"), tags=request_tags(original),
         )
-        if self.store_text and response is not None:
+        if self.store_text and response is not None and row.status == "ok":
             row.prompt = json.loads(redact_secrets(json.dumps(list(original.messages), default=str)))
             row.answer = redact_secrets(r.text)
         return row
@@ -346,13 +394,16 @@ class Ledger:
         with self._lock:
             if self._db is None:
                 return list(self._rows)
-            cur = self._db.execute(f"SELECT {', '.join(n for n, _ in _COLUMNS)} FROM calls ORDER BY ts")
+            cur = self._db.execute(f"SELECT {', '.join(self._columns)} FROM calls ORDER BY ts")
             out = []
             for values in cur.fetchall():
-                data = {n: (json.loads(v) if n in _JSON_COLS and v is not None else v)
-                        for (n, _), v in zip(_COLUMNS, values)}
+                data: dict[str, Any] = {n: _MISSING.get(t) for n, t in _COLUMNS}
+                data.update({n: (json.loads(v) if n in _JSON_COLS and v is not None else v)
+                             for n, v in zip(self._columns, values)})
                 data["savings"] = data["savings"] or {}
                 data["info"] = data["info"] or {}
+                data["tags"] = data["tags"] or []
+                data["status"] = data["status"] or ("error" if data["error"] else "ok")
                 out.append(LedgerRow(**data))
             return out + self._pending()
 
@@ -367,7 +418,7 @@ class Ledger:
 
     def feedback(self) -> list[dict[str, Any]]:
         with self._lock:
-            if self._db is None:
+            if self._db is None or (self.readonly and not _has_table(self._db, "feedback")):
                 return list(self._feedback)
             cur = self._db.execute("SELECT ts, request_id, good, note FROM feedback ORDER BY ts")
             return [{"ts": t, "request_id": r, "good": bool(g), "note": n} for t, r, g, n in cur.fetchall()]
@@ -395,10 +446,11 @@ class Ledger:
         baseline = sum(r.baseline_cost_usd for r in rows)
         return {
             "calls": len(rows),
-            "errors": sum(1 for r in rows if r.error),
+            "errors": sum(1 for r in rows if r.status == "error"),
+            "cancelled": sum(1 for r in rows if r.status == "cancelled"),
             "cost_usd": cost,
             "baseline_cost_usd": baseline,
-            "saved_usd": max(0.0, baseline - cost),
+            "saved_usd": baseline - cost,
             "saved_pct": (100.0 * (baseline - cost) / baseline) if baseline else 0.0,
             "by_plugin": dict(by_plugin),
             "by_target": {k: dict(v) for k, v in by_target.items()},
@@ -430,7 +482,8 @@ def _write_rows(db: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
             db.executemany("DELETE FROM holds WHERE request_id = ?", [(row.request_id,) for row in rows])
         except sqlite3.DatabaseError as exc:  # the rows are what matter; holds left behind expire
             log.debug("costmw ledger could not drop holds: %s", exc)
-        db.executemany(f"INSERT INTO calls VALUES ({', '.join('?' * len(_COLUMNS))})", values)
+        db.executemany(f"INSERT INTO calls ({', '.join(n for n, _ in _COLUMNS)}) "
+                       f"VALUES ({', '.join('?' * len(_COLUMNS))})", values)
     except BaseException:
         db.execute("ROLLBACK")
         raise

@@ -10,11 +10,14 @@ their exception classes and by ``status_code`` / ``response.status_code``, never
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
+    AuthenticationError,
     ContextWindowError,
     CostmwError,
+    PermissionDeniedError,
     RateLimitError,
     ServerError,
     TargetError,
@@ -29,6 +32,8 @@ __all__ = ["map_provider_error", "status_of"]
 # Class names (anywhere in the exception's class hierarchy, most specific first) per costmw error.
 _BY_NAME: dict[str, type[TargetError]] = {}
 for _cls, _names in (
+    (AuthenticationError, ("AuthenticationError", "UnauthorizedError", "Unauthenticated")),
+    (PermissionDeniedError, ("PermissionDeniedError", "PermissionDenied", "ForbiddenError")),
     (ContextWindowError, ("ContextWindowExceededError", "ContextLengthExceededError")),
     (RateLimitError, ("RateLimitError", "TooManyRequests", "TooManyRequestsError", "ThrottlingException",
                       "ResourceExhausted")),
@@ -43,6 +48,12 @@ for _cls, _names in (
         _BY_NAME[_name] = _cls
 
 
+# What provider SDKs say when no API key was given. LiteLLM reports it as a 500 InternalServerError,
+# which would be retried; it is an authentication failure no retry can mend.
+_MISSING_KEY = re.compile(r"missing credentials|api_key client option must be set|no api key|api key (is )?"
+                          r"(missing|not (set|found|provided))|(pass|provide|set) an? `?api_key", re.IGNORECASE)
+
+
 def status_of(exc: BaseException) -> int | None:
     """The HTTP status an exception carries (``status_code``, ``status`` or ``response.status_code``)."""
     for holder in (exc, getattr(exc, "response", None)):
@@ -54,6 +65,10 @@ def status_of(exc: BaseException) -> int | None:
 
 
 def _kind(exc: BaseException, status: int | None) -> type[TargetError]:
+    if status == 401 or _MISSING_KEY.search(str(exc)):
+        return AuthenticationError
+    if status == 403:
+        return PermissionDeniedError
     for klass in type(exc).__mro__:
         found = _BY_NAME.get(klass.__name__)
         if found is not None:

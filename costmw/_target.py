@@ -10,9 +10,10 @@ from ._deadline import DEFAULT_TIMEOUT_S, check_timeout
 from ._errors import InvalidRequestError
 from ._pricing import Price, lookup_price
 from ._prompt_cache import PromptCaching
-from ._types import Chunk, Request, Response, join_chunks
+from ._tokens import count_message_tokens, count_tokens
+from ._types import Chunk, Request, Response, Usage, join_chunks
 
-__all__ = ["Capabilities", "Target", "requested_target"]
+__all__ = ["Capabilities", "Target", "collect_stream", "estimate_usage", "requested_target"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +94,12 @@ class Target:
         return None
 
     def _finish(self, request: Request, response: Response) -> Response:
-        """Fill in the model and cost of a response made by this target."""
+        """Fill in the model and cost of a response made by this target. Usage the model did not
+        report is counted with costmw's counter (the one the baseline uses) and marked estimated."""
         if not response.model:
             response.model = self.model
+        if not response.usage.prompt_tokens and not response.usage.completion_tokens:
+            response.usage = estimate_usage(request, response, self.model)
         u = response.usage
         response.cost_usd = self.cost(u.prompt_tokens, u.completion_tokens, u.cached_tokens, u.cache_write_tokens)
         response.served_by = f"target:{self.name}"
@@ -124,6 +128,13 @@ def requested_target(targets: Iterable[Target], request: Request) -> Target | No
         return found
     model = request.model
     return next((t for t in pool if t.name == model), None) or next((t for t in pool if t.model == model), None)
+
+
+def estimate_usage(request: Request, response: Response, model: str) -> Usage:
+    """The usage of a call counted by costmw (for models that report none), marked estimated."""
+    answer = response.text + (str(response.tool_calls) if response.tool_calls else "")
+    return Usage(count_message_tokens(request.messages, model, request.params.get("tools")),
+                 count_tokens(answer, model), estimated=True)
 
 
 async def collect_stream(chunks: AsyncIterator[Chunk]) -> Response:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidRequestError
+from ._facts import Facts
 from ._options import Options, split_metadata
 from ._validate import check_content, check_params
 
@@ -88,15 +89,16 @@ class RequestContext:
     """Scratch space shared by every copy of one request as it moves through the chain.
 
     Work that several plugins need (the embedding of the last user turn, the token count)
-    is done once and kept here, and plugins leave notes here for the ledger (savings,
-    routing decision, batch metrics). It is not part of the request's identity.
+    is done once and kept here, and plugins leave notes here for the ledger (routing decision,
+    batch metrics) and report what they did in ``facts`` (calls made, tokens removed, calls
+    avoided), which the chain prices once when the call ends. It is not part of the request's identity.
     """
 
-    __slots__ = ("_memo", "attempts", "chain", "info", "savings", "target")
+    __slots__ = ("_memo", "attempts", "chain", "facts", "info", "target")
 
     def __init__(self) -> None:
         self.target: Target | None = None
-        self.savings: list[Saving] = []
+        self.facts = Facts()
         self.info: dict[str, Any] = {}
         self._memo: dict[Any, Any] = {}
         self.chain: Any = None
@@ -206,12 +208,14 @@ class Request:
 class Usage:
     """Tokens of one call. ``prompt_tokens`` counts every input token, including the
     ``cached_tokens`` the provider read from its prompt cache and the ``cache_write_tokens`` it
-    wrote to it (both are priced apart, see :meth:`costmw.Price.cost`)."""
+    wrote to it (both are priced apart, see :meth:`costmw.Price.cost`). ``estimated``: counted by
+    costmw because the model did not report them."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -230,7 +234,11 @@ class Saving:
 
 @dataclass(slots=True)
 class Response:
-    """The answer to a request, with what it cost and who served it."""
+    """The answer to a request, with what it cost and who served it.
+
+    ``cost_usd`` is every call made for the request; ``baseline_cost_usd`` the request as sent,
+    priced at the requested model; ``savings`` explain the difference line by line.
+    """
 
     text: str = ""
     tool_calls: list[dict[str, Any]] | None = None
@@ -251,7 +259,8 @@ class Response:
 
     @property
     def saved_usd(self) -> float:
-        return max(0.0, self.baseline_cost_usd - self.cost_usd)
+        """Baseline less cost: the sum of ``savings`` (negative when costmw cost more)."""
+        return self.baseline_cost_usd - self.cost_usd
 
     def copy(self, **changes: Any) -> Response:
         return dataclasses.replace(self, **changes)

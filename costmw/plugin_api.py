@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._batch_api import BATCH_DISCOUNTS
 from ._deadline import DEFAULT_TIMEOUT_S, deadline_for, iterate_with_deadline, with_deadline
 from ._errors import (
+    AuthenticationError,
     BatcherClosedError,
     BatchNotReadyError,
     BudgetExceeded,
@@ -22,6 +23,7 @@ from ._errors import (
     InvalidRequestError,
     MissingDependencyError,
     NoTargetError,
+    PermissionDeniedError,
     PluginError,
     QueueFullError,
     RateLimitError,
@@ -31,6 +33,7 @@ from ._errors import (
     TargetTimeout,
     missing_extra,
 )
+from ._facts import CallMade, Facts, TokensRemoved
 from ._lazy import lazy_exports
 from ._ledger import Ledger
 from ._loop import LoopThread
@@ -44,7 +47,7 @@ from ._provider_errors import map_provider_error
 from ._quiet import ProgressBar, third_party_quiet
 from ._redact import contains_secret, get_logger, redact_secrets
 from ._registry import Registry, import_path
-from ._target import Capabilities, Target, collect_stream, requested_target
+from ._target import Capabilities, Target, collect_stream, estimate_usage, requested_target
 from ._target_kinds import register_target_kind
 from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, long_text
 from ._types import Chunk, Message, Request, Response, Saving, Usage, join_chunks, message_text
@@ -53,16 +56,19 @@ __all__ = [
     "BATCH_DISCOUNTS",
     "CAPABILITY_NAMES",
     "DEFAULT_TIMEOUT_S",
+    "AuthenticationError",
     "BatchNotReadyError",
     "BatcherClosedError",
     "BudgetExceeded",
     "BudgetUnavailable",
+    "CallMade",
     "CallNext",
     "Capabilities",
     "Chunk",
     "ConfigError",
     "ContextWindowError",
     "CostmwError",
+    "Facts",
     "InvalidRequestError",
     "LRUCache",
     "Ledger",
@@ -71,6 +77,7 @@ __all__ = [
     "MissingDependencyError",
     "NoTargetError",
     "Options",
+    "PermissionDeniedError",
     "Plugin",
     "PluginError",
     "Price",
@@ -89,6 +96,7 @@ __all__ = [
     "Target",
     "TargetError",
     "TargetTimeout",
+    "TokensRemoved",
     "Usage",
     "acount_message_tokens",
     "announce_path",
@@ -100,6 +108,7 @@ __all__ = [
     "count_message_tokens",
     "count_tokens",
     "deadline_for",
+    "estimate_usage",
     "get_logger",
     "identity",
     "import_path",

@@ -17,8 +17,7 @@ from costmw.plugins import Batcher
 
 import costmw
 from costmw import Request, Response, Usage
-from costmw.testing import FakeOpenAIServer
-from costmw.testing._fake_batches import install_batch_routes
+from costmw.testing import FakeOpenAIServer, install_batch_routes
 
 
 class LocalModel(Target):

@@ -13,8 +13,7 @@ from typing import Any
 from costmw.plugins import MemoryStore, SemanticCache
 
 from costmw import Chain
-from costmw.testing import FakeOpenAIServer
-from costmw.testing._responders import schema_responder
+from costmw.testing import FakeOpenAIServer, schema_responder
 
 try:
     from langchain.agents import create_agent

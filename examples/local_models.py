@@ -16,7 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from costmw.adapters import HFTarget, load, write_manifest
-from costmw.adapters.local._gguf import converted_model_dir, smollm2_gguf_path
+from costmw.adapters.local import converted_model_dir, smollm2_gguf_path
 
 from costmw import Chain, Request
 

@@ -365,6 +365,7 @@ class Batcher(Plugin):
         target = lane.target
         for r in requests:
             r.context.remember("served", r)
+            r.context.remember("served_target", target)
         if not lane.batching:
             try:
                 return [await with_deadline(target.acomplete(requests[0]), target, requests[0])]
@@ -470,6 +471,7 @@ def _deliver(target: Target, item: _Item, result: Response | BaseException) -> N
     if isinstance(result, Response):
         if not result.served_by:
             target._finish(item.request, result)
+        item.request.context.facts.call(target, result.usage, model=result.model)
         future.set_result(result)
         return
     future.set_exception(map_provider_error(result, target.name, item.request))

@@ -7,7 +7,9 @@ shared by every target over the same base.
 
 from __future__ import annotations
 
+from ._base import CALIBRATION_RUNS, LocalTarget
 from ._classifier import ClassifierTarget
+from ._gguf import converted_model_dir, smollm2_gguf_path
 from ._hf import HFTarget
 from ._llamacpp import LlamaCppTarget
 from ._load import load
@@ -15,12 +17,16 @@ from ._manifest import read_manifest, write_manifest
 from ._registry import loaded_models, unload_all
 
 __all__ = [
+    "CALIBRATION_RUNS",
     "ClassifierTarget",
     "HFTarget",
     "LlamaCppTarget",
+    "LocalTarget",
+    "converted_model_dir",
     "load",
     "loaded_models",
     "read_manifest",
+    "smollm2_gguf_path",
     "unload_all",
     "write_manifest",
 ]

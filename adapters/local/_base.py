@@ -2,12 +2,14 @@
 
 A local model has no list price. It is priced either per 1M tokens (``price=``) or per hour of
 the machine it runs on (``hourly_usd=``); the hourly price is turned into a per-token price with
-the throughput measured the first time the target is used, so the ledger's savings are real.
+the throughput measured the first time the target is used (the median of several warm runs), so
+the ledger's savings are real.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -33,6 +35,8 @@ __all__ = ["GenParams", "LocalTarget", "chat_messages", "cut_at_stop", "join_sam
 _UNSUPPORTED = ("tools", "functions", "response_format")
 _MAX_N = 16
 _MAX_TOP_LOGPROBS = 20
+#: Warm measurements whose median prices a target billed by the hour.
+CALIBRATION_RUNS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +167,7 @@ class LocalTarget(Target):
         self.hourly_usd = None if hourly_usd is None else float(hourly_usd)
         self.measured_tokens_per_s: float | None = None
         self.measured_prompt_tokens_per_s: float | None = None
+        self.calibration: dict[str, float] | None = None  # the last measurement (see calibrate)
         self._calibration_lock = threading.Lock()
         self.manifest: dict[str, Any] | None = None  # set by costmw.adapters.load()
         self.metrics: dict[str, Any] = {}  # what the tool that made the model measured
@@ -177,21 +182,31 @@ class LocalTarget(Target):
     def price(self, value: Price | tuple[float, float] | dict[str, float] | None) -> None:
         self._price = Price.coerce(value)
 
-    def calibrate(self, batch_size: int = 1) -> dict[str, float]:
+    def calibrate(self, batch_size: int = 1, runs: int = CALIBRATION_RUNS) -> dict[str, float]:
         """Measure throughput (prompt and generated tokens/s) and, with ``hourly_usd``, set the price.
 
-        Runs once on first use; call it again (e.g. with the batch size you serve at) to re-measure.
+        One warm-up measurement is thrown away, then the median of ``runs`` warm ones is kept, so a
+        single slow moment of a shared machine does not set the price. Runs once on first use; call it
+        again (e.g. with the batch size you serve at) to re-measure. What was measured is kept in
+        ``calibration`` (and in :meth:`describe`).
         """
+        if runs < 1:
+            raise ConfigError(f"target {self.name!r}: calibrate needs runs >= 1, got {runs}")
         with self._calibration_lock:
             start = time.perf_counter()
-            prompt_tps, gen_tps = self._measure_throughput(max(1, batch_size))
+            self._measure_throughput(max(1, batch_size))  # warm-up: caches, allocator, lazy kernels
+            samples = [self._measure_throughput(max(1, batch_size)) for _ in range(runs)]
+            prompt_tps = statistics.median(p for p, _ in samples)
+            gen_tps = statistics.median(g for _, g in samples)
             self.measured_prompt_tokens_per_s, self.measured_tokens_per_s = prompt_tps, gen_tps
-            result = {"prompt_tokens_per_s": prompt_tps, "tokens_per_s": gen_tps,
+            result = {"prompt_tokens_per_s": prompt_tps, "tokens_per_s": gen_tps, "runs": float(runs),
+                      "tokens_per_s_min": min(g for _, g in samples), "tokens_per_s_max": max(g for _, g in samples),
                       "batch_size": float(batch_size), "seconds": time.perf_counter() - start}
             if self.hourly_usd is not None:
                 per_second = self.hourly_usd / 3600.0
                 self._price = Price(per_second / prompt_tps * 1e6, per_second / gen_tps * 1e6)
                 result.update(input_per_1m=self._price.input_per_1m, output_per_1m=self._price.output_per_1m)
+            self.calibration = dict(result)
             return result
 
     async def acalibrate(self, batch_size: int = 1) -> dict[str, float]:
@@ -213,4 +228,5 @@ class LocalTarget(Target):
                 "price_per_1m": None if price is None else {"input": price.input_per_1m,
                                                            "output": price.output_per_1m},
                 "measured_tokens_per_s": self.measured_tokens_per_s,
-                "measured_prompt_tokens_per_s": self.measured_prompt_tokens_per_s}
+                "measured_prompt_tokens_per_s": self.measured_prompt_tokens_per_s,
+                "calibration": self.calibration}

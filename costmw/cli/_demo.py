@@ -127,8 +127,9 @@ def _print(console: Console, base: RunResult, opt: RunResult, n: int) -> dict[st
     table = Table(title=f"costmw demo: {n} requests of a support bot's day")
     for col in ("", "without costmw", "with costmw"):
         table.add_column(col, justify="right" if col else "left")
-    saved = 100.0 * (b["cost_usd"] - o["cost_usd"]) / b["cost_usd"] if b["cost_usd"] else 0.0
-    table.add_row("cost (USD)", f"{b['cost_usd']:.4f}", f"{o['cost_usd']:.4f}  ({saved:.1f}% less)")
+    saved = o["saved_pct"]  # the ledger's numbers: what `costmw report` prints for this run
+    table.add_row("cost (USD)", f"{o['baseline_cost_usd']:.4f}", f"{o['cost_usd']:.4f}  ({saved:.1f}% less)")
+    table.add_row("  measured, sent straight to gpt-4o", f"{b['cost_usd']:.4f}", "")
     table.add_row("correct answers", f"{base.correct}/{n}", f"{opt.correct}/{n}")
     table.add_row("wrong answers served from cache", "-", str(opt.wrong_cache))
     table.add_row("p50 latency (ms)", f"{statistics.median(base.latencies) * 1e3:.2f}",
@@ -143,7 +144,13 @@ def _print(console: Console, base: RunResult, opt: RunResult, n: int) -> dict[st
         plugins.add_row(name, f"{usd:.4f}")
     if not o["by_plugin"]:
         plugins.add_row("(no plugins active)", "0")
+    plugins.add_row("total", f"{sum(o['by_plugin'].values()):.4f}", end_section=True)
     console.print(plugins)
+    console.print(f"Without costmw: each request as sent, priced at gpt-4o with the answer it got "
+                  f"({o['baseline_cost_usd']:.4f} USD; the run sent straight to gpt-4o measured "
+                  f"{b['cost_usd']:.4f}, the difference being answers of other lengths). With costmw "
+                  f"{o['cost_usd']:.4f}, {o['saved_usd']:.4f} saved ({o['saved_pct']:.1f}%): the savings per plugin "
+                  "add up to it, and `costmw report` on the ledger prints the same.")
     served = Table(title="who served the requests (with costmw)")
     served.add_column("served by")
     served.add_column("requests", justify="right")
@@ -151,6 +158,7 @@ def _print(console: Console, base: RunResult, opt: RunResult, n: int) -> dict[st
         served.add_row(name, str(count))
     console.print(served)
     return {"requests": n, "cost_without": b["cost_usd"], "cost_with": o["cost_usd"], "saved_pct": saved,
+            "ledger_baseline": o["baseline_cost_usd"], "ledger_saved": o["saved_usd"],
             "correct_without": base.correct, "correct_with": opt.correct, "wrong_cache": opt.wrong_cache,
             "by_plugin": o["by_plugin"], "served": opt.served}
 
@@ -160,7 +168,7 @@ def local_section(console: Console, questions: int = 12) -> dict[str, Any] | Non
     questions first; the cascade's confidence model, reading the answer's token log-probabilities and
     checks, keeps the answers it trusts and sends the rest to the strong stand-in (priced as gpt-4o).
     The local model is priced at $0.02/$0.04 per 1M tokens (a small CPU's cost per token)."""
-    from costmw.adapters.local._gguf import converted_model_dir, smollm2_gguf_path
+    from costmw.adapters.local import converted_model_dir, smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     if gguf is None:

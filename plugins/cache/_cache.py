@@ -19,7 +19,6 @@ from costmw.plugin_api import (
     Plugin,
     Request,
     Response,
-    Saving,
     StreamNext,
     join_chunks,
     long_text,
@@ -48,7 +47,6 @@ __all__ = ["SemanticCache"]
 log = logging.getLogger("costmw.cache")
 T = TypeVar("T")
 _NOT_STORED = frozenset({"error", "content_filter"})
-_JUDGE_USD = ("semantic_cache", "judge_usd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,16 +219,7 @@ class SemanticCache(Plugin):
         hit = await self._lookup(request, plan)
         if hit is not None:
             return hit
-        return self._with_judge_cost(request, await self._fetch(request, plan, call_next))
-
-    def _with_judge_cost(self, request: Request, response: Response) -> Response:
-        """A miss's response, charged for the judge calls its lookup made (a negative saving)."""
-        judge = float(request.context.recall(_JUDGE_USD, 0.0))
-        if judge:
-            request.context.remember(_JUDGE_USD, 0.0)
-            response.cost_usd += judge
-            request.context.savings.append(Saving(self.plugin_name, -judge, "verifier judge calls"))
-        return response
+        return await self._fetch(request, plan, call_next)
 
     async def _fetch(self, request: Request, plan: _Plan, call_next: CallNext) -> Response:
         async def fetch() -> Response:
@@ -437,12 +426,10 @@ class SemanticCache(Plugin):
                       verify=verify)
 
     def _record_calls(self, request: Request, made: list[tuple[Any, Response]]) -> None:
-        """Book the calls a verifier made (an LLM judge) as this request's cost."""
+        """Report the calls a verifier made (an LLM judge): the chain prices them and charges them
+        to this plugin, on a hit and on a miss alike."""
         for target, response in made:
-            usage = response.usage
-            usd = response.cost_usd or (target.price.cost(usage.prompt_tokens, usage.completion_tokens)
-                                        if target.price is not None else 0.0)
-            request.context.remember(_JUDGE_USD, request.context.recall(_JUDGE_USD, 0.0) + usd)
+            request.context.facts.call(target, response.usage, by=self.plugin_name, model=response.model)
 
     async def _check_templates(self, query: str, verdicts: dict[str, CacheVerdict]) -> None:
         """Refuse passing candidates built from the same template as ``query`` with another slot."""
@@ -475,27 +462,11 @@ class SemanticCache(Plugin):
         response.served_by = f"cache:{tier}"
         response.cost_usd = 0.0
         response.request_id = request.id
-        judge = float(request.context.recall(_JUDGE_USD, 0.0))
-        response.cost_usd = judge
-        request.context.remember(_JUDGE_USD, 0.0)
-        usd = self._avoided_cost(request, response, answer) - judge
-        request.context.savings.append(Saving(self.plugin_name, usd, f"{how} hit", response.usage.total_tokens))
+        request.context.facts.call_avoided(self.plugin_name, f"{how} hit")
         note = {"hit": True, "tier": how, "similarity": round(similarity, 4)}
         request.context.info["cache"] = note
         response.info["cache"] = note
         return response
-
-    def _avoided_cost(self, request: Request, response: Response, answer: dict[str, Any]) -> float:
-        """What the call the cache answered would have cost on the requested model."""
-        price = None
-        if self._chain is not None:
-            try:
-                price = self._chain.price_of(request.model)
-            except Exception:
-                price = None
-        if price is not None:
-            return price.cost(response.usage.prompt_tokens, response.usage.completion_tokens)
-        return float(answer.get("cost_usd") or 0.0)
 
     def _touch(self, key: str) -> None:
         if not self.storage.blocking or self.storage.cheap_touch:

@@ -20,9 +20,9 @@ from costmw.plugin_api import (
     PromptCaching,
     Request,
     Response,
-    Saving,
     StreamNext,
     Target,
+    Usage,
     conversation_key,
     count_message_tokens,
     count_tokens,
@@ -51,13 +51,14 @@ _STABLE_TRIM = 0.6  # with a provider cache, cut old turns in blocks: to this sh
 
 @dataclass(slots=True)
 class _Plan:
-    """What the minifier did to one request; settled into savings once the answer is back."""
+    """What the minifier did to one request (reported to the chain as facts)."""
 
     before: int
     after: int
     steps: dict[str, int] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     summary_cost_usd: float = 0.0
+    side_calls: list[tuple[Target, Usage]] = field(default_factory=list)
 
 
 @register_plugin("prompt_minifier")
@@ -133,16 +134,12 @@ class PromptMinifier(Plugin):
 
     # -- the chain hooks -------------------------------------------------------------------
     async def handle(self, request: Request, call_next: CallNext) -> Response:
-        changed, plan = await self.prepare(request)
-        response = await call_next(changed)
-        self._settle(request, plan, response)
-        return response
+        changed, _ = await self.prepare(request)
+        return await call_next(changed)
 
     async def astream(self, request: Request, call_next: StreamNext) -> AsyncIterator[Chunk]:
-        changed, plan = await self.prepare(request)
+        changed, _ = await self.prepare(request)
         async for chunk in call_next(changed):
-            if chunk.response is not None:
-                self._settle(request, plan, chunk.response)
             yield chunk
 
     # -- the work --------------------------------------------------------------------------
@@ -171,6 +168,8 @@ class PromptMinifier(Plugin):
                 fitted, stable = await self._fit_stable(request, messages, plan, cache, opts, sent)
             else:
                 fitted = await self._fit(messages, model, plan, _STABLE_TRIM if cache is not None else None)
+            for target, usage in plan.side_calls:  # paid for whatever happens to the call next
+                request.context.facts.call(target, usage, by=self.plugin_name)
             messages = self._step(plan, "history", messages, fitted, model, tools)
         if self.long_context.enabled:
             compressed = await self._compress(messages, model, plan, stable)
@@ -184,6 +183,9 @@ class PromptMinifier(Plugin):
                                                 "tokens_after": before, "removed_tokens": 0}
             return request, None
         self.stats["minified"] += 1
+        detail = f"{before - plan.after} input tokens removed ({before} -> {plan.after})"
+        request.context.facts.tokens_removed(self.plugin_name, before, plan.after,
+                                             detail + (", less the history summary" if plan.summary_cost_usd else ""))
         request.context.remember("prompt_tokens", plan.after)
         request.context.info["minifier"] = {
             "level": self.level.name, "tokens_before": before, "tokens_after": plan.after,
@@ -269,8 +271,10 @@ class PromptMinifier(Plugin):
             if target is None:
                 raise LookupError("no target can write the summary")
             plan.notes["summarizer"] = target.name
-            return await summarize_with(target, previous, older, max_tokens=self.summary_max_tokens,
-                                        timeout_s=self.summary_timeout_s)
+            text, usage = await summarize_with(target, previous, older, max_tokens=self.summary_max_tokens,
+                                               timeout_s=self.summary_timeout_s)
+            plan.side_calls.append((target, usage))
+            return text, target.cost(usage.prompt_tokens, usage.completion_tokens)
 
         summarizer = summarize if (self.summarizer is not None or self._chain is not None) else None
         fit = await fit_history(messages, budget=self.budget_tokens or 0,
@@ -319,23 +323,6 @@ class PromptMinifier(Plugin):
             plan.notes["compression"] = {"rate": result.rate, "scored_tokens": result.scored_tokens,
                                          "seconds": round(result.seconds, 3), "texts": result.texts}
         return [*messages[:keep], *result.messages]
-
-    # -- savings ---------------------------------------------------------------------------
-    def _settle(self, request: Request, plan: _Plan | None, response: Response) -> None:
-        if plan is None or response.served_by.startswith("cache"):
-            return
-        removed = plan.before - plan.after
-        ctx = request.context
-        price = ctx.target.price if ctx.target is not None else (
-            self._chain.price_of(request.model) if self._chain is not None else None)
-        usd = (removed * price.input_per_1m / 1e6 if price else 0.0) - plan.summary_cost_usd
-        detail = f"{removed} input tokens removed ({plan.before} -> {plan.after})"
-        if plan.summary_cost_usd:
-            detail += f", less {plan.summary_cost_usd:.6f} USD for the history summary"
-        ctx.savings.append(Saving(self.plugin_name, usd, detail, tokens=removed))
-        info = ctx.info.get("minifier")
-        if isinstance(info, dict):
-            info["saved_usd"] = usd
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self._warned:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 
-from costmw.plugin_api import Message, Request, Target, count_tokens
+from costmw.plugin_api import Message, Request, Target, Usage
 
 from ._history import render_transcript
 
@@ -40,8 +40,8 @@ def cheapest_target(targets: Iterable[Target], prompt_tokens: int, answer_tokens
 
 
 async def summarize_with(target: Target, previous: str | None, messages: Sequence[Message], *,
-                         max_tokens: int, timeout_s: float) -> tuple[str, float]:
-    """Ask ``target`` for a summary of ``messages`` (after an earlier summary); returns (text, USD)."""
+                         max_tokens: int, timeout_s: float) -> tuple[str, Usage]:
+    """Ask ``target`` for a summary of ``messages`` (after an earlier summary); returns (text, usage)."""
     transcript = render_transcript(previous, messages)
     request = Request.create(
         [{"role": "system", "content": SUMMARY_INSTRUCTIONS.format(words=max(20, int(max_tokens * 0.7)))},
@@ -53,7 +53,4 @@ async def summarize_with(target: Target, previous: str | None, messages: Sequenc
     response = await asyncio.wait_for(target.acomplete(request), timeout_s)
     if not response.served_by:
         target._finish(request, response)
-    cost = response.cost_usd
-    if not cost and target.price is not None:
-        cost = target.price.cost(count_tokens(transcript, target.model), count_tokens(response.text, target.model))
-    return response.text.strip(), cost
+    return response.text.strip(), response.usage

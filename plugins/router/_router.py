@@ -22,7 +22,6 @@ from costmw.plugin_api import (
     Plugin,
     Request,
     Response,
-    Saving,
     SentPrefixes,
     StreamNext,
     Target,
@@ -171,6 +170,7 @@ class ModelRouter(TrainingMixin, Plugin):
             await self._chain.ledger.ahold(request.id, request.tenant, _estimate(chosen, ctx))
         if budget_note:
             request.context.remember(("router", "budget"), budget_note)
+        request.context.facts.target_chosen(self.plugin_name, f"routed {request.model} -> {route.target.name}")
         return route, ctx
 
     async def _apply_budget(self, request: Request, allowed: list[Target], excluded: dict[str, str],
@@ -246,6 +246,8 @@ class ModelRouter(TrainingMixin, Plugin):
 
     # -- serving -----------------------------------------------------------------------
     async def handle(self, request: Request, call_next: CallNext) -> Response:
+        if request.context.target is not None:  # fixed before the router (``@optimize``): kept as it is
+            return await call_next(request)
         route, ctx = await self.route(request, hold=True)
         out = RouteOutcome()
         if route.escalate_to is not None:
@@ -256,6 +258,10 @@ class ModelRouter(TrainingMixin, Plugin):
         return self._account(request, route, response, out)
 
     async def astream(self, request: Request, call_next: StreamNext) -> AsyncIterator[Chunk]:
+        if request.context.target is not None:
+            async for chunk in call_next(request):
+                yield chunk
+            return
         route, ctx = await self.route(request, hold=True)
         out = RouteOutcome()
         if route.escalate_to is not None:
@@ -271,8 +277,6 @@ class ModelRouter(TrainingMixin, Plugin):
     # -- explaining and costing --------------------------------------------------------
     def _account(self, request: Request, route: Route, response: Response, out: RouteOutcome) -> Response:
         served = out.served or route.target
-        extra_cost = sum(r.cost_usd for r in out.paid if r is not response)
-        response.cost_usd += extra_cost
         info = route.explain()
         info["served"] = served.name
         if out.attempts:
@@ -287,8 +291,7 @@ class ModelRouter(TrainingMixin, Plugin):
             self._explain_cascade(info, route, out.cascade)
             calls = [*(r for r in out.paid if r is not response), response]
             info["cascade"] = {**out.cascade, "calls": [
-                {"served_by": r.served_by, "cost_usd": round(r.cost_usd if r is not response
-                                                            else r.cost_usd - extra_cost, 8),
+                {"served_by": r.served_by, "cost_usd": round(r.cost_usd, 8),
                  "prompt_tokens": r.usage.prompt_tokens, "completion_tokens": r.usage.completion_tokens}
                 for r in calls]}
             self.counts["escalations" if out.cascade.get("escalated") else "cascade_kept"] += 1
@@ -318,24 +321,10 @@ class ModelRouter(TrainingMixin, Plugin):
             judged = "no scorer could judge" if score is None else f"{score} >= threshold {threshold}"
             info["rejected"][strong] = f"not needed: cheap answer {judged}"
 
-    def _reference_price(self, request: Request) -> Any:
-        """The price the caller would have paid: the requested model's, else the dearest target's."""
-        price = self._chain.price_of(request.model) if self._chain is not None else None
-        if price is not None:
-            return price
-        priced = [(c, t) for t in self.targets if (c := estimated_cost(t, 1000, 1000)) is not None]
-        return max(priced, key=lambda x: x[0])[1].price if priced else None
-
     def _record_saving(self, request: Request, served: Target, response: Response) -> None:
-        ref = self._reference_price(request)
-        if ref is None:
-            return
-        usage = response.usage
-        usd = ref.cost(usage.prompt_tokens, usage.completion_tokens) - response.cost_usd
-        if abs(usd) < 1e-12:
-            return
+        """Report the choice; the chain prices it against the requested model."""
         what = "cascade" if "cascade" in request.context.info.get("route", {}) else "routed"
-        request.context.savings.append(Saving(self.plugin_name, usd, f"{what} {request.model} -> {served.name}"))
+        request.context.facts.target_chosen(self.plugin_name, f"{what} {request.model} -> {served.name}")
 
     def on_feedback(self, response_id: str, good: bool) -> None:
         """Counts feedback; the labels themselves live in the ledger (see :meth:`feedback_data`)."""

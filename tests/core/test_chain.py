@@ -8,7 +8,8 @@ import pytest
 from costmw.adapters import MockTarget
 
 import costmw
-from costmw import Chain, Chunk, ConfigError, Plugin, PluginError, Request, Response, Saving
+from costmw import Chain, Chunk, ConfigError, Plugin, PluginError, Price, Request, Response, Usage
+from costmw.plugin_api import count_message_tokens, count_tokens
 
 USER = [{"role": "user", "content": "hello there"}]
 
@@ -42,15 +43,17 @@ def test_first_plugin_is_outermost() -> None:
 def test_before_can_answer_without_calling_the_target() -> None:
     class Answer(Plugin):
         async def before(self, request: Request) -> Request | Response:
-            request.context.savings.append(Saving("answer", 0.5, "answered locally"))
-            return Response(text="local", served_by="plugin:answer")
+            request.context.facts.call_avoided("answer", "answered locally")
+            return Response(text="local", usage=Usage(0, 1), served_by="plugin:answer")
 
-    target = MockTarget()
+    target = MockTarget(price=(1.0, 2.0))
     chain = Chain(plugins=[Answer()], targets=[target])
     r = chain.complete(USER, model="mock")
     assert r.text == "local" and target.calls == []
-    assert [s.plugin for s in r.savings] == ["answer"]
-    assert chain.ledger.rows()[0].savings == {"answer": 0.5}
+    assert r.cost_usd == 0 and r.baseline_cost_usd == pytest.approx(Price(1.0, 2.0).cost(
+        count_message_tokens(USER, "mock"), 1))
+    assert [(s.plugin, s.usd) for s in r.savings] == [("answer", r.baseline_cost_usd)]
+    assert chain.ledger.rows()[0].savings == {"answer": r.baseline_cost_usd}
 
 
 def test_a_failing_plugin_names_itself_and_other_calls_go_on() -> None:
@@ -197,13 +200,16 @@ def test_cost_and_baseline_come_from_prices() -> None:
             return request
 
     chain = Chain(plugins=[RouteToCheap()], targets=[cheap])
-    r = chain.complete([{"role": "user", "content": "y" * 400}], model="gpt-4o")
+    messages = [{"role": "user", "content": "y" * 400}]
+    r = chain.complete(messages, model="gpt-4o")
     assert r.served_by == "target:cheap"
-    assert r.cost_usd == pytest.approx((100 * 1.0 + 10 * 2.0) / 1e6)
+    prompt, answer = count_message_tokens(messages, "cheap"), count_tokens("x" * 40, "cheap")
+    assert r.usage.estimated and (r.usage.prompt_tokens, r.usage.completion_tokens) == (prompt, answer)
+    assert r.cost_usd == pytest.approx((prompt * 1.0 + answer * 2.0) / 1e6)
     gpt4o = chain.price_of("gpt-4o")
     assert gpt4o is not None and gpt4o.input_per_1m > 1.0
-    assert r.baseline_cost_usd == pytest.approx(gpt4o.cost(100, 10))
-    assert r.saved_usd > 0
+    assert r.baseline_cost_usd == pytest.approx(gpt4o.cost(count_message_tokens(messages, "gpt-4o"), answer))
+    assert r.saved_usd > 0 and sum(s.usd for s in r.savings) == pytest.approx(r.saved_usd)
 
 
 def test_target_option_and_an_unknown_target_names_the_known_ones() -> None:

@@ -68,7 +68,33 @@ def test_completion_is_a_litellm_drop_in(fake_openai: FakeOpenAIServer) -> None:
     assert out._hidden_params["costmw"]["served_by"] == "target:openai/gpt-4o-mini"
     chunks = list(costmw.completion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "s"}],
                                     chain=chain, stream=True))
-    assert chunks[-1].response.text == "echo: s"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: s"
+    assert chunks[-1].choices[0].finish_reason == "stop" and chunks[-1].usage.total_tokens > 0
+    assert chunks[-1]._hidden_params["costmw"]["served_by"] == "target:openai/gpt-4o-mini"
+
+
+async def test_acompletion_streams_litellm_chunks(fake_openai: FakeOpenAIServer) -> None:
+    chain = Chain(targets=[LiteLLMTarget("openai/gpt-4o-mini", api_base=fake_openai.url, api_key="sk-x")])
+    stream = await costmw.acompletion(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "a"}],
+                                      chain=chain, stream=True)
+    text = [c.choices[0].delta.content async for c in stream]
+    assert "".join(t or "" for t in text) == "echo: a"
+
+
+def test_optimize_calls_the_function_even_when_the_chain_has_a_router() -> None:
+    from costmw.adapters import MockTarget
+    from costmw.plugins import ModelRouter
+
+    cheap = MockTarget(lambda r: "cheap", name="cheap", price=(0.01, 0.01))
+    chain = Chain(plugins=[ModelRouter(targets=[cheap], strategy="cheapest")], targets=[cheap])
+
+    @costmw.optimize(chain, model="gpt-4o", price=(2.5, 10))
+    def ask(messages: list[dict[str, Any]]) -> str:
+        return "mine"
+
+    assert ask([{"role": "user", "content": "q"}]) == "mine" and cheap.calls == []
+    [row] = chain.ledger.rows()
+    assert row.served_by.startswith("target:fn:") and row.savings == {}
 
 
 def test_default_chain_creates_litellm_targets(fake_openai: FakeOpenAIServer) -> None:

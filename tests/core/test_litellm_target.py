@@ -8,7 +8,7 @@ import logging
 import pytest
 from costmw.adapters import LiteLLMTarget, forbid_paid_calls
 
-from costmw import Chain, Ledger, RateLimitError, ServerError
+from costmw import AuthenticationError, Chain, Ledger, PermissionDeniedError, RateLimitError, ServerError
 from costmw.testing import FakeOpenAIServer
 
 KEY = "sk-test-abcdefghijklmnopqrstuvwxyz123456"
@@ -118,3 +118,25 @@ def test_token_logprobs_reach_the_response(fake_openai: FakeOpenAIServer) -> Non
     assert r.logprobs is not None and "".join(t["token"] for t in r.logprobs) == r.text
     assert all(t["logprob"] == pytest.approx(-0.2231, abs=1e-3) for t in r.logprobs)
     assert chain.complete(USER, model="gpt-4o").logprobs is None
+
+
+@pytest.mark.parametrize(("status", "error"), [(401, AuthenticationError), (403, PermissionDeniedError)])
+def test_authentication_and_permission_errors_are_never_retried(fake_openai: FakeOpenAIServer, status: int,
+                                                                  error: type[Exception]) -> None:
+    fake_openai.fail_next(status, times=3)
+    chain = Chain(targets=[target(fake_openai, retries=2)])
+    with pytest.raises(error) as caught:
+        chain.complete(USER, model="gpt-4o")
+    assert not caught.value.retryable  # type: ignore[attr-defined]
+    assert len(fake_openai.chat_requests) == 1
+
+
+def test_a_missing_api_key_is_an_authentication_error(fake_openai: FakeOpenAIServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    chain = Chain(targets=[LiteLLMTarget("openai/gpt-4o-mini", api_base=fake_openai.url, retries=2, backoff=0.01)])
+    with pytest.raises(AuthenticationError, match="(?i)api_key|credentials"):
+        chain.complete(USER, model="gpt-4o")
+    assert fake_openai.chat_requests == []
+    [row] = chain.ledger.rows()
+    assert row.status == "error" and "AuthenticationError" in (row.error or "")

@@ -36,10 +36,11 @@ def test_all_matches_what_the_module_offers(module: ModuleType) -> None:
 
 def test_exported_names() -> None:
     assert sorted(costmw.__all__) == sorted([
-        "BatchJob", "BatchNotReadyError", "BatchOutcome", "BatcherClosedError", "BudgetExceeded", "BudgetUnavailable",
-        "CallNext",
+        "AuthenticationError", "BatchJob", "BatchNotReadyError", "BatchOutcome", "BatcherClosedError",
+        "BudgetExceeded", "BudgetUnavailable", "CallNext",
         "Chain", "Chunk", "ConfigError", "ContextWindowError", "CostmwError", "InvalidRequestError", "Ledger",
-        "LedgerRow", "MissingDependencyError", "NoTargetError", "Options", "Plugin", "PluginError", "Price",
+        "LedgerRow", "MissingDependencyError", "NoTargetError", "Options", "PermissionDeniedError", "Plugin",
+        "PluginError", "Price",
         "QueueFullError", "RateLimitError", "Request", "RequestContext", "RequestError", "Response", "Saving",
         "ServerError", "StreamNext", "TargetError", "TargetTimeout", "Usage", "__version__", "acompletion",
         "completion", "default_chain", "optimize", "register_plugin", "registered_plugins", "set_default_chain",

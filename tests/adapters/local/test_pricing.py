@@ -42,3 +42,25 @@ def test_fixed_price_and_no_price(tiny_lm: Path) -> None:
         HFTarget(tiny_lm, price=(0.1, 0.2), hourly_usd=1.0)
     with pytest.raises(ConfigError, match="hourly_usd"):
         HFTarget(tiny_lm, hourly_usd=-1.0)
+
+
+def test_hourly_price_takes_the_median_of_warm_runs_and_records_it() -> None:
+    from costmw.adapters import Capabilities
+    from costmw.adapters.local import LocalTarget
+
+    class Timed(LocalTarget):
+        """Throughput readings as a shared machine gives them: a cold first one, then noise."""
+
+        def __init__(self) -> None:
+            super().__init__("timed", model="timed", price=None, hourly_usd=3.6, capabilities=Capabilities())
+            self.readings = iter([(10.0, 1.0), (100.0, 50.0), (90.0, 10.0), (110.0, 60.0)])
+
+        def _measure_throughput(self, batch_size: int) -> tuple[float, float]:
+            return next(self.readings)
+
+    target = Timed()
+    result = target.calibrate(runs=3)
+    assert (target.measured_prompt_tokens_per_s, target.measured_tokens_per_s) == (100.0, 50.0)  # cold run dropped
+    assert target.price == Price(3.6 / 3600 / 100.0 * 1e6, 3.6 / 3600 / 50.0 * 1e6)
+    assert result["runs"] == 3 and (result["tokens_per_s_min"], result["tokens_per_s_max"]) == (10.0, 60.0)
+    assert target.describe()["calibration"] == result

@@ -96,3 +96,13 @@ def test_wrap_refuses_what_it_cannot_wrap(chat_openai: ChatOpenAI) -> None:
         wrap(chat_openai, Chain(), plugins=[])
     with pytest.raises(ConfigError, match="already goes through costmw"):
         wrap(wrap(chat_openai, plugins=[]))
+
+
+def test_a_model_that_reports_no_usage_saves_nothing_by_itself() -> None:
+    from langchain_core.language_models import FakeListChatModel
+
+    model = wrap(FakeListChatModel(responses=["An answer of a few words."]), plugins=[], price=(2.5, 10))
+    reply = model.invoke("What is a hash map?")
+    meta = reply.response_metadata["costmw"]
+    assert meta["cost_usd"] > 0 and meta["saved_usd"] == 0
+    assert model.chain.report()["saved_pct"] == 0

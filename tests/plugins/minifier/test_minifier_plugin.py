@@ -76,12 +76,15 @@ def test_token_counts_are_shared_through_the_request_context() -> None:
     assert seen["now"] == count_message_tokens(seen["messages"], "gpt-4o") < seen["original"]
 
 
-def test_saving_is_priced_at_the_target_a_router_chose() -> None:
+def test_removed_tokens_are_priced_at_the_requested_model_and_the_route_is_its_own_line() -> None:
     cheap = MockTarget(lambda r: "cheap answer", name="cheap", price=(0.1, 0.4))
 
     class Route(Plugin):
+        name = "route"
+
         async def handle(self, request: Request, call_next: CallNext) -> Response:
             request.context.target = cheap
+            request.context.facts.target_chosen(self.name, "cheap")
             return await call_next(request)
 
     chain, _ = _chain(PromptMinifier(), Route())
@@ -89,7 +92,10 @@ def test_saving_is_priced_at_the_target_a_router_chose() -> None:
     with chain:
         r = chain.complete([{"role": "user", "content": VERBOSE}], model="gpt-4o")
     assert r.text == "cheap answer"
-    assert r.savings[0].usd == pytest.approx(r.savings[0].tokens * 0.1 / 1e6)
+    saved = {s.plugin: s for s in r.savings}
+    assert saved["prompt_minifier"].usd == pytest.approx(saved["prompt_minifier"].tokens * 2.5 / 1e6)
+    assert set(saved) == {"prompt_minifier", "route"}
+    assert sum(s.usd for s in r.savings) == pytest.approx(r.baseline_cost_usd - r.cost_usd)
 
 
 def test_tools_tool_messages_and_response_format_are_never_touched() -> None:
