@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32" or not hasattr(os, "fork
 
 def _worker(path: Path, start: float, out: int) -> None:
     """Runs in a forked child: one budgeted call of about $1, then report what happened."""
-    target = MockTarget(lambda r: "ok", name="m", price=(1_000_000.0, 0.0), latency=0.3)  # $1 a token
+    target = MockTarget(lambda r: {"text": "ok", "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
+                        name="m", price=(1_000_000.0, 0.0), latency=0.3)  # $1 a prompt token, one token
     router = ModelRouter([target], budget={"limit_usd": 2.5, "action": "refuse"})
     chain = Chain([router], ledger=Ledger(path))
     while time.time() < start:
