@@ -57,6 +57,9 @@ class LedgerRow:
     answer: str | None = None
     status: str = "ok"
     tags: list[str] = field(default_factory=list)
+    #: Prompt tokens the provider read from its prompt cache, and wrote to it (part of prompt_tokens).
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def saved_usd(self) -> float:
@@ -70,6 +73,7 @@ _COLUMNS = [
     ("completion_tokens", "INTEGER"), ("cost_usd", "REAL"), ("baseline_cost_usd", "REAL"),
     ("latency_s", "REAL"), ("savings", "TEXT"), ("info", "TEXT"), ("error", "TEXT"),
     ("prompt", "TEXT"), ("answer", "TEXT"), ("status", "TEXT"), ("tags", "TEXT"),
+    ("cached_tokens", "INTEGER"), ("cache_write_tokens", "INTEGER"),
 ]
 _JSON_COLS = {"savings", "info", "prompt", "tags"}
 _MISSING = {"REAL": 0.0, "INTEGER": 0}  # what a column an older ledger lacks reads as
@@ -219,6 +223,7 @@ class Ledger:
             savings=savings, info=_jsonable({**(r.info if info is None else info), **_caller(original)}),
             error=None if error is None else redact_secrets(f"{type(error).__name__}: {error}")[:500],
             status=status or ("error" if error is not None else "ok"), tags=request_tags(original),
+            cached_tokens=r.usage.cached_tokens, cache_write_tokens=r.usage.cache_write_tokens,
         )
         if self.store_text and response is not None and row.status == "ok":
             row.prompt = json.loads(redact_secrets(json.dumps(list(original.messages), default=str)))
@@ -442,6 +447,7 @@ class Ledger:
             t["baseline_cost_usd"] += r.baseline_cost_usd
             t["prompt_tokens"] += r.prompt_tokens
             t["completion_tokens"] += r.completion_tokens
+            t["cached_tokens"] += r.cached_tokens
         cost = sum(r.cost_usd for r in rows)
         baseline = sum(r.baseline_cost_usd for r in rows)
         return {
@@ -452,6 +458,7 @@ class Ledger:
             "baseline_cost_usd": baseline,
             "saved_usd": baseline - cost,
             "saved_pct": (100.0 * (baseline - cost) / baseline) if baseline else 0.0,
+            "cached_tokens": sum(r.cached_tokens for r in rows),
             "by_plugin": dict(by_plugin),
             "by_target": {k: dict(v) for k, v in by_target.items()},
         }

@@ -3,6 +3,8 @@ the fake server's emulation of OpenAI's and Anthropic's rules, and Anthropic bre
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from costmw.adapters import LiteLLMTarget
 
@@ -110,3 +112,25 @@ def test_breakpoints_need_a_long_enough_prefix_and_respect_the_callers_own() -> 
 def test_prompt_caching_can_be_turned_off() -> None:
     assert LiteLLMTarget("openai/gpt-4o", prompt_caching=False).prompt_caching is None
     assert Request.create([{"role": "user", "content": "x"}], "m").model == "m"
+
+
+@pytest.mark.parametrize("model", ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"])
+def test_the_ledger_records_cached_tokens_and_credits_the_provider_cache(
+        fake_openai: FakeOpenAIServer, tmp_path: Any, model: str) -> None:
+    from costmw import Ledger
+
+    target = LiteLLMTarget(model, api_base=fake_openai.url, api_key=KEY)
+    chain = Chain(targets=[target], ledger=Ledger(tmp_path / "ledger.db"))
+    responses = [chain.complete(p, model=model) for p in conversation(2)]
+    rows = Ledger(tmp_path / "ledger.db").rows()
+    last, u = rows[-1], responses[-1].usage
+    price = target.price
+    assert price is not None and u.cached_tokens > 0
+    assert (last.cached_tokens, last.cache_write_tokens) == (u.cached_tokens, u.cache_write_tokens)
+    assert last.savings["provider_cache"] == pytest.approx(price.cache_discount(u.cached_tokens, u.cache_write_tokens))
+    for row in rows:
+        assert row.baseline_cost_usd - row.cost_usd == pytest.approx(sum(row.savings.values()), abs=1e-12)
+    first = rows[0]
+    if first.cache_write_tokens:  # Anthropic's first call writes the prefix: a surcharge, booked as a negative line
+        assert first.savings["provider_cache"] < 0
+    assert chain.ledger.summary()["cached_tokens"] == sum(r.usage.cached_tokens for r in responses)
