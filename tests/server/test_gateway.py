@@ -273,7 +273,7 @@ def test_client_disconnect_mid_stream_cancels_the_upstream_call_and_books_the_ro
                 break
             time.sleep(0.1)
     assert len(rows) == 1
-    assert rows[0].served_by != "target:gpt-4o-mini" or rows[0].error is not None
+    assert rows[0].status == "cancelled"  # booked with what was generated before the client left
 
 
 def test_langchain_chat_openai_through_the_gateway(stack: Any) -> None:
