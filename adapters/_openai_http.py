@@ -24,6 +24,7 @@ from costmw.plugin_api import (
     Response,
     Target,
     TargetError,
+    UpstreamStatusError,
     Usage,
     join_chunks,
     map_provider_error,
@@ -34,15 +35,6 @@ __all__ = ["OpenAICompatibleTarget"]
 
 # parameters costmw keeps for itself and never sends
 _OWN = frozenset({"timeout_s"})
-
-
-class UpstreamStatusError(Exception):
-    """An HTTP error answer from the upstream server (mapped to costmw's errors by status)."""
-
-    def __init__(self, status_code: int, message: str, code: str | None = None) -> None:
-        super().__init__(f"HTTP {status_code}: {message}")
-        self.status_code = status_code
-        self.code = code
 
 
 class OpenAICompatibleTarget(Target):

@@ -27,7 +27,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ._redact import redact_secrets
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ._types import Request
 
 __all__ = [
+    "ApiError",
     "AuthenticationError",
     "BatchNotReadyError",
     "BatcherClosedError",
@@ -52,8 +54,10 @@ __all__ = [
     "RateLimitError",
     "RequestError",
     "ServerError",
+    "StoreUnavailable",
     "TargetError",
     "TargetTimeout",
+    "UpstreamStatusError",
     "missing_extra",
 ]
 
@@ -165,6 +169,37 @@ class BatcherClosedError(RequestError):
 
 class BatchNotReadyError(CostmwError):
     """Results of a Batch API job were asked for before the provider batch ended."""
+
+
+class StoreUnavailable(RuntimeError):
+    """A cache store's file cannot be used now (the cache steps aside and tries again later)."""
+
+
+class UpstreamStatusError(Exception):
+    """An HTTP error answer from an upstream server; :func:`map_provider_error` turns it into the
+    matching :class:`TargetError` by its status."""
+
+    def __init__(self, status_code: int, message: str, code: str | None = None) -> None:
+        super().__init__(f"HTTP {status_code}: {message}")
+        self.status_code = status_code
+        self.code = code
+
+
+class ApiError(Exception):
+    """An error the gateway answers with: HTTP status plus OpenAI's error body."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 def missing_extra(package: str, extra: str, error: BaseException | None = None) -> MissingDependencyError:

@@ -27,6 +27,7 @@ from costmw import (
     TargetError,
     TargetTimeout,
 )
+from costmw._errors import ApiError
 
 __all__ = [
     "ApiError",
@@ -46,23 +47,6 @@ _PASSED = (
 )
 # accepted and ignored: they change nothing about the answer
 _IGNORED = ("stream", "stream_options", "metadata", "store", "service_tier")
-
-
-class ApiError(Exception):
-    """An error the gateway answers with: HTTP status plus OpenAI's error body."""
-
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.type = type
-        self.param = param
-        self.code = code
-        self.headers = dict(headers or {})
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from costmw.plugin_api import announce_path, semantic_cache_path
+from costmw.plugin_api import StoreUnavailable, announce_path, semantic_cache_path
 
 from ._entry import Entry, vector_from_bytes, vector_to_bytes
 from ._index import VectorIndex, check_ann
@@ -58,10 +58,6 @@ _READ_TIMEOUT = 0.25  # seconds a lookup may wait on a busy file (rare in WAL mo
 _FLUSH_AFTER = 256  # buffered hits written once this many are waiting ...
 _FLUSH_AGE = 2.0  # ... or the oldest has waited this many seconds
 _WRITE_TIMEOUT = 1.0  # seconds a write may wait for a file another process holds; then the cache steps aside
-
-
-class StoreUnavailable(RuntimeError):
-    """The store's file cannot be used now (the cache steps aside and tries again later)."""
 
 
 def _damaged(exc: BaseException) -> bool:
