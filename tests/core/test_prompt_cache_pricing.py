@@ -122,6 +122,7 @@ def test_the_ledger_records_cached_tokens_and_credits_the_provider_cache(
     target = LiteLLMTarget(model, api_base=fake_openai.url, api_key=KEY)
     chain = Chain(targets=[target], ledger=Ledger(tmp_path / "ledger.db"))
     responses = [chain.complete(p, model=model) for p in conversation(2)]
+    assert chain.ledger.flush(10)  # rows reach the file from the ledger's writer thread
     rows = Ledger(tmp_path / "ledger.db").rows()
     last, u = rows[-1], responses[-1].usage
     price = target.price

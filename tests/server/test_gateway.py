@@ -200,6 +200,7 @@ def test_a_key_never_sees_another_tenants_cache_or_rows(stack: Any, tmp_path: Pa
     assert hit.headers["x-costmw-served-by"].startswith("cache:")
     other = b.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=q)
     assert other.headers["x-costmw-served-by"].startswith("target:")
+    assert running.gateway.chain.ledger.flush(10)  # rows reach the file from the ledger's writer thread
     tenants = {row.tenant for row in Ledger(tmp_path / "ledger.db").rows()}
     assert tenants == {"team-a", "team-b"}
 
@@ -247,6 +248,7 @@ def test_concurrent_calls_against_a_budget_that_fits_ten_pass_exactly_ten(
         codes = asyncio.run(fire())
     assert codes.count(200) == 10, codes
     assert codes.count(429) == 90
+    assert gateway.chain.ledger.flush(10)
     rows = [r for r in Ledger(tmp_path / "ledger.db").rows() if r.tenant == "budget-tenant"]
     assert len(rows) == 10 and all(r.error is None for r in rows)
 
