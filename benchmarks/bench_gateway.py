@@ -226,11 +226,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         f"      model: openai/gpt-4o-mini\n      api_base: {upstream_url}\n"
                         "      api_key: sk-local-upstream\n"
                         "litellm_settings:\n  cache: false\n  telemetry: false\n")
+                    master = "sk-bench-" + os.urandom(16).hex()  # the proxy refuses to start without one
                     server = Server([str(proxy_bin), "--config", str(cfg), "--port", str(port),
                                      "--num_workers", str(args.workers)],
                                     f"http://127.0.0.1:{port}/health/liveliness",
-                                    env={"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
-                    url, headers, model = f"http://127.0.0.1:{port}/v1/chat/completions", {}, "gpt-4o-mini"
+                                    env={"LITELLM_LOG": "ERROR", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                                         "LITELLM_MASTER_KEY": master})
+                    url, model = f"http://127.0.0.1:{port}/v1/chat/completions", "gpt-4o-mini"
+                    headers = {"authorization": f"Bearer {master}"}
                 else:
                     plugins: list[Any] = [] if kind == [] else [
                         {"semantic_cache": {"store": "memory"}}, "prompt_minifier", "batcher"]
@@ -239,7 +242,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      "--workers", str(args.workers)], f"http://127.0.0.1:{port}/health")
                     url, headers, model = f"http://127.0.0.1:{port}/v1/chat/completions", auth, "gpt-4o-mini"
                 if server is not None:
-                    server.__enter__()
+                    try:
+                        server.__enter__()
+                    except RuntimeError as exc:
+                        print(f"({label} @ {rate:.0f}/s skipped: {exc})")
+                        continue
                 try:
                     # warm up (model loads, connection pools), then measure
                     import httpx
