@@ -82,8 +82,27 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOpe
         monkeypatch.setenv("OPENAI_API_KEY", "sk-docs-fake-key-0000000000000000")
         monkeypatch.setenv("COSTMW_FORBID_PAID_CALLS", "1")
         monkeypatch.chdir(tmp_path)
-        with forbid_paid_calls():
-            yield server
+        try:
+            with forbid_paid_calls():
+                yield server
+        finally:
+            _reset_process_state()
+
+
+def _reset_process_state() -> None:
+    """Undo what snippets set for the whole process (LangChain's global LLM cache, costmw's
+    default chain, tracing), so the tests that run after the docs see none of it."""
+    import costmw
+    import costmw.tracing
+
+    costmw.set_default_chain(None)
+    costmw.tracing.disable()
+    try:
+        from langchain_core.globals import get_llm_cache, set_llm_cache
+    except ImportError:
+        return
+    if get_llm_cache() is not None:
+        set_llm_cache(None)
 
 
 def run(code: str, where: str, namespace: dict[str, Any]) -> None:
