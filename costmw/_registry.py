@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from ._errors import ConfigError
 
-__all__ = ["Registry", "import_path"]
+__all__ = ["Registry", "callable_factory", "import_path"]
 
 T = TypeVar("T")
 
@@ -49,6 +49,17 @@ def _is_builtin_object(path: str, obj: Any) -> bool:
     defined_in = getattr(obj, "__module__", "") or ""
     return bool(getattr(obj, "__qualname__", None) == attr and
                 (defined_in == module or defined_in.startswith(module + ".")))
+
+
+def callable_factory(kind: str) -> Callable[[str, Any], None]:
+    """A ``check`` for registries of factories: the registered object must be a class or function."""
+
+    def check(name: str, factory: Any) -> None:
+        if not callable(factory):
+            raise ConfigError(f"{kind} {name!r}: the factory must be a class or function, "
+                              f"got {type(factory).__name__}")
+
+    return check
 
 
 class Registry(Generic[T]):

@@ -6,21 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import ConfigError
-from ._registry import Registry
+from ._registry import Registry, callable_factory
 from ._seam import BUILTIN_TARGET_KINDS
 
 __all__ = ["TARGET_KINDS", "register_target_kind"]
 
 
-def _check_factory(kind: str, factory: Any) -> None:
-    if not callable(factory):
-        raise ConfigError(f"target kind {kind!r}: the factory must be a class or function, "
-                          f"got {type(factory).__name__}")
-
-
 TARGET_KINDS: Registry[Callable[..., Any]] = Registry("target kind", "costmw.targets", BUILTIN_TARGET_KINDS,
-                                                    _check_factory)
+                                                    callable_factory("target kind"))
 
 
 def register_target_kind(kind: str, factory: str | Callable[..., Any]) -> None:

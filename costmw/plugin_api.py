@@ -48,7 +48,7 @@ from ._prompt_cache import PromptCaching, SentPrefixes, common_prefix, conversat
 from ._provider_errors import map_provider_error
 from ._quiet import ProgressBar, third_party_quiet
 from ._redact import contains_secret, get_logger, redact_secrets
-from ._registry import Registry, import_path
+from ._registry import Registry, callable_factory, import_path
 from ._target import Capabilities, Target, collect_stream, estimate_usage, requested_target
 from ._target_kinds import register_target_kind
 from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, long_text
@@ -105,6 +105,7 @@ __all__ = [
     "acount_message_tokens",
     "announce_path",
     "cache_root",
+    "callable_factory",
     "collect_stream",
     "common_prefix",
     "contains_secret",

@@ -6,9 +6,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from costmw.plugin_api import ConfigError, Registry
+from costmw.plugin_api import ConfigError, Registry, callable_factory
 
 from ._entry import Entry
 from ._index import VectorIndex, check_ann
@@ -207,14 +207,8 @@ BUILTIN_STORES: dict[str, str] = {
 }
 
 
-def _check_factory(scheme: str, factory: Any) -> None:
-    if not callable(factory):
-        raise ConfigError(f"cache store {scheme!r}: the factory must be a class or function, "
-                          f"got {type(factory).__name__}")
-
-
 STORES: Registry[Callable[[str, int | None], Store]] = Registry("cache store", "costmw.stores", BUILTIN_STORES,
-                                                                 _check_factory)
+                                                                 callable_factory("cache store"))
 
 
 def register_store(scheme: str, factory: str | Callable[[str, int | None], Store]) -> None:

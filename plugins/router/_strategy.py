@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from costmw.plugin_api import ConfigError, Registry, Target, requested_target
+from costmw.plugin_api import ConfigError, Registry, Target, callable_factory, requested_target
 
 from ._route import Route, RouteContext
 
@@ -137,14 +137,8 @@ BUILTIN_STRATEGIES: dict[str, str] = {
 }
 
 
-def _check_factory(name: str, factory: Any) -> None:
-    if not callable(factory):
-        raise ConfigError(f"routing strategy {name!r}: the factory must be a class or function, "
-                          f"got {type(factory).__name__}")
-
-
 STRATEGIES: Registry[Callable[..., Strategy]] = Registry("routing strategy", "costmw.strategies",
-                                                         BUILTIN_STRATEGIES, _check_factory)
+                                                         BUILTIN_STRATEGIES, callable_factory("routing strategy"))
 
 
 def register_strategy(name: str, factory: str | Callable[..., Strategy]) -> None:
