@@ -9,7 +9,7 @@
     targets:
       - {kind: litellm, model: gpt-4o-mini}
       - {kind: mock, name: local, reply: "ok"}
-    ledger: {path: costmw-ledger.db}
+    ledger: {path: costmw-ledger.db}        # or a postgresql:// URL (path: or url:)
     default_model: gpt-4o
 """
 
@@ -40,7 +40,10 @@ __all__ = ["chain_from_config", "load_config_file", "register_target_kind"]
 class _LedgerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     path: str | None = None
+    url: str | None = None
     store_text: bool = False
+    on_unavailable: typing.Literal["refuse", "allow"] | None = None
+    max_pending_rows: int = Field(default=10_000, ge=1)
 
 
 class _ChainSpec(BaseModel):
@@ -222,19 +225,39 @@ def config_function(where: str, value: Any) -> Callable[..., Any]:
 
 
 def _ledger(spec: _LedgerSpec | str | None) -> Ledger:
-    from ._ledger import Ledger
+    """The ledger a config names: ``ledger: PATH_OR_URL`` or ``ledger: {path|url: ..., store_text,
+    on_unavailable, max_pending_rows}``; a SQLite path or a ``postgresql://`` URL either way."""
+    from ._ledger import Ledger, ledger_kind
 
     if spec is None:
         return Ledger()
-    path, field, store_text = (spec, "ledger", False) if isinstance(spec, str) else (
-        spec.path, "ledger.path", spec.store_text)
-    if path is not None and Path(path).is_dir():
-        raise ConfigError(f"config: {field}: {path!r} is a directory; give the path of the ledger's "
-                          "database file (it is created if missing)")
+    if isinstance(spec, str):
+        spec = _LedgerSpec(path=spec)
+        field = "ledger"
+    else:
+        if spec.path is not None and spec.url is not None:
+            raise ConfigError("config: ledger: give `path` or `url`, not both")
+        field = "ledger.url" if spec.url is not None else "ledger.path"
+    where = spec.url if spec.url is not None else spec.path
     try:
-        return Ledger(path, store_text=store_text)
+        kind = ledger_kind(where)
+    except ConfigError as exc:
+        raise ConfigError(f"config: {field}: {exc}") from None
+    if kind == "sqlite" and where is not None and Path(where).is_dir():
+        raise ConfigError(f"config: {field}: {where!r} is a directory; give the path of the ledger's "
+                          "database file (it is created if missing)")
+    shown = where
+    if kind == "postgresql" and where is not None:
+        from ._ledger_pg import display_url
+
+        shown = display_url(where)
+    try:
+        return Ledger(where, store_text=spec.store_text, on_unavailable=spec.on_unavailable,
+                      max_pending_rows=spec.max_pending_rows)
+    except ConfigError as exc:
+        raise ConfigError(f"config: {field}: {exc}") from None
     except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"config: {field}: cannot open the ledger at {path!r}: {exc}") from exc
+        raise ConfigError(f"config: {field}: cannot open the ledger at {shown!r}: {exc}") from exc
 
 
 def chain_from_config(config: Mapping[str, Any] | str | Path) -> Chain:

@@ -1,6 +1,7 @@
 """The ledger: one row per call with tokens, cost, baseline cost and savings per plugin.
 
-In memory by default; pass a path for SQLite. Rows never hold API keys: parameters are not
+In memory by default; pass a path for SQLite, or a ``postgresql://`` URL for a ledger shared by
+every process and host (``costmw._ledger_pg``). Rows never hold API keys: parameters are not
 stored, and prompt/answer text (kept only with ``store_text=True``, e.g. for distillation) has
 anything that looks like a secret redacted first.
 
@@ -17,6 +18,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -135,6 +137,65 @@ def _caller(request: Request) -> dict[str, Any]:
 #: Seconds a hold on a tenant's budget lasts when its call is never recorded.
 HOLD_S = 600.0
 
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def ledger_kind(where: str | Path | None) -> Literal["memory", "sqlite", "postgresql"]:
+    """Which store ``where`` names: nothing (memory), a file path (SQLite) or a ``postgresql://``
+    URL; any other URL is a :class:`ConfigError`."""
+    if where is None or where == "":
+        return "memory"
+    if isinstance(where, Path):
+        return "sqlite"
+    if not isinstance(where, str):
+        raise ConfigError(f"a ledger is a file path or a postgresql:// URL, got {type(where).__name__}")
+    found = _URL.match(where)
+    if found is None:
+        return "sqlite"
+    if found.group(1).lower() in ("postgresql", "postgres"):
+        return "postgresql"
+    raise ConfigError(f"unknown ledger URL scheme {found.group(1)!r}: give the path of a SQLite file "
+                      "or a postgresql://user:password@host:port/database URL")
+
+
+def summarize(calls: int, errors: int, cancelled: int, cached_tokens: int, by_plugin: dict[str, float],
+              by_target: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The dict :meth:`Ledger.summary` returns, from counts and the per-target breakdown."""
+    cost = sum(t["cost_usd"] for t in by_target.values())
+    baseline = sum(t["baseline_cost_usd"] for t in by_target.values())
+    return {
+        "calls": calls,
+        "errors": errors,
+        "cancelled": cancelled,
+        "cost_usd": cost,
+        "baseline_cost_usd": baseline,
+        "saved_usd": baseline - cost,
+        "saved_pct": (100.0 * (baseline - cost) / baseline) if baseline else 0.0,
+        "cached_tokens": cached_tokens,
+        "by_plugin": dict(by_plugin),
+        "by_target": {k: dict(v) for k, v in by_target.items()},
+    }
+
+
+def add_to_summary(rows: Sequence[LedgerRow], by_plugin: dict[str, float],
+                   by_target: dict[str, dict[str, float]]) -> tuple[int, int, int]:
+    """Add ``rows`` to the breakdowns; returns their (errors, cancelled, cached tokens)."""
+    errors = cancelled = cached = 0
+    for r in rows:
+        for plugin, usd in r.savings.items():
+            by_plugin[plugin] = by_plugin.get(plugin, 0.0) + usd
+        t = by_target.setdefault(r.served_by, defaultdict(float))
+        t["calls"] += 1
+        t["cost_usd"] += r.cost_usd
+        t["baseline_cost_usd"] += r.baseline_cost_usd
+        t["prompt_tokens"] += r.prompt_tokens
+        t["completion_tokens"] += r.completion_tokens
+        t["cached_tokens"] += r.cached_tokens
+        errors += r.status == "error"
+        cancelled += r.status == "cancelled"
+        cached += r.cached_tokens
+    return errors, cancelled, cached
+
 
 class Ledger:
     """Where every call is written down. Thread-safe; a failure to write never fails a call.
@@ -147,19 +208,28 @@ class Ledger:
     a hold kept in this process only (counted in ``health.unheld``).
     """
 
+    def __new__(cls, path: str | Path | None = None, *args: Any, **kwargs: Any) -> Ledger:
+        if cls is Ledger and ledger_kind(path) == "postgresql":
+            from ._ledger_pg import PostgresLedger
+
+            return object.__new__(PostgresLedger)
+        return object.__new__(cls)
+
     def __init__(self, path: str | Path | None = None, *, store_text: bool = False,
-                 on_unavailable: Literal["refuse", "allow"] = "refuse", max_pending_rows: int = 10_000,
+                 on_unavailable: Literal["refuse", "allow"] | None = None, max_pending_rows: int = 10_000,
                  busy_timeout_s: float = 2.0, readonly: bool = False) -> None:
-        if on_unavailable not in ("refuse", "allow"):
+        if on_unavailable not in ("refuse", "allow", None):
             raise ConfigError(f"Ledger on_unavailable must be 'refuse' or 'allow', got {on_unavailable!r}")
         if isinstance(max_pending_rows, bool) or not isinstance(max_pending_rows, int) or max_pending_rows < 1:
             raise ConfigError(f"Ledger max_pending_rows must be a positive integer, got {max_pending_rows!r}")
         if isinstance(busy_timeout_s, bool) or not isinstance(busy_timeout_s, (int, float)) or not (
                 0 <= busy_timeout_s < 3600):
             raise ConfigError(f"Ledger busy_timeout_s must be a number of seconds >= 0, got {busy_timeout_s!r}")
+        if ledger_kind(path) == "postgresql":  # only a subclass of Ledger gets here with a URL
+            raise ConfigError("a postgresql:// ledger is opened by Ledger(url) itself, not by a subclass")
         self.path = Path(path) if path else None
         self.store_text = store_text
-        self.on_unavailable = on_unavailable
+        self.on_unavailable: Literal["refuse", "allow"] = on_unavailable or "refuse"
         self.busy_timeout_s = float(busy_timeout_s)
         self.health = LedgerHealth()
         self._lock = threading.Lock()
@@ -245,6 +315,10 @@ class Ledger:
                 self._rows.append(row)
         except Exception as exc:  # never fail the user's call over bookkeeping
             self.health.failed(exc)
+
+    def pending_rows(self) -> int:
+        """Rows recorded but not yet in the file or database (waiting for the writer)."""
+        return len(self._pending())
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every recorded row is in the file (up to ``timeout`` seconds); True when none waits."""
@@ -436,32 +510,10 @@ class Ledger:
     def summary(self) -> dict[str, Any]:
         """Totals, and breakdowns per plugin and per serving target."""
         rows = self.rows()
-        by_plugin: dict[str, float] = defaultdict(float)
-        by_target: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for r in rows:
-            for plugin, usd in r.savings.items():
-                by_plugin[plugin] += usd
-            t = by_target[r.served_by]
-            t["calls"] += 1
-            t["cost_usd"] += r.cost_usd
-            t["baseline_cost_usd"] += r.baseline_cost_usd
-            t["prompt_tokens"] += r.prompt_tokens
-            t["completion_tokens"] += r.completion_tokens
-            t["cached_tokens"] += r.cached_tokens
-        cost = sum(r.cost_usd for r in rows)
-        baseline = sum(r.baseline_cost_usd for r in rows)
-        return {
-            "calls": len(rows),
-            "errors": sum(1 for r in rows if r.status == "error"),
-            "cancelled": sum(1 for r in rows if r.status == "cancelled"),
-            "cost_usd": cost,
-            "baseline_cost_usd": baseline,
-            "saved_usd": baseline - cost,
-            "saved_pct": (100.0 * (baseline - cost) / baseline) if baseline else 0.0,
-            "cached_tokens": sum(r.cached_tokens for r in rows),
-            "by_plugin": dict(by_plugin),
-            "by_target": {k: dict(v) for k, v in by_target.items()},
-        }
+        by_plugin: dict[str, float] = {}
+        by_target: dict[str, dict[str, float]] = {}
+        errors, cancelled, cached = add_to_summary(rows, by_plugin, by_target)
+        return summarize(len(rows), errors, cancelled, cached, by_plugin, by_target)
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [asdict(r) for r in self.rows()]

@@ -36,6 +36,7 @@ class LedgerHealth:
     write_errors: int = 0  #: failed attempts to write rows, holds or feedback
     rows_dropped: int = 0  #: rows dropped because the buffer was full while the file was unavailable
     rows_lost: int = 0  #: rows still unwritten when the ledger was closed
+    rows_rejected: int = 0  #: rows a database refused as invalid (each logged)
     unheld: int = 0  #: budget reservations let through without a hold in the file (``on_unavailable="allow"``)
     refused: int = 0  #: budget reservations refused because the file was unavailable
     unavailable_until: float = 0.0  #: (monotonic clock) until then holds fail at once, without trying the file

@@ -72,6 +72,31 @@ class Metrics:
         if ttft_s is not None:
             self.ttft.observe(ttft_s)
 
+    def watch_ledger(self, ledger: Any) -> None:
+        """Expose ``ledger.health`` (a :class:`costmw.Ledger`'s) as counters: rows dropped past the
+        buffer's bound while the store was unavailable, rows lost at close, rows refused as invalid,
+        failed writes, reservations held in this process only or refused, and the rows waiting."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        health = ledger.health
+
+        class _LedgerCollector:
+            def collect(self) -> Any:
+                for name, doc, value in (
+                        ("rows_dropped", "Ledger rows dropped because the buffer was full while the store "
+                                         "was unavailable", health.rows_dropped),
+                        ("rows_lost", "Ledger rows still unwritten when the ledger closed", health.rows_lost),
+                        ("rows_rejected", "Ledger rows the database refused as invalid", health.rows_rejected),
+                        ("write_errors", "Failed attempts to write to the ledger's store", health.write_errors),
+                        ("unheld_reservations", "Budget reservations held in this process only (store "
+                                                "unavailable)", health.unheld),
+                        ("refused_reservations", "Budget reservations refused (store unavailable)", health.refused)):
+                    yield CounterMetricFamily(f"costmw_ledger_{name}", doc, value=value)
+                yield GaugeMetricFamily("costmw_ledger_pending_rows", "Ledger rows waiting to be written",
+                                        value=ledger.pending_rows())
+
+        self.registry.register(_LedgerCollector())
+
     def observe_error(self, error: BaseException, *, requested_model: str = "", status: str = "error") -> None:
         self.requests.labels(requested_model, "error", status).inc()
         self.errors.labels(type(error).__name__).inc()

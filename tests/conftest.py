@@ -123,3 +123,12 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def postgres_ledger_url(postgres_url: str) -> str:
+    """``postgres_url`` with the ledger's schema made by ``costmw db upgrade``'s function."""
+    from costmw._ledger_pg import upgrade
+
+    upgrade(postgres_url)
+    return postgres_url

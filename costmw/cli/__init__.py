@@ -1,4 +1,5 @@
-"""The ``costmw`` command line: ``demo``, ``report``, ``cache`` and the model-making tools."""
+"""The ``costmw`` command line: ``demo``, ``report``, ``serve``, ``keys``, ``cache``, ``db`` and the
+model-making tools."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import typer
 
 from ._cache import app as cache_app
 from ._cascade_data import cascade_data
+from ._db import db_app
 from ._demo import demo
 from ._report import report
 from ._serve import keys_app, serve
@@ -24,6 +26,7 @@ app.command("report")(report)
 app.command("serve")(serve)
 app.add_typer(keys_app, name="keys")
 app.add_typer(cache_app, name="cache")
+app.add_typer(db_app, name="db")
 app.command("cascade-data")(cascade_data)
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .._errors import ConfigError
+from .._errors import ConfigError, StoreUnavailable
 from .._ledger import Ledger
 
 __all__ = ["render_tables", "report", "write_chart", "write_html"]
@@ -106,7 +106,8 @@ without costmw ${summary['baseline_cost_usd']:.4f}; saved ${summary['saved_usd']
 
 
 def report(
-    ledger: Path = typer.Argument(..., help="SQLite ledger file written by a chain (Ledger(path))."),
+    ledger: str = typer.Argument(..., help="The ledger: a SQLite file written by a chain (Ledger(path)) "
+                                           "or a postgresql:// URL."),
     png: Path | None = typer.Option(None, "--png", help="Also write a bar chart to this PNG file."),
     html_path: Path | None = typer.Option(None, "--html", help="Also write an HTML page to this file."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
@@ -116,7 +117,7 @@ def report(
         book = Ledger(ledger, readonly=True)
         summary = book.summary()
         book.close()
-    except ConfigError as exc:
+    except (ConfigError, StoreUnavailable) as exc:
         raise typer.BadParameter(str(exc), param_hint="LEDGER") from exc
     except sqlite3.Error as exc:
         raise typer.BadParameter(f"{str(ledger)!r} cannot be read as a costmw ledger: {exc}",

@@ -100,6 +100,7 @@ class Gateway:
                 import prometheus_client
 
                 self.metrics = Metrics(prometheus_client.CollectorRegistry(auto_describe=True))
+                self.metrics.watch_ledger(chain.ledger)
             except ImportError:
                 self.metrics = None
         self._embedders: dict[str, Any] = {}

@@ -1,5 +1,6 @@
 """Two `costmw serve` processes on different ports sharing one Redis (the cache), one key store and
-one ledger: what one writes, the other serves; a budget holds across both."""
+one ledger (a SQLite file, or PostgreSQL): what one writes, the other serves; a budget holds across
+both."""
 
 from __future__ import annotations
 
@@ -41,14 +42,20 @@ def _flush_redis() -> None:
         pytest.fail(f"Redis is not answering on 127.0.0.1:6379 ({exc}); start it (see .ci/run)")
 
 
-@pytest.fixture
-def two_gateways(fake_openai: FakeOpenAIServer, tmp_path: Path) -> Iterator[tuple[list[str], KeyStore, Path]]:
+@pytest.fixture(params=["sqlite"])
+def two_gateways(request: pytest.FixtureRequest, fake_openai: FakeOpenAIServer,
+                 tmp_path: Path) -> Iterator[tuple[list[str], KeyStore, Path, str]]:
+    """Two gateways; ``indirect`` parametrisation picks the ledger: "sqlite" (a file both open) or
+    "postgresql" (one database, its schema made by ``costmw db upgrade``)."""
     _flush_redis()
+    ledger = str(tmp_path / "ledger.db")
+    if request.param == "postgresql":
+        ledger = request.getfixturevalue("postgres_ledger_url")
     config = {
         "plugins": [{"semantic_cache": {"store": REDIS_DB, "embedder": "hashing"}}],
         "targets": [{"kind": "openai", "model": "gpt-4o-mini", "api_base": fake_openai.url,
                      "api_key": "sk-upstream-abcdefghijklmnopqrstuvwxyz0123", "retries": 0}],
-        "ledger": str(tmp_path / "ledger.db"),
+        "ledger": ledger,
         "server": {"keys": str(tmp_path / "keys.db")},
     }
     path = tmp_path / "costmw.json"
@@ -76,7 +83,7 @@ def two_gateways(fake_openai: FakeOpenAIServer, tmp_path: Path) -> Iterator[tupl
                 if time.time() > deadline:
                     pytest.fail("costmw serve did not start")
                 time.sleep(0.2)
-        yield urls, keys, tmp_path
+        yield urls, keys, tmp_path, ledger
     finally:
         for proc in procs:
             proc.terminate()
@@ -88,7 +95,7 @@ def two_gateways(fake_openai: FakeOpenAIServer, tmp_path: Path) -> Iterator[tupl
 
 
 def test_an_answer_cached_through_one_gateway_is_served_by_the_other(two_gateways: Any) -> None:
-    urls, keys, _ = two_gateways
+    urls, keys, _, _ = two_gateways
     secret, _ = keys.create("shared-tenant")
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "which plan includes SSO?"}]}
     auth = {"authorization": f"Bearer {secret}"}
@@ -105,9 +112,10 @@ def test_an_answer_cached_through_one_gateway_is_served_by_the_other(two_gateway
     assert third.headers["x-costmw-served-by"].startswith("target:")
 
 
+@pytest.mark.parametrize("two_gateways", ["sqlite", "postgresql"], indirect=True)
 def test_a_budget_that_fits_ten_passes_exactly_ten_across_both_gateways(
         two_gateways: Any, fake_openai: FakeOpenAIServer) -> None:
-    urls, keys, tmp = two_gateways
+    urls, keys, tmp, ledger = two_gateways
     fake_openai.delay = 2.0  # decisions are taken while the passing calls still hold their share
     body = {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "budgeted call"}]}
     # what one call reserves: the gateway's own estimate, read from a probe against a roomy budget
@@ -138,13 +146,18 @@ def test_a_budget_that_fits_ten_passes_exactly_ten_across_both_gateways(
     codes = asyncio.run(fire())
     assert codes.count(200) == 10, codes
     assert codes.count(429) == 90
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        rows = [r for r in Ledger(tmp / "ledger.db").rows() if r.tenant == "budget-tenant"]
-        if len(rows) == 10:
-            break
-        time.sleep(0.2)
-    assert len(rows) == 10 and len({r.request_id for r in rows}) == 10
+    reader = Ledger(ledger)
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            rows = [r for r in reader.rows() if r.tenant == "budget-tenant"]
+            if len(rows) == 10:
+                break
+            time.sleep(0.2)
+        assert len(rows) == 10 and len({r.request_id for r in rows}) == 10
+        assert reader.held("budget-tenant") == 0.0  # every hold was replaced by its call's row
+    finally:
+        reader.close()
 
 
 def test_calls_go_on_when_redis_is_killed_mid_run(fake_openai: FakeOpenAIServer, tmp_path: Path) -> None:
