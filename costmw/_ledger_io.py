@@ -10,12 +10,13 @@ a size that does not grow with the number of calls.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -57,13 +58,19 @@ class LedgerHealth:
 class RowWriter(Generic[R]):
     """Writes rows with ``write(batch)`` (called holding ``lock``) from a thread of its own.
 
+    With ``connect`` (a database's connections), each batch first takes a connection, without the
+    lock, so a database that does not answer never holds the lock while the writer waits for it;
+    then ``write(batch, connection)`` is called holding the lock.
+
     The writer holds no reference to the ledger, so a ledger that is dropped without ``close()``
     is collected and its finalizer can stop the writer.
     """
 
-    def __init__(self, write: Callable[[Sequence[R]], None], lock: threading.Lock, health: LedgerHealth,
-                 max_pending: int = 10_000) -> None:
+    def __init__(self, write: Callable[..., None], lock: threading.Lock, health: LedgerHealth,
+                 max_pending: int = 10_000,
+                 connect: Callable[[], contextlib.AbstractContextManager[Any]] | None = None) -> None:
         self._write = write
+        self._connect = connect
         self._lock = lock
         self._health = health
         self._max = max_pending
@@ -94,13 +101,26 @@ class RowWriter(Generic[R]):
 
     def write_some(self) -> bool:
         """Write one batch now; True when it was written (or nothing waited)."""
+        if self._connect is None:
+            return self._write_some()
+        with self._cond:
+            if not self._pending:
+                return True
+        try:
+            with self._connect() as connection:
+                return self._write_some(connection)
+        except Exception as exc:  # no connection to be had
+            self._health.failed(exc)
+            return False
+
+    def _write_some(self, *connection: Any) -> bool:
         with self._lock:  # taken first: two writers never take the same batch
             with self._cond:
                 batch = [self._pending[i] for i in range(min(_BATCH, len(self._pending)))]
             if not batch:
                 return True
             try:
-                self._write(batch)
+                self._write(batch, *connection)
             except Exception as exc:
                 self._health.failed(exc)
                 return False

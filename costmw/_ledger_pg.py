@@ -200,8 +200,10 @@ class PostgresLedger(Ledger):
         self._check_schema()
         self._pg_writer: RowWriter[LedgerRow | _Feedback] | None = None
         if not readonly:
-            self._pg_writer = RowWriter(functools.partial(_write, self._pg_pool, self.busy_timeout_s, self.health,
-                                                          self.where), self._lock, self.health, max_pending_rows)
+            self._pg_writer = RowWriter(
+                functools.partial(_write, self.health, self.where, self._known), self._lock, self.health,
+                max_pending_rows,
+                connect=functools.partial(_connection, self._pg_pool, self.busy_timeout_s, self.health))
         self._pg_finalizer = weakref.finalize(self, _shut_pg, self._pg_writer, self._pg_pool)
 
     def __repr__(self) -> str:
@@ -229,8 +231,19 @@ class PostgresLedger(Ledger):
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:
-        with self._pg_pool.connection(timeout=max(0.1, self.busy_timeout_s)) as conn:
+        """A connection, then the ledger's lock (never the other way round: a database that does
+        not answer never holds the lock)."""
+        with self._pg_pool.connection(timeout=max(0.1, self.busy_timeout_s)) as conn, self._lock:
             yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """:meth:`_conn` for reports: a database that cannot be read is :class:`StoreUnavailable`."""
+        try:
+            with self._conn() as conn:
+                yield conn
+        except self._psycopg.Error as exc:
+            raise StoreUnavailable(f"the PostgreSQL ledger at {self.where} cannot be read now: {exc}") from None
 
     def _down(self, exc: BaseException) -> None:
         self.health.failed(exc)
@@ -272,27 +285,26 @@ class PostgresLedger(Ledger):
         if time.monotonic() < self.health.unavailable_until:
             return self._degraded(request_id, key, usd, now, limit, since, must_fit, None)
         failure: BaseException | None = None
-        with self._lock:
-            try:
-                with self._conn() as conn, conn.transaction():
-                    if limit is not None:
-                        conn.execute(f"SET LOCAL lock_timeout = {int(max(self.busy_timeout_s, 0.1) * 1000)}")
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_tenant_lock(key),))
-                        recorded, held = self._read_spend(conn, key, since, now, besides=request_id)
-                        spent = recorded + held + self._local(key, since, request_id)
-                        if spent >= limit or (must_fit and spent + usd > limit * (1 + 1e-9)):
-                            return spent
-                    if now - self._purged > _PURGE_EVERY_S:
-                        conn.execute("DELETE FROM costmw_holds WHERE since < %s", (now - HOLD_S,))
-                        self._purged = now
-                    conn.execute("INSERT INTO costmw_holds VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) "
-                                 "DO UPDATE SET tenant = EXCLUDED.tenant, usd = EXCLUDED.usd, since = EXCLUDED.since",
-                                 (_clean(request_id), _clean(key), usd, now))
-                    self._held.pop(request_id, None)
-                return None
-            except Exception as exc:
-                self._down(exc)
-                failure = exc
+        try:
+            with self._conn() as conn, conn.transaction():
+                if limit is not None:
+                    conn.execute(f"SET LOCAL lock_timeout = {int(max(self.busy_timeout_s, 0.1) * 1000)}")
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_tenant_lock(key),))
+                    recorded, held = self._read_spend(conn, key, since, now, besides=request_id)
+                    spent = recorded + held + self._local(key, since, request_id)
+                    if spent >= limit or (must_fit and spent + usd > limit * (1 + 1e-9)):
+                        return spent
+                if now - self._purged > _PURGE_EVERY_S:
+                    conn.execute("DELETE FROM costmw_holds WHERE since < %s", (now - HOLD_S,))
+                    self._purged = now
+                conn.execute("INSERT INTO costmw_holds VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) "
+                             "DO UPDATE SET tenant = EXCLUDED.tenant, usd = EXCLUDED.usd, since = EXCLUDED.since",
+                             (_clean(request_id), _clean(key), usd, now))
+                self._held.pop(request_id, None)
+            return None
+        except Exception as exc:
+            self._down(exc)
+            failure = exc
         return self._degraded(request_id, key, usd, now, limit, since, must_fit, failure)
 
     def _read_spend(self, conn: Any, key: str, since: float, now: float, besides: str = "",
@@ -320,9 +332,8 @@ class PostgresLedger(Ledger):
         now = time.time()
         for rid in [r for r, (_, _, t) in list(self._held.items()) if now - t > HOLD_S]:
             self._held.pop(rid, None)
-        waiting = sum(r.cost_usd for r in self._pending() if (r.tenant or "") == key and r.ts >= since)
         own = sum(usd for rid, (who, usd, _) in list(self._held.items()) if who == key and rid != besides)
-        return waiting + own
+        return self._waiting(key, since) + own
 
     def _degraded(self, request_id: str, key: str, usd: float, now: float, limit: float | None, since: float,
                   must_fit: bool, exc: BaseException | None) -> float | None:
@@ -347,46 +358,43 @@ class PostgresLedger(Ledger):
         return None
 
     def held(self, tenant: str | None) -> float:
-        """USD held for ``tenant``'s calls in flight, by every process sharing the database."""
+        """USD held for ``tenant``'s calls in flight, by every process sharing the database (this
+        process's own only, while the database cannot be reached)."""
         key, now = tenant or "", time.time()
+        if time.monotonic() >= self.health.unavailable_until:
+            try:
+                with self._conn() as conn:
+                    _, held = self._read_spend(conn, key, now + 1.0, now, remember=False)
+                    return held + self._local(key, now + 1.0)  # no waiting row is that new: holds only
+            except Exception as exc:
+                self._down(exc)
         with self._lock:
-            own = self._local(key, now + 1.0)  # holds of this process only: no waiting row is that new
-            if time.monotonic() >= self.health.unavailable_until:
-                try:
-                    with self._conn() as conn:
-                        _, held = self._read_spend(conn, key, now + 1.0, now, remember=False)
-                    return own + held
-                except Exception as exc:
-                    self._down(exc)
-            return own
+            return self._local(key, now + 1.0)
 
-    def _spent(self, key: str, since: float) -> float:
-        """What tenant ``key`` spent since ``since`` (call under the lock); when the database
-        cannot be reached, what this process last read from it plus its rows since."""
-        waiting = sum(r.cost_usd for r in self._pending() if (r.tenant or "") == key and r.ts >= since)
+    def spend(self, tenant: str | None, since: float = 0.0) -> float:
+        """What ``tenant`` spent since ``since``; while the database cannot be reached, what this
+        process last read from it plus its rows since."""
+        key = tenant or ""
         if time.monotonic() >= self.health.unavailable_until:
             try:
                 with self._conn() as conn:
                     recorded, _ = self._read_spend(conn, key, since, time.time())
-                return recorded + waiting
+                    return recorded + self._waiting(key, since)
             except Exception as exc:
                 self._down(exc)
-        return self._known.get((key, since), 0.0) + waiting
+        with self._lock:
+            return self._known.get((key, since), 0.0) + self._waiting(key, since)
+
+    def _waiting(self, key: str, since: float) -> float:
+        return sum(r.cost_usd for r in self._pending() if (r.tenant or "") == key and r.ts >= since)
 
     # -- reading -------------------------------------------------------------------------
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        try:
-            with self._conn() as conn:
-                return list(conn.execute(sql, params).fetchall())
-        except self._psycopg.Error as exc:
-            raise StoreUnavailable(f"the PostgreSQL ledger at {self.where} cannot be read now: {exc}") from None
-
     def rows(self) -> list[LedgerRow]:
         """Every row, oldest first: those in the database and those waiting to be written.
         Raises :class:`StoreUnavailable` when the database cannot be reached."""
         names = [n for n, _ in _COLUMNS]
-        with self._lock:
-            found = self._query(f"SELECT {', '.join(names)} FROM costmw_calls ORDER BY ts")
+        with self._reading() as conn:
+            found = conn.execute(f"SELECT {', '.join(names)} FROM costmw_calls ORDER BY ts").fetchall()
             pending = self._pending()
         out = []
         for values in found:
@@ -400,12 +408,12 @@ class PostgresLedger(Ledger):
         return out + pending
 
     def __len__(self) -> int:
-        with self._lock:
-            return int(self._query("SELECT COUNT(*) FROM costmw_calls")[0][0]) + len(self._pending())
+        with self._reading() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM costmw_calls").fetchone()[0]) + len(self._pending())
 
     def feedback(self) -> list[dict[str, Any]]:
-        with self._lock:
-            found = self._query("SELECT ts, request_id, good, note FROM costmw_feedback ORDER BY ts")
+        with self._reading() as conn:
+            found = conn.execute("SELECT ts, request_id, good, note FROM costmw_feedback ORDER BY ts").fetchall()
             waiting = [] if self._pg_writer is None else [
                 f for f in self._pg_writer.pending() if isinstance(f, _Feedback)]
         return ([{"ts": t, "request_id": r, "good": bool(g), "note": n} for t, r, g, n in found]
@@ -413,13 +421,14 @@ class PostgresLedger(Ledger):
 
     def summary(self) -> dict[str, Any]:
         """Totals and breakdowns, added up in the database (no row is read into memory)."""
-        with self._lock:
-            targets = self._query(
+        with self._reading() as conn:
+            targets = conn.execute(
                 "SELECT served_by, COUNT(*), SUM(cost_usd), SUM(baseline_cost_usd), SUM(prompt_tokens), "
                 "SUM(completion_tokens), SUM(cached_tokens), COUNT(*) FILTER (WHERE status = 'error' OR "
                 "(status IS NULL AND error IS NOT NULL)), COUNT(*) FILTER (WHERE status = 'cancelled') "
-                "FROM costmw_calls GROUP BY served_by")
-            savings = self._query("SELECT savings FROM costmw_calls WHERE savings IS NOT NULL AND savings <> '{}'")
+                "FROM costmw_calls GROUP BY served_by").fetchall()
+            savings = conn.execute(
+                "SELECT savings FROM costmw_calls WHERE savings IS NOT NULL AND savings <> '{}'").fetchall()
             pending = self._pending()
         by_plugin: dict[str, float] = {}
         by_target: dict[str, dict[str, float]] = {}
@@ -442,17 +451,33 @@ class PostgresLedger(Ledger):
         self._finalizer()
 
 
-def _write(pool: Any, timeout: float, health: LedgerHealth, where: str,
-           items: Sequence[LedgerRow | _Feedback]) -> None:
-    """Write a batch in one transaction: rows (dropping their holds) and feedback. Raises when the
-    database cannot take it (the batch waits and is tried again); a row the database refuses as
-    invalid is dropped alone, counted and logged, so it never holds up the rows behind it."""
+@contextmanager
+def _connection(pool: Any, timeout: float, health: LedgerHealth) -> Iterator[Any]:
+    """The writer's connection; when none can be had, reservations answer at once for a while
+    rather than wait on the database."""
     import psycopg
 
     try:
-        _write_batch(pool, timeout, items)
+        with pool.connection(timeout=max(0.1, timeout)) as conn:
+            yield conn
+    except psycopg.OperationalError:
+        health.unavailable_until = time.monotonic() + _UNAVAILABLE_S
+        raise
+
+
+def _write(health: LedgerHealth, where: str, known: dict[tuple[str, float], float],
+           items: Sequence[LedgerRow | _Feedback], conn: Any) -> None:
+    """Write a batch in one transaction: rows (dropping their holds) and feedback. Raises when the
+    database cannot take it (the batch waits and is tried again); a row the database refuses as
+    invalid is dropped alone, counted and logged, so it never holds up the rows behind it. What
+    this process last read of each tenant's spend (``known``) gains the rows written."""
+    import psycopg
+
+    try:
+        _write_batch(conn, items)
+        _add_known(known, items)
         return
-    except psycopg.OperationalError:  # reservations answer at once for a while rather than wait on it
+    except psycopg.OperationalError:
         health.unavailable_until = time.monotonic() + _UNAVAILABLE_S
         raise
     except psycopg.errors.UndefinedTable as exc:
@@ -463,17 +488,32 @@ def _write(pool: Any, timeout: float, health: LedgerHealth, where: str,
         log.warning("costmw ledger: PostgreSQL refused a batch (%s); writing its rows one by one", exc)
     for item in items:
         try:
-            _write_batch(pool, timeout, [item])
+            _write_batch(conn, [item])
+            _add_known(known, [item])
         except psycopg.DataError as exc:
             health.rows_rejected += 1
             log.warning("costmw ledger: PostgreSQL refused a row of request %s, which is dropped: %s",
                         getattr(item, "request_id", "?"), exc)
 
 
-def _write_batch(pool: Any, timeout: float, items: Sequence[LedgerRow | _Feedback]) -> None:
+def _add_known(known: dict[tuple[str, float], float], items: Sequence[LedgerRow | _Feedback]) -> None:
+    """Count rows just written in the spend this process last read (called holding the lock)."""
+    by_tenant: dict[str, list[LedgerRow]] = {}
+    for item in items:
+        if isinstance(item, LedgerRow) and item.cost_usd:
+            by_tenant.setdefault(item.tenant or "", []).append(item)
+    if not by_tenant:
+        return
+    for (key, since), spent in list(known.items()):
+        rows = by_tenant.get(key)
+        if rows:
+            known[(key, since)] = spent + sum(r.cost_usd for r in rows if r.ts >= since)
+
+
+def _write_batch(conn: Any, items: Sequence[LedgerRow | _Feedback]) -> None:
     rows = [i for i in items if isinstance(i, LedgerRow)]
     notes = [i for i in items if isinstance(i, _Feedback)]
-    with pool.connection(timeout=max(0.1, timeout)) as conn, conn.transaction(), conn.cursor() as cur:
+    with conn.transaction(), conn.cursor() as cur:
         if rows:
             cur.execute("DELETE FROM costmw_holds WHERE request_id = ANY(%s)",
                         ([_clean(r.request_id) for r in rows],))

@@ -12,6 +12,7 @@ Needs ``prometheus-client`` (the ``server`` extra). Names follow Prometheus conv
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import missing_extra
@@ -20,6 +21,17 @@ from ._types import Response
 __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+_LEDGER_COUNTERS = (
+    ("rows_dropped", "Ledger rows dropped because the buffer was full while the store was unavailable"),
+    ("rows_lost", "Ledger rows still unwritten when the ledger closed"),
+    ("rows_rejected", "Ledger rows the database refused as invalid"),
+    ("write_errors", "Failed attempts to write to the ledger's store"),
+    ("unheld_reservations", "Budget reservations held in this process only (store unavailable)"),
+    ("refused_reservations", "Budget reservations refused (store unavailable)"),
+)
+_LEDGER_FIELDS = {"unheld_reservations": "unheld", "refused_reservations": "refused"}
 
 
 def _tier(served_by: str) -> str:
@@ -38,6 +50,7 @@ class Metrics:
         except ImportError as exc:
             raise missing_extra("prometheus-client", "server", exc) from exc
         self._prom = prom
+        self._syncs: list[Callable[[], bool]] = []
         self.registry = registry if registry is not None else prom.REGISTRY
         r = self.registry
         self.requests = prom.Counter("costmw_requests", "Calls through costmw", ["model", "served_by", "status"],
@@ -72,30 +85,44 @@ class Metrics:
         if ttft_s is not None:
             self.ttft.observe(ttft_s)
 
-    def watch_ledger(self, ledger: Any) -> None:
-        """Expose ``ledger.health`` (a :class:`costmw.Ledger`'s) as counters: rows dropped past the
-        buffer's bound while the store was unavailable, rows lost at close, rows refused as invalid,
-        failed writes, reservations held in this process only or refused, and the rows waiting."""
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    def watch_ledger(self, ledger: Any, every_s: float = 5.0) -> None:
+        """Export ``ledger.health`` (a :class:`costmw.Ledger`'s): rows dropped past the buffer's
+        bound while the store was unavailable, rows lost at close, rows refused as invalid, failed
+        writes, reservations held in this process only or refused (``costmw_ledger_*_total``),
+        and the rows waiting (``costmw_ledger_pending_rows``). The numbers are copied into
+        ordinary counters when metrics are rendered and every ``every_s`` seconds from a thread,
+        so with ``PROMETHEUS_MULTIPROC_DIR`` every worker's numbers reach the sum."""
+        import threading
+        import weakref
 
-        health = ledger.health
+        prom, r = self._prom, self.registry
+        counters = {name: prom.Counter(f"costmw_ledger_{name}", doc, registry=r) for name, doc in _LEDGER_COUNTERS}
+        waiting = prom.Gauge("costmw_ledger_pending_rows", "Ledger rows waiting to be written", registry=r,
+                             multiprocess_mode="livesum")
+        seen = dict.fromkeys(counters, 0)
+        book = weakref.ref(ledger)
+        lock = threading.Lock()
 
-        class _LedgerCollector:
-            def collect(self) -> Any:
-                for name, doc, value in (
-                        ("rows_dropped", "Ledger rows dropped because the buffer was full while the store "
-                                         "was unavailable", health.rows_dropped),
-                        ("rows_lost", "Ledger rows still unwritten when the ledger closed", health.rows_lost),
-                        ("rows_rejected", "Ledger rows the database refused as invalid", health.rows_rejected),
-                        ("write_errors", "Failed attempts to write to the ledger's store", health.write_errors),
-                        ("unheld_reservations", "Budget reservations held in this process only (store "
-                                                "unavailable)", health.unheld),
-                        ("refused_reservations", "Budget reservations refused (store unavailable)", health.refused)):
-                    yield CounterMetricFamily(f"costmw_ledger_{name}", doc, value=value)
-                yield GaugeMetricFamily("costmw_ledger_pending_rows", "Ledger rows waiting to be written",
-                                        value=ledger.pending_rows())
+        def sync() -> bool:
+            watched = book()
+            if watched is None:
+                return False
+            with lock:
+                for name in counters:
+                    value = getattr(watched.health, _LEDGER_FIELDS.get(name, name))
+                    if value > seen[name]:
+                        counters[name].inc(value - seen[name])
+                        seen[name] = value
+                waiting.set(watched.pending_rows())
+            return True
 
-        self.registry.register(_LedgerCollector())
+        def run() -> None:
+            while sync():
+                stop.wait(every_s)
+
+        stop = threading.Event()
+        self._syncs.append(sync)
+        threading.Thread(target=run, name="costmw-ledger-metrics", daemon=True).start()
 
     def observe_error(self, error: BaseException, *, requested_model: str = "", status: str = "error") -> None:
         self.requests.labels(requested_model, "error", status).inc()
@@ -104,6 +131,8 @@ class Metrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type. With ``PROMETHEUS_MULTIPROC_DIR`` set (several
         gateway workers), the numbers of every worker are summed."""
+        for sync in self._syncs:
+            sync()
         prom = self._prom
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             from prometheus_client import multiprocess

@@ -148,8 +148,9 @@ def test_a_batch_written_again_after_a_lost_commit_adds_no_row(postgres_ledger_u
         req = Request.create([{"role": "user", "content": "x"}], "gpt-4o")
         row = ledger.make_row(req, Response(text="y", cost_usd=0.1, served_by="target:t"))
         assert isinstance(ledger, PostgresLedger)
-        _write_batch(ledger._pg_pool, 5.0, [row])
-        _write_batch(ledger._pg_pool, 5.0, [row])  # the writer's retry when the first commit's answer was lost
+        with ledger._pg_pool.connection() as conn:
+            _write_batch(conn, [row])
+            _write_batch(conn, [row])  # the writer's retry when the first commit's answer was lost
         assert _count(postgres_ledger_url, "costmw_calls") == 1
     finally:
         ledger.close()
@@ -268,3 +269,20 @@ def test_costmw_report_reads_a_postgresql_ledger(postgres_ledger_url: str) -> No
     summary = json.loads(result.output)
     assert summary["calls"] == 2 and summary["cost_usd"] == pytest.approx(0.03)
     assert summary["by_plugin"]["p"] == pytest.approx(0.03)
+
+
+def test_the_deploy_config_keeps_the_ledger_in_postgresql() -> None:
+    import yaml
+
+    from costmw._config import _ChainSpec
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    data = yaml.safe_load((deploy / "costmw.yaml").read_text())
+    data.pop("server")
+    spec = _ChainSpec.model_validate(data)
+    assert not isinstance(spec.ledger, str) and spec.ledger is not None
+    assert spec.ledger.url is not None and spec.ledger.url.startswith("postgresql://")
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+    assert compose["services"]["migrate"]["entrypoint"][:3] == ["costmw", "db", "upgrade"]
+    assert compose["services"]["gateway-1"]["depends_on"]["migrate"] == {
+        "condition": "service_completed_successfully"}
