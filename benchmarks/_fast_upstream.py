@@ -1,8 +1,10 @@
 """A fast OpenAI-compatible upstream for load tests: answers every chat completion after a fixed
 delay with a fixed-size answer. Run: ``python -m benchmarks._fast_upstream --port 9100 --delay 0.05``.
 
-It is an asyncio server (uvicorn), so thousands of requests can wait on their delay at once,
-unlike the threaded fake server that the unit tests use.
+It is a bare ASGI app served by uvicorn (uvloop and httptools when installed), so thousands of
+requests can wait on their delay at once and each costs the shared CPU little, unlike the threaded
+fake server that the unit tests use. ``POST /v1/chat/completions`` answers; ``GET /v1/models``
+lists one model; anything else is a 404.
 """
 
 from __future__ import annotations
@@ -11,35 +13,63 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-def make_app(delay_s: float) -> Any:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
+_JSON = [(b"content-type", b"application/json")]
+_MODELS = json.dumps({"object": "list", "data": [{"id": "fast", "object": "model"}]}).encode()
 
-    async def chat(request: Request) -> Response:
-        body = json.loads(await request.body())
-        await asyncio.sleep(delay_s)
-        last = body["messages"][-1].get("content") or ""
-        text = f"answer to: {str(last)[:40]}"
-        payload = {
-            "id": "chatcmpl-fast", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "fast"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": max(1, len(str(last)) // 4), "completion_tokens": max(1, len(text) // 4),
-                      "total_tokens": max(1, len(str(last)) // 4) + max(1, len(text) // 4)},
-        }
-        return Response(json.dumps(payload), media_type="application/json")
 
-    async def models(request: Request) -> Response:
-        return Response(json.dumps({"object": "list", "data": [{"id": "fast", "object": "model"}]}),
-                        media_type="application/json")
+async def _body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(parts)
 
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]),
-                             Route("/v1/models", models, methods=["GET"])])
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*_JSON, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def make_app(delay_s: float) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        path = scope["path"]
+        if scope["method"] == "POST" and path.endswith("/chat/completions"):
+            body = json.loads(await _body(receive))
+            await asyncio.sleep(delay_s)
+            last = str(body["messages"][-1].get("content") or "")
+            text = f"answer to: {last[:40]}"
+            prompt, completion = max(1, len(last) // 4), max(1, len(text) // 4)
+            payload = {
+                "id": "chatcmpl-fast", "object": "chat.completion", "created": int(time.time()),
+                "model": body.get("model", "fast"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                          "total_tokens": prompt + completion},
+            }
+            await _answer(send, 200, json.dumps(payload).encode())
+        elif scope["method"] == "GET" and path.endswith("/models"):
+            await _answer(send, 200, _MODELS)
+        else:
+            await _answer(send, 404, b'{"error": {"message": "not found"}}')
+
+    return app
 
 
 def main() -> None:

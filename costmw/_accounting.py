@@ -100,9 +100,10 @@ class ReportedPrompts:
             return self._known.get(self.key(request))
 
     def put(self, request: Request, tokens: int) -> None:
+        key = self.key(request)
         with self._lock:
-            self._known[self.key(request)] = tokens
-            self._known.move_to_end(self.key(request))
+            self._known[key] = tokens
+            self._known.move_to_end(key)
             while len(self._known) > self.size:
                 self._known.popitem(last=False)
 

@@ -67,20 +67,32 @@ class Metrics:
                                       buckets=_LATENCY_BUCKETS, registry=r)
         self.ttft = prom.Histogram("costmw_time_to_first_token_seconds", "Time to the first streamed token",
                                    buckets=_LATENCY_BUCKETS, registry=r)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once per label set (a dict hit afterwards)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) > 10_000:  # label sets are few; a flood of new ones starts over
+                self._children.clear()
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe_response(self, response: Response, *, requested_model: str = "", latency_s: float | None = None,
                          stream: bool = False, ttft_s: float | None = None) -> None:
         served = response.served_by or "target"
-        self.requests.labels(requested_model or response.model, served.split(":")[0], "ok").inc()
-        self.tokens.labels("prompt").inc(response.usage.prompt_tokens)
-        self.tokens.labels("completion").inc(response.usage.completion_tokens)
+        child = self._child
+        child(self.requests, requested_model or response.model, served.split(":")[0], "ok").inc()
+        child(self.tokens, "prompt").inc(response.usage.prompt_tokens)
+        child(self.tokens, "completion").inc(response.usage.completion_tokens)
         self.cost.inc(max(0.0, response.cost_usd))
         self.baseline.inc(max(0.0, response.baseline_cost_usd))
         for s in response.savings:
             if s.usd > 0:
-                self.savings.labels(s.plugin).inc(s.usd)
-        self.cache.labels(_tier(served)).inc()
-        self.latency.labels("true" if stream else "false").observe(
+                child(self.savings, s.plugin).inc(s.usd)
+        child(self.cache, _tier(served)).inc()
+        child(self.latency, "true" if stream else "false").observe(
             response.latency_s if latency_s is None else latency_s)
         if ttft_s is not None:
             self.ttft.observe(ttft_s)
@@ -125,8 +137,8 @@ class Metrics:
         threading.Thread(target=run, name="costmw-ledger-metrics", daemon=True).start()
 
     def observe_error(self, error: BaseException, *, requested_model: str = "", status: str = "error") -> None:
-        self.requests.labels(requested_model, "error", status).inc()
-        self.errors.labels(type(error).__name__).inc()
+        self._child(self.requests, requested_model, "error", status).inc()
+        self._child(self.errors, type(error).__name__).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type. With ``PROMETHEUS_MULTIPROC_DIR`` set (several

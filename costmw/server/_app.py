@@ -8,6 +8,7 @@ ledger under the key's tenant, and counts against the key's budgets and rate lim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from costmw import Chain, CostmwError, Request, Response
+from costmw._json import dumps_bytes, loads
 from costmw.plugin_api import count_message_tokens
 
 from ._keys import KeyStore, VirtualKey
@@ -162,13 +164,17 @@ class Gateway:
         return prompt + completion, usd
 
     async def admit(self, key: VirtualKey, request: Request) -> int:
-        """Rate limits, then budgets (a hold on the ledger, released when the call is recorded)."""
+        """Rate limits, then budgets (a hold on the ledger, released when the call is recorded).
+
+        The request's tokens and price are estimated only for a key with a token limit or a
+        budget; a key without them costs no token count."""
+        budgets = (key.budget_total_usd, key.budget_month_usd, key.budget_day_usd)
+        if key.tpm is None and budgets == (None, None, None):
+            if key.rpm is not None:
+                await self._rate(key, 0)
+            return 0
         tokens, usd = self._estimate(request)
-        wait = await self.limiter.admit(key.id, key.rpm, key.tpm, tokens)
-        if wait is not None:
-            raise ApiError(429, "rate limit reached for this key; retry after the Retry-After header",
-                           type="rate_limit_error", code="rate_limit_exceeded",
-                           headers={"retry-after": str(max(1, math.ceil(wait)))})
+        await self._rate(key, tokens)
         for window, limit in (("total", key.budget_total_usd), ("month", key.budget_month_usd),
                               ("day", key.budget_day_usd)):
             if limit is None:
@@ -181,13 +187,23 @@ class Gateway:
                                f"(${over:.4f} spent or held)", type="insufficient_quota", code="budget_exceeded")
         return tokens
 
+    async def _rate(self, key: VirtualKey, tokens: int) -> None:
+        wait = await self.limiter.admit(key.id, key.rpm, key.tpm, tokens)
+        if wait is not None:
+            raise ApiError(429, "rate limit reached for this key; retry after the Retry-After header",
+                           type="rate_limit_error", code="rate_limit_exceeded",
+                           headers={"retry-after": str(max(1, math.ceil(wait)))})
+
     async def complete(self, key: VirtualKey, body: ChatBody) -> tuple[list[Response], dict[str, str]]:
         self._check_model(key, body.model)
         requests = [self._request(key, body) for _ in range(body.n)]
         estimates = [await self.admit(key, r) for r in requests]
         started = time.perf_counter()
         try:
-            responses = list(await asyncio.gather(*(self.chain.asend(r) for r in requests)))
+            if len(requests) == 1:
+                responses = [await self.chain.asend(requests[0])]
+            else:
+                responses = list(await asyncio.gather(*(self.chain.asend(r) for r in requests)))
         except BaseException as exc:
             if self.metrics is not None and isinstance(exc, Exception):
                 self.metrics.observe_error(exc, requested_model=body.model)
@@ -218,7 +234,7 @@ class Gateway:
         model = body.model
 
         def frame(obj: dict[str, Any]) -> bytes:
-            return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+            return b"data: " + dumps_bytes(obj) + b"\n\n"
 
         async def events() -> AsyncIterator[bytes]:
             started = time.perf_counter()
@@ -268,7 +284,7 @@ class Gateway:
 
     async def embeddings(self, key: VirtualKey, raw: bytes) -> dict[str, Any]:
         try:
-            body = json.loads(raw)
+            body = loads(raw)
         except ValueError as exc:
             raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
@@ -295,6 +311,14 @@ class Gateway:
                          for i, v in enumerate(vectors)],
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
+    def warm(self) -> None:
+        """Load what the first call would otherwise wait for (the token counters of the served
+        models), before the gateway takes traffic."""
+        for model in self.models():
+            # a model no counter knows is counted another way on its first call
+            with contextlib.suppress(Exception):
+                count_message_tokens([{"role": "user", "content": "warm up"}], model)
+
     async def aclose(self) -> None:
         await self.limiter.aclose()
         await self.chain.aclose()
@@ -317,8 +341,11 @@ def create_app(gateway: Gateway) -> Any:
 
         raise missing_extra("starlette", "server", exc) from exc
 
+    def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        return HttpResponse(dumps_bytes(body), status_code=status, headers=headers, media_type="application/json")
+
     def error_response(err: ApiError) -> HttpResponse:
-        return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+        return json_response(err.body(), err.status, err.headers)
 
     async def read_body(http: HttpRequest) -> bytes:
         limit = gateway.settings.max_body_bytes
@@ -341,8 +368,8 @@ def create_app(gateway: Gateway) -> Any:
                 return StreamingResponse(events, media_type="text/event-stream",
                                          headers={"x-costmw-request-id": request.id, "cache-control": "no-cache"})
             responses, headers = await gateway.complete(key, body)
-            return JSONResponse(completion_body(responses, body.model, "chatcmpl-" + uuid.uuid4().hex),
-                                headers=headers)
+            return json_response(completion_body(responses, body.model, "chatcmpl-" + uuid.uuid4().hex),
+                                 headers=headers)
         except ClientDisconnect:
             return HttpResponse(status_code=499)
         except Exception as exc:
@@ -392,6 +419,7 @@ def create_app(gateway: Gateway) -> Any:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        await asyncio.to_thread(gateway.warm)
         yield
         await gateway.aclose()
 
@@ -408,7 +436,53 @@ def create_app(gateway: Gateway) -> Any:
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    return app
+
+    async def chat_route(scope: Any, receive: Any, send: Any) -> None:
+        """POST /v1/chat/completions without the router and middleware stack (the hot path): the
+        handler answers every error itself; anything that still escapes gets the same 500 body
+        the stack would send."""
+        started = False
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        http = HttpRequest(scope, receive)
+        try:
+            response = await chat(http)
+            await response(scope, receive, sending)
+        except Exception as exc:
+            if started:
+                raise
+            await (await server_error(http, exc))(scope, receive, send)
+
+    return _Routed(app, {"/v1/chat/completions": chat_route, "/chat/completions": chat_route})
+
+
+class _Routed:
+    """An ASGI app: POST requests to ``fast`` paths go straight to their handler, everything else
+    (other paths and methods, lifespan) to the Starlette ``app``, whose ``state`` and routes stay
+    reachable as attributes of this one."""
+
+    def __init__(self, app: Any, fast: dict[str, Any]) -> None:
+        self.app = app
+        self.fast = fast
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            handler = self.fast.get(path)
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
 
 
 def load_gateway(config: str | Path | Mapping[str, Any]) -> Gateway:

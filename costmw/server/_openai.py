@@ -8,7 +8,6 @@ OpenAI client libraries raise their usual exception types.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from costmw import (
     TargetTimeout,
 )
 from costmw._errors import ApiError
+from costmw._json import loads
 
 __all__ = [
     "ApiError",
@@ -82,7 +82,7 @@ def _check_int(body: Mapping[str, Any], name: str, low: int, high: int) -> None:
 def parse_chat_body(raw: bytes, *, max_n: int = 8) -> ChatBody:
     """Parse and check a chat completion body; raises :class:`ApiError` (400) naming the field."""
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

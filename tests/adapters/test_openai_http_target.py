@@ -70,3 +70,36 @@ def test_from_config(fake_openai: FakeOpenAIServer) -> None:
                                             "api_key": KEY}]})
     with chain:
         assert chain.complete([{"role": "user", "content": "cfg"}], model="gpt-4o-mini").text == "echo: cfg"
+
+
+class _Body:
+    """A response body arriving in pieces cut anywhere (as aiohttp hands them over)."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.parts = [data[i:i + size] for i in range(0, len(data), size)]
+
+    async def iter_any(self):  # type: ignore[no-untyped-def]
+        for part in self.parts:
+            yield part
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096, 1 << 20])
+async def test_stream_lines_of_any_length_and_either_line_ending(size: int) -> None:
+    from costmw.adapters._openai_http import _lines
+
+    long = b"data: " + b"x" * 200_000  # longer than aiohttp's own readline limit (64 KiB)
+    data = b"data: {\"a\": 1}\r\n\r\n" + long + b"\n\ndata: [DONE]"
+    got = [line async for line in _lines(_Body(data, size))]
+    assert got == [b'data: {"a": 1}', b"", long, b"", b"data: [DONE]"]
+
+
+async def test_one_session_per_event_loop_closed_by_aclose(fake_openai: FakeOpenAIServer) -> None:
+    t = target(fake_openai)
+    chain = Chain(targets=[t])
+    first = await chain.acomplete([{"role": "user", "content": "one"}], model="gpt-4o-mini")
+    second = await chain.acomplete([{"role": "user", "content": "two"}], model="gpt-4o-mini")
+    assert (first.text, second.text) == ("echo: one", "echo: two")
+    sessions = [s for _, s in t._clients.values()]
+    assert len(sessions) == 1 and not sessions[0].closed
+    await chain.aclose()
+    assert sessions[0].closed and not t._clients
