@@ -4,17 +4,21 @@ SmolLM2-135M-Instruct (HFTarget, greedy, at most 24 tokens, answers cached by
 ``benchmarks/cascade_answers.py``) answers ``route_questions_dev.jsonl`` (195 questions, never
 trained or tuned on); the strong model is an always-right stand-in. For each scorer alone and for the
 default (the shipped confidence model), side by side: the share of questions kept on the cheap model
-and the share of final answers right, at the threshold each scorer's calibration (on the generated
-training questions, at quality 0.95) sets; random keeping at the same share; the oracle. The cost of
-judging is per question: extra generated tokens and seconds (samples for agreement), and the
-feature + model time. Goal: >= 95% right with >= 15% kept.
+and the share of final answers right, at the threshold each scorer's calibration on the generated
+training answers (``benchmarks/data/cascade_train.jsonl``) sets for quality 0.95 (by its one-sided
+95% lower bound); random keeping at the same share; the oracle; self-consistency (``AgreementScorer``,
+3 samples drawn in one call). The cost of judging is per question: the extra generated tokens and
+seconds (samples, for agreement) and the CPU time of the features and the model. Goal: >= 95% right
+with >= 15% kept.
 
-    nice -n 10 python -m benchmarks.bench_cascade   # answers what is not cached (slow on a CPU), then scores
+    nice -n 10 python -m benchmarks.cascade_answers greedy samples dev   # the answers (slow on a CPU)
+    python -m benchmarks.bench_cascade --cached                          # scores them
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import print_table, write_result
-from benchmarks.cascade_answers import answers, dev_questions, train_questions
+from benchmarks.cascade_answers import answers, dev_questions, load_train
 from benchmarks.train_cascade import graded
 
 QUALITY = 0.95
@@ -35,15 +39,42 @@ def _checks(row: dict[str, Any]) -> float:
     return 0.0 if e["a_refusal"] or e["a_wrong"] else 1.0
 
 
-def scorers(model: Any) -> dict[str, Callable[[dict[str, Any]], float]]:
-    return {
+def _agreement(row: dict[str, Any]) -> float:
+    """What ``AgreementScorer(samples=3)`` scores the answer, handed the samples it drew (cached)."""
+    from costmw.plugins.router import AgreementScorer
+
+    from costmw import Request, Response
+
+    if not row.get("samples"):
+        return float("nan")
+
+    async def drawn(**params: Any) -> Response:
+        return Response(text=row["samples"][0], info={"choices": [{"text": t} for t in row["samples"]]})
+
+    request = Request.create([{"role": "user", "content": row["prompt"]}], "smol")
+    score = asyncio.run(AgreementScorer(samples=len(row["samples"])).ascore(request, Response(text=row["reply"]),
+                                                                             drawn))
+    return float("nan") if score is None else float(score)
+
+
+AGREEMENT = "agreement (AgreementScorer, 3 samples)"
+COMBINED = "confidence + agreement (3 samples)"
+UNBOUNDED = "confidence (default), threshold as counted (no bound)"
+
+
+def scorers(model: Any, combined: Any = None) -> dict[str, Callable[[dict[str, Any]], float]]:
+    out: dict[str, Callable[[dict[str, Any]], float]] = {
         "logprob (mean over all tokens)": lambda r: math.exp(r["evidence"]["lp_mean"]),
         "tokens (final answer span)": lambda r: math.exp(r["evidence"]["span_mean"]),
         "tokens (span minimum)": lambda r: math.exp(r["evidence"]["span_min"]),
         "answer checks (refusal, arithmetic)": _checks,
-        "agreement (3 samples)": lambda r: r["evidence"]["agree"] if r["evidence"]["has_samples"] else float("nan"),
-        "confidence (default)": lambda r: float(model.predict_one(r["evidence"])),
+        AGREEMENT: _agreement,
     }
+    if combined is not None:
+        out[COMBINED] = lambda r: float(combined.predict_one(r["evidence"])) if r.get("samples") else float("nan")
+    out["confidence (default)"] = lambda r: float(model.predict_one(r["evidence"]))
+    out[UNBOUNDED] = out["confidence (default)"]
+    return out
 
 
 def outcome(scores: np.ndarray, right: np.ndarray, threshold: float) -> dict[str, float]:
@@ -64,21 +95,27 @@ def best_share_on_dev(scores: np.ndarray, right: np.ndarray) -> float:
     return float((scores >= t).mean())
 
 
-def run(rows_train: Sequence[dict[str, Any]], rows_dev: Sequence[dict[str, Any]], model: Any) -> dict[str, Any]:
+def run(rows_train: Sequence[dict[str, Any]], rows_dev: Sequence[dict[str, Any]], model: Any,
+        combined: Any = None) -> dict[str, Any]:
     from costmw.plugins.router import keep_threshold
+    from costmw.plugins.router._confidence_data import DEFAULT_CONFIDENCE
 
-    cal = range(len(rows_train))  # single scorers fit nothing: every training answer calibrates them
     right_dev = np.asarray([r["right"] for r in rows_dev], dtype=bool)
     results: dict[str, Any] = {}
-    for name, score in scorers(model).items():
+    for name, score in scorers(model, combined).items():
         dev_scores = np.asarray([score(r) for r in rows_dev], dtype=np.float64)
         if np.isnan(dev_scores).any():
             continue
-        if name.startswith("confidence"):
+        if name == "confidence (default)":
             threshold = model.threshold_for(QUALITY)
-        else:  # each scorer's threshold from the training questions' calibration split
-            cal_scores = [score(rows_train[i]) for i in cal]
-            threshold = keep_threshold(cal_scores, [rows_train[i]["right"] for i in cal], QUALITY)
+        elif name == UNBOUNDED:
+            threshold = model.threshold_for(QUALITY, confidence=0.0)
+        elif name == COMBINED:
+            threshold = combined.threshold_for(QUALITY)
+        else:  # single scorers fit nothing: every training answer they can judge calibrates them
+            cal = [(s, r["right"]) for r in rows_train if not math.isnan(s := score(r))]
+            threshold = keep_threshold([c[0] for c in cal], [c[1] for c in cal], QUALITY,
+                                       confidence=DEFAULT_CONFIDENCE)
         results[name] = {**outcome(dev_scores, right_dev, threshold),
                          "hindsight_kept": best_share_on_dev(dev_scores, right_dev)}
     results["oracle"] = {"kept": float(right_dev.mean()), "accuracy": 1.0, "kept_right": 1.0,
@@ -87,21 +124,48 @@ def run(rows_train: Sequence[dict[str, Any]], rows_dev: Sequence[dict[str, Any]]
     return results
 
 
-def judging_cost(rows_dev: Sequence[dict[str, Any]], model: Any) -> dict[str, float]:
-    from costmw.plugins.router import evidence
+def judging_cost(rows_dev: Sequence[dict[str, Any]], model: Any) -> dict[str, dict[str, float]]:
+    """Per question and scorer: extra generated tokens, extra seconds of generation, judging CPU ms."""
+    from costmw.plugins.router import ConfidenceScorer, TokenScorer
 
-    start = time.perf_counter()
-    for r in rows_dev:
-        model.predict_one(evidence(r["prompt"], r["reply"], logprobs=r["logprobs"], finish_reason=r["finish_reason"]))
-    per = (time.perf_counter() - start) / max(1, len(rows_dev))
-    out = {"default_extra_tokens": 0.0, "default_judge_ms": per * 1000,
-           "answer_s": float(np.mean([r["answer_s"] for r in rows_dev])),
-           "answer_tokens": float(np.mean([len(r["logprobs"] or ()) for r in rows_dev]))}
+    from costmw import Request, Response
+
+    async def no_samples(**params: Any) -> Response:
+        raise AssertionError("this scorer draws no samples")
+
+    def cpu_ms(scorer: Any) -> float:
+        start = time.perf_counter()
+        for r in rows_dev:
+            request = Request.create([{"role": "user", "content": r["prompt"]}], "smol")
+            response = Response(text=r["reply"], finish_reason=r["finish_reason"])
+            response.logprobs = r["logprobs"]
+            asyncio.run(scorer.ascore(request, response, no_samples))
+        return (time.perf_counter() - start) / max(1, len(rows_dev)) * 1000
+
+    zero = {"extra_tokens": 0.0, "extra_s": 0.0}
+    out = {"tokens (final answer span)": {**zero, "judge_ms": cpu_ms(TokenScorer())},
+           "confidence (default)": {**zero, "judge_ms": cpu_ms(ConfidenceScorer(model))}}
     sampled = [r for r in rows_dev if "sample_tokens" in r]
     if sampled:
-        out["agreement_extra_tokens"] = float(np.mean([r["sample_tokens"] for r in sampled]))
-        out["agreement_extra_s"] = float(np.mean([r["judge_s"] for r in sampled]))
+        start = time.perf_counter()
+        for r in sampled:
+            _agreement(r)
+        out[AGREEMENT] = {"extra_tokens": float(np.mean([r["sample_tokens"] for r in sampled])),
+                          "extra_s": float(np.mean([r["judge_s"] for r in sampled])),
+                          "judge_ms": (time.perf_counter() - start) / len(sampled) * 1000}
+    out["the answer itself"] = {"extra_tokens": float(np.mean([r["completion_tokens"] for r in rows_dev])),
+                                "extra_s": float(np.mean([r["answer_s"] for r in rows_dev])), "judge_ms": 0.0}
     return out
+
+
+def combined_model(rows_train: Sequence[dict[str, Any]]) -> Any:
+    """The default features plus agreement, fit (like the default) on the training answers with samples."""
+    from costmw.plugins.router._confidence_data import DEFAULT_FEATURES, fit_confidence
+
+    sampled = [r for r in rows_train if r.get("samples")]
+    if len(sampled) < 50 or len({r["category"] for r in sampled}) < 5:
+        return None
+    return fit_confidence(sampled, features=(*DEFAULT_FEATURES, "agree"), by_category=True)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -115,24 +179,37 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     model = default_confidence_model()
     generate = not args.cached
-    rows_train = graded(answers(train_questions(), "train", generate=generate))
+    rows_train = graded(load_train())
     dev = answers(dev_questions(), "dev", generate=generate)
-    sampled = {r["prompt"]: r["samples"] for r in answers(dev_questions(), "dev", phase="samples",
-                                                          generate=generate and args.samples)}
-    rows_dev = graded(dev, sampled if len(sampled) == len(dev) else None)
+    sampled = {r["prompt"]: r for r in answers(dev_questions(), "dev", phase="samples",
+                                               generate=generate and args.samples)}
+    if len(sampled) == len(dev):
+        dev = [{**r, **{k: sampled[r["prompt"]][k] for k in ("samples", "sample_tokens", "judge_s")}} for r in dev]
+    rows_dev = graded(dev)
     if not rows_dev:
         raise SystemExit("no cached answers for the validation set: run python -m benchmarks.cascade_answers")
-    results = run(rows_train, rows_dev, model)
+    results = run(rows_train, rows_dev, model, combined_model(rows_train))
     cost = judging_cost(rows_dev, model)
+    priced = {"logprob (mean over all tokens)": "tokens (final answer span)",
+              "tokens (span minimum)": "tokens (final answer span)", UNBOUNDED: "confidence (default)",
+              COMBINED: AGREEMENT}  # the same work as the scorer named (the combination: samples + model)
+
+    def paid(name: str) -> list[str]:
+        c = cost.get(priced.get(name, name))
+        return ["-", "-", "-"] if c is None else [f"{c['extra_tokens']:.1f}", f"{c['extra_s']:.2f}",
+                                                 f"{c['judge_ms']:.2f}"]
+
     rows = [[name, f"{r['kept']:.1%}", f"{r['accuracy']:.1%}", f"{r['random_accuracy']:.1%}",
-             "-" if math.isnan(r["kept_right"]) else f"{r['kept_right']:.1%}", f"{r['hindsight_kept']:.1%}"]
-            for name, r in results.items()]
+             "-" if math.isnan(r["kept_right"]) else f"{r['kept_right']:.1%}", f"{r['hindsight_kept']:.1%}",
+             *paid(name)] for name, r in results.items()]
     print_table(f"cascade over SmolLM2-135M on {len(rows_dev)} validation questions (cheap right: "
                 f"{np.mean([r['right'] for r in rows_dev]):.1%}); strong = always right; thresholds for "
-                f"quality {QUALITY} from the training questions",
+                f"quality {QUALITY} from {len(rows_train)} generated training answers",
                 ["scorer", "kept cheap", "final right", "random at same share", "kept right",
-                 "kept at 95% in hindsight"], rows)
-    print_table("cost of judging, per question", ["", "value"], [[k, f"{v:.4g}"] for k, v in cost.items()])
+                 "kept at 95% in hindsight", "extra tokens/q", "extra s/q", "judge ms/q"], rows)
+    print_table("cost per question", ["", "extra tokens", "extra s", "judge ms"],
+                [[k, f"{v['extra_tokens']:.1f}", f"{v['extra_s']:.2f}", f"{v['judge_ms']:.2f}"]
+                 for k, v in cost.items()])
     out = {"questions": len(rows_dev), "train_questions": len(rows_train), "quality": QUALITY,
            "cheap_right": float(np.mean([r["right"] for r in rows_dev])), "scorers": results, "judging": cost}
     write_result("cascade", out)

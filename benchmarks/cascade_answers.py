@@ -2,8 +2,15 @@
 
 Each question is answered once greedily (``logprobs=True, top_logprobs=2``) and ``samples`` more times
 at temperature 0.7, all samples of a prompt in the same ``generate`` call (``n=samples``) and several
-prompts per call. Answers are cached in ``benchmarks/results/cascade_answers_<set>.jsonl`` keyed by
-the prompt and the settings, so reruns only answer what is new. Run generation under ``nice``.
+prompts per call. Answers are cached in ``benchmarks/results/cascade_<phase>_<set>.jsonl`` keyed by
+the prompt and the settings, so reruns only answer what is new. The training set is
+``TRAIN_PER_KIND`` generated questions of each kind; every ``SAMPLED_EVERY``-th of them also gets
+samples (three samples cost about three greedy answers). ``export`` writes the training answers, compact,
+to ``benchmarks/data/cascade_train.jsonl`` (committed, so training needs no generation). Run
+generation under ``nice``:
+
+    nice -n 10 python -m benchmarks.cascade_answers greedy samples train export   # about 35 min on a shared core
+    nice -n 10 python -m benchmarks.cascade_answers greedy samples dev
 """
 
 from __future__ import annotations
@@ -19,13 +26,17 @@ from typing import Any
 
 from benchmarks._common import RESULTS, SHARED_DATA
 
+TRAIN_FILE = Path(__file__).resolve().parent / "data" / "cascade_train.jsonl"
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 MAX_TOKENS = 24
 SAMPLES = 3
-TRAIN_PER_KIND = 10
+TRAIN_PER_KIND = 20
+TRAIN_SEED = 0
+SAMPLED_EVERY = 4  # training questions that also get samples: every fourth one
 TEMPERATURE = 0.7
 BATCH = 16
 
@@ -51,7 +62,7 @@ def _request(prompt: str, **params: Any) -> Any:
     return Request.create([{"role": "user", "content": prompt}], "smol", params={"max_tokens": MAX_TOKENS, **params})
 
 
-async def _greedy(target: Any, prompts: Sequence[str]) -> list[dict[str, Any]]:
+async def _greedy(target: Any, prompts: Sequence[str], seed: int) -> list[dict[str, Any]]:
     start = time.perf_counter()
     answers = await target.abatch([_request(p, logprobs=True, top_logprobs=2) for p in prompts])
     seconds = (time.perf_counter() - start) / len(prompts)
@@ -65,10 +76,9 @@ async def _greedy(target: Any, prompts: Sequence[str]) -> list[dict[str, Any]]:
     return out
 
 
-async def _sampled(target: Any, prompts: Sequence[str]) -> list[dict[str, Any]]:
-    start = time.perf_counter()
-    answers = await target.abatch([_request(p, n=SAMPLES, temperature=TEMPERATURE, seed=i)
-                                   for i, p in enumerate(prompts)])
+async def _sampled(target: Any, prompts: Sequence[str], seed: int) -> list[dict[str, Any]]:
+    start = time.perf_counter()  # one seed for the batch: requests with equal settings share one generate call
+    answers = await target.abatch([_request(p, n=SAMPLES, temperature=TEMPERATURE, seed=seed) for p in prompts])
     seconds = (time.perf_counter() - start) / len(prompts)
     out = []
     for prompt, extra in zip(prompts, answers, strict=True):
@@ -101,26 +111,79 @@ def answers(questions: Sequence[dict[str, Any]], name: str, *, phase: str = "gre
     todo = list(dict.fromkeys(q["prompt"] for q in questions if _key(q["prompt"], phase) not in cached))
     todo.sort(key=len, reverse=longest_first)  # prompts of similar length share a batch: less padding
     if todo and generate:
-        import torch
-
-        torch.set_num_threads(1)  # the machine is shared: one thread wastes least
-        target = smol_target()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        run = _greedy if phase == "greedy" else _sampled
-        with path.open("a", encoding="utf-8") as f:
-            for i in range(0, len(todo), BATCH):
-                for row in asyncio.run(run(target, todo[i:i + BATCH])):
-                    cached[row["key"]] = row
-                    f.write(json.dumps(row) + "\n")
-                f.flush()
-                print(f"  {name} {phase}: {min(i + BATCH, len(todo))}/{len(todo)} answered", flush=True)
+        _generate(todo, name, phase, path, cached)
     return [{**q, **cached[_key(q["prompt"], phase)]} for q in questions if _key(q["prompt"], phase) in cached]
+
+
+def _generate(todo: Sequence[str], name: str, phase: str, path: Path, cached: dict[str, dict[str, Any]]) -> None:
+    import torch
+
+    from costmw.plugin_api import ProgressBar
+
+    torch.set_num_threads(1)  # the machine is shared: one thread wastes least
+    target = smol_target()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run = _greedy if phase == "greedy" else _sampled
+    start = time.perf_counter()
+    with path.open("a", encoding="utf-8") as f, ProgressBar(f"{name} {phase}", total=len(todo)) as bar:
+        for i in range(0, len(todo), BATCH):
+            for row in asyncio.run(run(target, todo[i:i + BATCH], i)):
+                cached[row["key"]] = row
+                f.write(json.dumps(row) + "\n")
+            f.flush()
+            done = min(i + BATCH, len(todo))
+            rate = (time.perf_counter() - start) / done
+            bar.update(len(todo[i:i + BATCH]), note=f"{rate:.1f} s/question")
+            print(f"  {name} {phase}: {done}/{len(todo)} answered, {rate:.1f} s/question", flush=True)
 
 
 def train_questions() -> list[dict[str, Any]]:
     from costmw.plugins.router._questions import synthetic_questions
 
-    return synthetic_questions(per_kind=TRAIN_PER_KIND, seed=0)
+    questions: list[dict[str, Any]] = synthetic_questions(per_kind=TRAIN_PER_KIND, seed=TRAIN_SEED)
+    return questions
+
+
+def sampled_train_questions() -> list[dict[str, Any]]:
+    """The training questions that also get samples."""
+    return train_questions()[::SAMPLED_EVERY]
+
+
+def _compact_logprobs(logprobs: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Tokens, log-probabilities (4 decimals) and top alternatives; no bytes."""
+    if logprobs is None:
+        return None
+    return [{"token": t["token"], "logprob": round(float(t["logprob"]), 4),
+             "top_logprobs": [{"token": a["token"], "logprob": round(float(a["logprob"]), 4)}
+                              for a in t.get("top_logprobs") or ()]} for t in logprobs]
+
+
+def export_train(path: Path = TRAIN_FILE) -> Path:
+    """Write the cached training answers (and samples, where drawn) to ``path``, one question a line."""
+    greedy = answers(train_questions(), "train", generate=False)
+    if not greedy:
+        raise SystemExit("no cached training answers: run python -m benchmarks.cascade_answers greedy train")
+    sampled = {r["prompt"]: r for r in answers(sampled_train_questions(), "train", phase="samples",
+                                               generate=False)}
+    keep = ("prompt", "answer", "check", "category", "reply", "finish_reason", "prompt_tokens", "completion_tokens",
+            "answer_s")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in greedy:
+            out = {k: row[k] for k in keep} | {"logprobs": _compact_logprobs(row["logprobs"])}
+            extra = sampled.get(row["prompt"])
+            if extra is not None:
+                out |= {"samples": extra["samples"], "sample_tokens": extra["sample_tokens"],
+                        "judge_s": extra["judge_s"]}
+            f.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return path
+
+
+def load_train(path: Path = TRAIN_FILE) -> list[dict[str, Any]]:
+    """The committed training answers (see :func:`export_train`)."""
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run python -m benchmarks.cascade_answers greedy samples train export")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def dev_questions() -> list[dict[str, Any]]:
@@ -129,7 +192,9 @@ def dev_questions() -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    """``python -m benchmarks.cascade_answers [greedy|samples] [dev|train]...``: answer and cache."""
+    """``python -m benchmarks.cascade_answers [greedy|samples]... [dev|train]... [export]``: answer and
+    cache (the training set's samples only for :func:`sampled_train_questions`); ``export`` then writes
+    the training answers to ``benchmarks/data/cascade_train.jsonl``."""
     import sys
 
     args = sys.argv[1:]
@@ -137,8 +202,13 @@ def main() -> None:
     sets = [a for a in args if a in ("dev", "train")] or ["dev", "train"]
     for phase in phases:
         for name in sets:
-            answers(dev_questions() if name == "dev" else train_questions(), name, phase=phase,
-                    longest_first="--longest-first" in args)
+            if name == "dev":
+                questions = dev_questions()
+            else:
+                questions = train_questions() if phase == "greedy" else sampled_train_questions()
+            answers(questions, name, phase=phase, longest_first="--longest-first" in args)
+    if "export" in args:
+        print(f"wrote {export_train()}")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ def _local(model: str, max_tokens: int) -> Any:
 
 
 def cascade_data(
-    prompts: Path = typer.Argument(..., help="JSONL: one {\"prompt\", \"answer\"?, \"check\"?} per line "
-                                             "(check: number, exact or contains)."),
+    prompts: Path = typer.Argument(..., help="JSONL: one {\"prompt\", \"answer\"?, \"check\"?, \"category\"?} "
+                                             "per line (check: number, exact or contains)."),
     model: str = typer.Option(..., "--model", "-m", help="The cheap local model: a transformers directory or a "
                                                          "GGUF file (run by llama.cpp)."),
     out: Path = typer.Option(Path("cascade_confidence.json"), "--out", "-o", help="Where to write the fit model."),
@@ -53,8 +53,13 @@ def cascade_data(
     judge: str | None = typer.Option(None, help="A strong model (LiteLLM name) that grades rows without an "
                                                 "'answer' by agreeing with the cheap answer."),
     max_tokens: int = typer.Option(64, min=1, help="Longest cheap answer, in tokens."),
+    confidence: float = typer.Option(0.95, min=0.0, max=0.999, help="A quality target must be met by the one-sided "
+                                                                   "lower bound at this confidence (0: as counted)."),
 ) -> None:
     """Answer your prompts with a local model, grade the answers and fit the cascade's confidence model.
+
+    Rows with a ``category`` (five kinds or more) are calibrated on whole kinds held out, so the
+    thresholds are read off kinds of prompt the model did not see.
 
     Use the result with ``Cascade(cheap, strong, scorer=ConfidenceScorer("cascade_confidence.json"),
     quality=0.95)``.
@@ -72,7 +77,8 @@ def cascade_data(
         graded = answer_prompts_sync(_local(model, max_tokens), rows, judge=strong, max_tokens=max_tokens)
     if answers is not None:
         answers.write_text("".join(json.dumps(r) + "\n" for r in graded), encoding="utf-8")
-    fitted = fit_confidence(graded)
+    fitted = fit_confidence(graded, confidence=confidence,
+                            by_category=len({r["category"] for r in graded if r.get("category")}) >= 5)
     fitted.info.update(source=str(prompts), model=model, questions=len(graded))
     fitted.save(out)
     right = sum(bool(r["right"]) for r in graded)

@@ -317,9 +317,10 @@ class Cascade(Strategy):
 
     The threshold is ``threshold`` (a raw score), or, with ``quality``, the one a calibrated scorer
     (``"confidence"``) reads off its calibration set so that at least ``quality`` of final answers are
-    right (escalated answers counted as right). Without ``scorer``, a local cheap target (``HFTarget``,
-    ``LlamaCppTarget``) is judged by the shipped confidence model at ``quality=0.95``; any other cheap
-    target by the refusal check at ``threshold=0.5``.
+    right (escalated answers counted as right; for the shipped model, by a 95% lower bound). Without
+    ``scorer``, a local cheap target (``HFTarget``, ``LlamaCppTarget``) is judged by the shipped
+    confidence model at ``quality=0.95``; any other cheap target by the refusal check at
+    ``threshold=0.5``.
 
     Both calls are paid for and both are costed on the response and in the ledger. ``cheap`` and
     ``strong`` default to the cheapest and the dearest target. With ``tags`` the cascade handles

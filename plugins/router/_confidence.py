@@ -3,7 +3,9 @@
 :class:`ConfidenceModel` is a logistic regression over :data:`~._evidence.EVIDENCE_NAMES` (fit here with
 numpy, read back from JSON: no pickle, no sklearn at run time). It keeps a held-out calibration set of
 (probability, right?) pairs, so :meth:`ConfidenceModel.threshold_for` can answer "keep cheap answers
-above which probability, for ``quality`` of final answers to be right?" for any quality the user sets.
+above which probability, for ``quality`` of final answers to be right?" for any quality the user sets,
+and, with :attr:`ConfidenceModel.confidence`, demand that by a lower confidence bound rather than by
+the calibration set's own count (a small set then keeps less).
 The package ships one fit on SmolLM2-135M's answers to generated questions
 (``cascade_local.json``); ``costmw cascade-data`` and :meth:`ConfidenceModel.fit` make one for a
 user's own prompts and model.
@@ -15,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -52,23 +55,40 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int = 50) -> t
     return w[:-1], float(w[-1])
 
 
+def _wrong_upper(wrong: np.ndarray, n: int, confidence: float) -> np.ndarray:
+    """One-sided Wilson upper bounds, at ``confidence``, of the wrong share behind ``wrong`` of ``n``."""
+    if confidence <= 0.0:
+        out: np.ndarray = wrong / n
+        return out
+    z = NormalDist().inv_cdf(confidence)
+    share = wrong / n
+    centre = share + z * z / (2 * n)
+    spread = z * np.sqrt(np.clip(share * (1 - share), 0.0, None) / n + z * z / (4 * n * n))
+    upper: np.ndarray = (centre + spread) / (1 + z * z / n)
+    return upper
+
+
 def keep_threshold(probabilities: Sequence[float], right: Sequence[bool], quality: float,
-                   strong_accuracy: float = 1.0) -> float:
+                   strong_accuracy: float = 1.0, *, confidence: float = 0.0) -> float:
     """The lowest probability to keep a cheap answer at, so that final answers are right at least
     ``quality`` of the time on these examples (an escalated answer is right ``strong_accuracy`` of the
-    time). Just above 1 when no threshold reaches ``quality``: then nothing is kept."""
+    time). With ``confidence`` (say 0.95), the share right must clear ``quality`` by its one-sided
+    lower confidence bound (Wilson's), not just on the examples at hand: fewer examples, a stricter
+    threshold. Just above 1 when no threshold reaches ``quality``: then nothing is kept."""
     if not 0.0 < quality <= 1.0:
         raise ConfigError(f"quality must be in (0, 1], got {quality}")
+    if not 0.0 <= confidence < 1.0:
+        raise ConfigError(f"confidence must be in [0, 1), got {confidence}")
     order = np.argsort(-np.asarray(probabilities, dtype=np.float64), kind="stable")
     p = np.asarray(probabilities, dtype=np.float64)[order]
     ok = np.asarray(right, dtype=np.float64)[order]
     n = len(p)
     if n == 0:
         return _KEEP_NOTHING
-    # keeping the top k: right = kept right answers + the rest escalated
-    kept_right = np.concatenate([[0.0], np.cumsum(ok)])
+    # keeping the top k: wrong = kept wrong answers + the escalated ones the strong target gets wrong
     k = np.arange(n + 1)
-    accuracy = (kept_right + strong_accuracy * (n - k)) / n
+    kept_wrong = k - np.concatenate([[0.0], np.cumsum(ok)])
+    accuracy = 1.0 - _wrong_upper(kept_wrong + (1.0 - strong_accuracy) * (n - k), n, confidence)
     best = _KEEP_NOTHING
     for count in range(1, n + 1):
         if count < n and p[count] == p[count - 1]:
@@ -92,6 +112,9 @@ class ConfidenceModel:
         self.coef = np.zeros(len(self.features))
         self.intercept = 0.0
         self.calibration: list[tuple[float, bool]] = []
+        #: the one-sided confidence at which :meth:`threshold_for` wants ``quality`` reached (0: on
+        #: the calibration set as it is)
+        self.confidence = 0.0
         self.info: dict[str, Any] = {}
 
     @property
@@ -136,21 +159,24 @@ class ConfidenceModel:
     def predict_one(self, row: Mapping[str, float]) -> float:
         return float(self.predict([row])[0])
 
-    def threshold_for(self, quality: float, strong_accuracy: float = 1.0) -> float:
+    def threshold_for(self, quality: float, strong_accuracy: float = 1.0, *,
+                      confidence: float | None = None) -> float:
         """The probability above which to keep a cheap answer for ``quality`` of final answers to be
-        right, read off the calibration set (see :func:`keep_threshold`)."""
+        right, read off the calibration set (see :func:`keep_threshold`), at ``confidence`` (default:
+        the model's own :attr:`confidence`)."""
         if not self.calibration:
             raise ConfigError("this confidence model has no calibration set; fit it first")
         probs, right = zip(*self.calibration, strict=True)
-        return keep_threshold(probs, right, quality, strong_accuracy)
+        level = self.confidence if confidence is None else confidence
+        return keep_threshold(probs, right, quality, strong_accuracy, confidence=level)
 
     # -- JSON ----------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "costmw.cascade.confidence", "version": 1, "features": list(self.features),
                 "l2": self.l2, "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": self.intercept, "calibration": [[p, int(r)] for p, r in self.calibration],
-                "info": self.info}
+                "intercept": self.intercept, "confidence": self.confidence,
+                "calibration": [[p, int(r)] for p, r in self.calibration], "info": self.info}
 
     def save(self, path: str | Path) -> Path:
         out = Path(path)
@@ -169,6 +195,9 @@ class ConfidenceModel:
             if not (len(model.mean) == len(model.scale) == len(model.coef) == n):
                 raise ValueError("mean, scale and coef must have one value per feature")
             model.intercept = float(data["intercept"])
+            model.confidence = float(data.get("confidence", 0.0))
+            if not 0.0 <= model.confidence < 1.0:
+                raise ValueError(f"confidence must be in [0, 1), got {model.confidence}")
             model.calibration = [(float(p), bool(r)) for p, r in data.get("calibration", [])]
             model.info = dict(data.get("info", {}))
         except (KeyError, TypeError, ValueError) as exc:

@@ -21,13 +21,16 @@ from ._confidence import ConfidenceModel
 from ._evidence import answer_key, evidence
 from ._questions import CHECKS, check_reply
 
-__all__ = ["DEFAULT_FEATURES", "answer_prompts", "answer_prompts_sync", "calibration_folds", "fit_confidence"]
+__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_FEATURES", "answer_prompts", "answer_prompts_sync", "calibration_folds",
+           "fit_confidence", "held_out_probabilities"]
 
 #: what a confidence model reads by default: the final answer span's token log-probabilities (mean,
 #: minimum, top-2 margin), the whole answer's mean, a calculation that does not add up, an answer cut
 #: at max_tokens (chosen by cross-validation on the generated training questions; no extra samples,
 #: so judging costs no extra generation)
 DEFAULT_FEATURES = ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated")
+#: the one-sided confidence at which a fit model's thresholds must reach a quality target
+DEFAULT_CONFIDENCE = 0.95
 
 
 def _request(prompt: str, max_tokens: int, **params: Any) -> Request:
@@ -89,14 +92,24 @@ def answer_prompts_sync(cheap: Target, rows: Sequence[Mapping[str, Any]], **kwar
     return asyncio.run(answer_prompts(cheap, rows, **kwargs))
 
 
-def calibration_folds(rows: Sequence[Mapping[str, Any]], folds: int = 5, seed: int = 0) -> list[int]:
-    """A fold number for each row, dealt in turn within each ``category`` (when rows have one) after a
-    seeded shuffle, so every fold holds a share of every kind."""
+def calibration_folds(rows: Sequence[Mapping[str, Any]], folds: int = 5, seed: int = 0, *,
+                      by_category: bool = False) -> list[int]:
+    """A fold number for each row. By default rows are dealt in turn within each ``category`` (when
+    rows have one) after a seeded shuffle, so every fold holds a share of every kind. With
+    ``by_category`` (and at least ``folds`` categories) whole categories go to one fold each, so a
+    row's held-out probability comes from a model that saw no question of its kind."""
     by_kind: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         by_kind.setdefault(str(r.get("category", "")), []).append(i)
     rng = random.Random(seed)
     fold = [0] * len(rows)
+    if by_category and len(by_kind) >= folds:
+        kinds = sorted(by_kind)
+        rng.shuffle(kinds)
+        for n, kind in enumerate(kinds):
+            for i in by_kind[kind]:
+                fold[i] = n % folds
+        return fold
     dealt = 0
     for members in by_kind.values():
         rng.shuffle(members)
@@ -107,13 +120,29 @@ def calibration_folds(rows: Sequence[Mapping[str, Any]], folds: int = 5, seed: i
 
 
 def fit_confidence(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str] = DEFAULT_FEATURES,
-                   folds: int = 5, l2: float = 3.0, seed: int = 0) -> ConfidenceModel:
+                   folds: int = 5, l2: float = 3.0, seed: int = 0, by_category: bool = False,
+                   confidence: float = DEFAULT_CONFIDENCE) -> ConfidenceModel:
     """A confidence model fit on answered rows (``evidence``, ``right``), calibrated by cross-fitting:
-    each row's calibration probability comes from a model fit on the other ``folds - 1`` folds, so
-    the thresholds are read off answers the model did not see; the model kept is fit on all rows."""
+    each row's calibration probability comes from a model fit on the other ``folds - 1`` folds (with
+    ``by_category``, folds of whole kinds: see :func:`calibration_folds`), so the thresholds are read
+    off answers the model did not see; the model kept is fit on all rows. Its thresholds reach a
+    quality target by a one-sided lower bound at ``confidence``."""
     if folds < 2:
         raise ConfigError(f"folds must be >= 2, got {folds}")
-    fold = calibration_folds(rows, folds, seed)
+    model = ConfidenceModel(features, l2=l2).fit([r["evidence"] for r in rows], [bool(r["right"]) for r in rows])
+    model.calibration = list(zip(held_out_probabilities(rows, features=features, folds=folds, l2=l2, seed=seed,
+                                                        by_category=by_category),
+                                 [bool(r["right"]) for r in rows], strict=True))
+    model.confidence = confidence
+    model.info.update(calibration=len(rows), calibration_folds=folds, folds_by_category=by_category,
+                      confidence=confidence)
+    return model
+
+
+def held_out_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str] = DEFAULT_FEATURES,
+                           folds: int = 5, l2: float = 3.0, seed: int = 0, by_category: bool = False) -> list[float]:
+    """Each row's P(right) from a model fit on the other folds (see :func:`calibration_folds`)."""
+    fold = calibration_folds(rows, folds, seed, by_category=by_category)
     evidence_rows = [r["evidence"] for r in rows]
     right = [bool(r["right"]) for r in rows]
     held_out = [0.0] * len(rows)
@@ -125,7 +154,4 @@ def fit_confidence(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str]
         part = ConfidenceModel(features, l2=l2).fit([evidence_rows[i] for i in inside], [right[i] for i in inside])
         for i, p in zip(outside, part.predict([evidence_rows[i] for i in outside]), strict=True):
             held_out[i] = float(p)
-    model = ConfidenceModel(features, l2=l2).fit(evidence_rows, right)
-    model.calibration = list(zip(held_out, right, strict=True))
-    model.info.update(calibration=len(rows), calibration_folds=folds)
-    return model
+    return held_out

@@ -2,7 +2,8 @@
 
 The cascade's default confidence model learns which of a small model's answers to keep from these:
 arithmetic, dates, labels, extraction, facts from small tables, code output, unit conversion and
-logic, each drawn at random from templates, names and numbers, with the answer computed, not typed.
+logic, each drawn at random from templates, names and numbers, with the answer computed, not typed
+(more kinds, from well-known facts to little-known ones, in :mod:`._questions_more`).
 :func:`check_reply` grades a reply against a reference the way the questions ask for it (a number, an
 exact word, or text that must appear).
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._answer import final_answer
+from ._questions_more import MORE_KINDS
 
 __all__ = ["CHECKS", "check_reply", "synthetic_questions"]
 
@@ -66,7 +68,7 @@ _INTENTS = {"check_balance": ("How much money is left in my savings account?", "
                                "I need to wire money to my landlord."),
             "open_account": ("I'd like to start a new savings account.", "How do I sign up for a checking account?",
                              "Can I open an account for my son?")}
-_YES_NO = (("Is ice colder than boiling water?", "yes"), ("Can a fish climb a ladder to fetch the mail?", "no"),
+_YES_NO = (("Is a mountain taller than a house?", "yes"), ("Can a fish climb a ladder to fetch the mail?", "no"),
            ("Is a week longer than a day?", "yes"), ("Do trees grow taller in one second than in one year?", "no"),
            ("Can you fit an elephant inside a teacup?", "no"), ("Is the sun hotter than a candle flame?", "yes"),
            ("Does a triangle have four sides?", "no"), ("Is a kilometre longer than a metre?", "yes"),
@@ -209,6 +211,7 @@ def _logic(r: random.Random) -> Question:
 _KINDS: dict[str, Callable[[random.Random], Question]] = {
     "arithmetic": _arithmetic, "word_problem": _word_problem, "dates": _dates, "labels": _labels,
     "extraction": _extraction, "facts": _facts, "code_output": _code, "units": _units, "logic": _logic,
+    **MORE_KINDS,  # after the first kinds, so their questions for a seed stay the same
 }
 
 

@@ -3,8 +3,13 @@ confidence model and thresholds set from a quality target."""
 
 from __future__ import annotations
 
+import calendar
+import contextlib
+import io
+import json
 import math
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,12 @@ from costmw.plugins.router import (
     evidence,
     keep_threshold,
     synthetic_questions,
+)
+from costmw.plugins.router._confidence_data import (
+    DEFAULT_CONFIDENCE,
+    calibration_folds,
+    fit_confidence,
+    held_out_probabilities,
 )
 from costmw.plugins.router._evidence import answer_key, answer_span, token_stats
 
@@ -211,3 +222,99 @@ def test_no_logprobs_means_no_opinion_from_a_model_that_reads_them(make_chain: C
     chain = make_chain(ModelRouter([plain, strong], strategy=Cascade(scorer=scorer, quality=0.9)))
     response = chain.complete(ask("what is 6 times 7?"), model="strong")
     assert response.served_by == "target:plain" and response.info["route"]["cascade"]["score"] is None
+
+
+def wilson_upper(wrong: int, n: int, z: float = 1.6448536) -> float:
+    p = wrong / n
+    return (p + z * z / (2 * n) + z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n)
+
+
+def test_a_confidence_bound_keeps_only_what_the_bound_allows() -> None:
+    n = 200
+    probs = [1.0 - i / n for i in range(n)]
+    right = [i < 40 or i % 7 == 0 for i in range(n)]  # the top 40 right, then a right answer now and then
+
+    def kept_wrong(threshold: float) -> int:
+        return sum(1 for p, r in zip(probs, right, strict=True) if p >= threshold and not r)
+
+    counted = keep_threshold(probs, right, 0.95)
+    bounded = keep_threshold(probs, right, 0.95, confidence=0.95)
+    assert bounded > counted  # a stricter threshold: fewer kept
+    assert kept_wrong(counted) / n <= 0.05 < (kept_wrong(counted) + 1) / n
+    w = kept_wrong(bounded)
+    assert wilson_upper(w, n) <= 0.05 < wilson_upper(w + 1, n)
+    # the more examples say the same, the closer the bound comes to the count
+    assert keep_threshold(probs * 20, right * 20, 0.95, confidence=0.95) < bounded
+    with pytest.raises(ConfigError, match="confidence"):
+        keep_threshold(probs, right, 0.95, confidence=1.0)
+
+
+def test_a_model_keeps_its_confidence_level_through_json(tmp_path: Path) -> None:
+    rows, right = separable_rows(300, 4)
+    model = ConfidenceModel(["span_mean"]).fit(rows, right)
+    loose = model.threshold_for(0.95)
+    model.confidence = 0.95
+    assert model.threshold_for(0.95) > loose and model.threshold_for(0.95, confidence=0.0) == loose
+    loaded = ConfidenceModel.load(model.save(tmp_path / "m.json"))
+    assert loaded.confidence == 0.95 and loaded.threshold_for(0.95) == model.threshold_for(0.95)
+    data = json.loads((tmp_path / "m.json").read_text())
+    (tmp_path / "bad.json").write_text(json.dumps({**data, "confidence": 1.5}))
+    with pytest.raises(ConfigError, match="confidence"):
+        ConfidenceModel.load(tmp_path / "bad.json")
+
+
+def test_folds_by_category_hold_out_whole_kinds() -> None:
+    rows = [{"category": f"k{i % 7}"} for i in range(70)]
+    fold = calibration_folds(rows, 5, by_category=True)
+    for kind in {r["category"] for r in rows}:
+        assert len({f for f, r in zip(fold, rows, strict=True) if r["category"] == kind}) == 1
+    assert set(fold) == set(range(5))
+    few = [{"category": f"k{i % 3}"} for i in range(30)]  # fewer kinds than folds: dealt within kinds
+    fold = calibration_folds(few, 5, by_category=True)
+    assert all(len({f for f, r in zip(fold, few, strict=True) if r["category"] == k}) == 5 for k in ("k0", "k1"))
+
+
+def test_fit_confidence_calibrates_on_held_out_kinds_at_its_confidence() -> None:
+    rows, right = separable_rows(240, 5)
+    answered = [{"evidence": e, "right": r, "category": f"k{i % 8}"} for i, (e, r) in enumerate(zip(rows, right,
+                                                                                                    strict=True))]
+    model = fit_confidence(answered, features=["span_mean"], by_category=True)
+    assert model.confidence == DEFAULT_CONFIDENCE and model.info["folds_by_category"] is True
+    held = held_out_probabilities(answered, features=["span_mean"], by_category=True)
+    assert [p for p, _ in model.calibration] == pytest.approx(held)
+    assert held != pytest.approx(model.predict(rows).tolist())  # not the final model's own fit
+    assert model.threshold_for(0.95) >= model.threshold_for(0.95, confidence=0.0)
+
+
+def _printed(code: str) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(code, {})  # the generators' own small programs
+    return out.getvalue().strip()
+
+
+def test_generated_answers_are_right() -> None:
+    questions = synthetic_questions(per_kind=25, seed=3)
+    kinds = {q["category"] for q in questions}
+    assert {"hard_facts", "easy_facts", "code_more", "multi_step", "calendar", "reasoning", "yes_no"} <= kinds
+    checked = 0
+    for q in questions:
+        prompt = q["prompt"]
+        if "```python" in prompt:
+            assert _printed(prompt.split("```python\n")[1].split("```")[0]) == q["answer"], q
+        elif m := re.fullmatch(r"What is ([\d +*()-]+)\? Reply with just the number\.", prompt):
+            assert str(eval(m.group(1))) == q["answer"], q  # arithmetic the prompt spells out
+        elif m := re.fullmatch(r"Is (\d+) a leap year\? Answer yes or no\.", prompt):
+            assert q["answer"] == ("yes" if calendar.isleap(int(m.group(1))) else "no"), q
+        elif m := re.fullmatch(r"How many days are in (\w+) in the year 2023\? .*", prompt):
+            month = list(calendar.month_name).index(m.group(1))
+            assert q["answer"] == str(calendar.monthrange(2023, month)[1]), q
+        elif m := re.fullmatch(r"What number comes next: ([\d, ]+), \.\.\.\? .*", prompt):
+            terms = [int(t) for t in m.group(1).split(", ")]
+            step, ratio = terms[1] - terms[0], terms[1] // terms[0]
+            expected = terms[-1] + step if terms[2] - terms[1] == step else terms[-1] * ratio
+            assert q["answer"] == str(expected), q
+        else:
+            continue
+        checked += 1
+    assert checked >= 60
