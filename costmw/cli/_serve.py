@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,20 @@ __all__ = ["app_from_env", "keys_app", "serve"]
 _CONFIG_ENV = "COSTMW_SERVE_CONFIG"
 
 
+def _freeze_startup_objects() -> None:
+    """Move what startup made (modules, the chain, the models) out of the garbage collector's
+    reach, so its full collections walk only what requests make: shorter pauses, a better p99."""
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env() -> Any:
     """The app for one uvicorn worker, built from the config named in ``$COSTMW_SERVE_CONFIG``."""
     from costmw.server import create_app, load_gateway
 
-    return create_app(load_gateway(os.environ[_CONFIG_ENV]))
+    app = create_app(load_gateway(os.environ[_CONFIG_ENV]))
+    _freeze_startup_objects()
+    return app
 
 
 def serve(
@@ -47,7 +57,9 @@ def serve(
     if workers == 1:
         from costmw.server import create_app
 
-        uvicorn.run(create_app(gateway), host=host, port=port, log_level=log_level, access_log=False)
+        app = create_app(gateway)
+        _freeze_startup_objects()
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     else:
         gateway.chain.close()
         uvicorn.run("costmw.cli._serve:app_from_env", factory=True, host=host, port=port, workers=workers,
