@@ -44,6 +44,7 @@ class _LedgerSpec(BaseModel):
     store_text: bool = False
     on_unavailable: typing.Literal["refuse", "allow"] | None = None
     max_pending_rows: int = Field(default=10_000, ge=1)
+    spool: str | None = None
 
 
 class _ChainSpec(BaseModel):
@@ -226,7 +227,7 @@ def config_function(where: str, value: Any) -> Callable[..., Any]:
 
 def _ledger(spec: _LedgerSpec | str | None) -> Ledger:
     """The ledger a config names: ``ledger: PATH_OR_URL`` or ``ledger: {path|url: ..., store_text,
-    on_unavailable, max_pending_rows}``; a SQLite path or a ``postgresql://`` URL either way."""
+    on_unavailable, max_pending_rows, spool}``; a SQLite path or a ``postgresql://`` URL either way."""
     from ._ledger import Ledger, ledger_kind
 
     if spec is None:
@@ -251,7 +252,15 @@ def _ledger(spec: _LedgerSpec | str | None) -> Ledger:
         from ._ledger_pg import display_url
 
         shown = display_url(where)
+    if spec.spool is not None and kind != "postgresql":
+        raise ConfigError(f"config: ledger.spool: a spool is for a postgresql:// ledger (a {kind} ledger "
+                          "keeps its rows itself)")
     try:
+        if kind == "postgresql" and where is not None:
+            from ._ledger_pg import PostgresLedger
+
+            return PostgresLedger(where, store_text=spec.store_text, on_unavailable=spec.on_unavailable,
+                                  max_pending_rows=spec.max_pending_rows, spool=spec.spool)
         return Ledger(where, store_text=spec.store_text, on_unavailable=spec.on_unavailable,
                       max_pending_rows=spec.max_pending_rows)
     except ConfigError as exc:

@@ -206,6 +206,10 @@ class Ledger:
     ``busy_timeout_s`` for the file; when it cannot be made, ``on_unavailable="refuse"`` (the
     default) refuses the call with :class:`BudgetUnavailable`, ``"allow"`` lets it through with
     a hold kept in this process only (counted in ``health.unheld``).
+
+    With a ``postgresql://`` URL the ledger is a :class:`costmw._ledger_pg.PostgresLedger`:
+    shared by every process and host, ``on_unavailable="allow"`` by default, ``pool_size``
+    connections at most (4), and an optional ``spool`` folder for rows left at close.
     """
 
     def __new__(cls, path: str | Path | None = None, *args: Any, **kwargs: Any) -> Ledger:
@@ -217,7 +221,10 @@ class Ledger:
 
     def __init__(self, path: str | Path | None = None, *, store_text: bool = False,
                  on_unavailable: Literal["refuse", "allow"] | None = None, max_pending_rows: int = 10_000,
-                 busy_timeout_s: float = 2.0, readonly: bool = False) -> None:
+                 busy_timeout_s: float = 2.0, readonly: bool = False, pool_size: int | None = None,
+                 spool: str | Path | None = None) -> None:
+        if pool_size is not None or spool is not None:
+            raise ConfigError("Ledger pool_size and spool are for a postgresql:// ledger")
         if on_unavailable not in ("refuse", "allow", None):
             raise ConfigError(f"Ledger on_unavailable must be 'refuse' or 'allow', got {on_unavailable!r}")
         if isinstance(max_pending_rows, bool) or not isinstance(max_pending_rows, int) or max_pending_rows < 1:

@@ -38,6 +38,7 @@ class LedgerHealth:
     rows_dropped: int = 0  #: rows dropped because the buffer was full while the file was unavailable
     rows_lost: int = 0  #: rows still unwritten when the ledger was closed
     rows_rejected: int = 0  #: rows a database refused as invalid (each logged)
+    rows_spooled: int = 0  #: rows kept on disk at close, for the next ledger opened on the spool
     unheld: int = 0  #: budget reservations let through without a hold in the file (``on_unavailable="allow"``)
     refused: int = 0  #: budget reservations refused because the file was unavailable
     unavailable_until: float = 0.0  #: (monotonic clock) until then holds fail at once, without trying the file
@@ -160,8 +161,9 @@ class RowWriter(Generic[R]):
                 self._cond.wait(left if left is None else min(left, 0.1))
             return True
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what waits (trying for up to ``timeout`` seconds), then stop; rows left are lost."""
+    def close(self, timeout: float = 5.0, keep: Callable[[list[R]], None] | None = None) -> None:
+        """Write what waits (trying for up to ``timeout`` seconds), then stop. Rows left are handed
+        to ``keep`` (a spool on disk), or lost (counted and logged) without one or when it fails."""
         deadline = time.monotonic() + timeout
         with self._cond:
             self._stopping = True
@@ -176,8 +178,18 @@ class RowWriter(Generic[R]):
             if not self.write_some():
                 time.sleep(_FIRST_RETRY_S)
         with self._cond:
-            lost = len(self._pending)
+            left = list(self._pending)
             self._pending.clear()
+        if left and keep is not None:
+            try:
+                keep(left)
+                self._health.rows_spooled += len(left)
+                log.warning("costmw ledger closed with %d rows it could not write; they are kept in its spool "
+                            "and written by the next ledger that opens it", len(left))
+                return
+            except Exception as exc:
+                log.warning("costmw ledger could not spool %d rows: %s", len(left), exc)
+        lost = len(left)
         if lost:
             self._health.rows_lost += lost
             log.warning("costmw ledger closed with %d rows it could not write", lost)

@@ -14,6 +14,9 @@ a :class:`ConfigError` that says to run the command.
   statement, and inserts the hold: every process and host that reserves against the tenant
   waits for that lock, so together they never pass a limit. Writing a row drops its hold in the
   same transaction, so no reader sees a call both held and recorded, or neither.
+- With a ``spool`` folder, rows still waiting when the ledger closes (the process exits while
+  the database is down) are written to a file there, and the next ledger opened with that spool
+  loads and writes them; without one they are counted in ``health.rows_lost`` and logged.
 - When PostgreSQL cannot be reached, a reservation is checked against what this process last
   read for the tenant plus its own calls since, and held in this process only (counted in
   ``health.unheld``, logged once); ``on_unavailable="refuse"`` refuses it instead.
@@ -24,12 +27,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
+import uuid
 import weakref
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -170,14 +176,17 @@ class PostgresLedger(Ledger):
 
     ``on_unavailable`` defaults to ``"allow"`` here: a database that cannot be reached never
     fails a call, and budgets are then enforced per process from what it last read.
-    ``pool_size`` bounds the connections this process opens.
+    ``pool_size`` bounds the connections this process opens. ``spool``: a folder where rows
+    still waiting at close are kept for the next ledger opened with it.
     """
 
     def __init__(self, path: str, *, store_text: bool = False,
                  on_unavailable: Literal["refuse", "allow"] | None = None, max_pending_rows: int = 10_000,
-                 busy_timeout_s: float = 2.0, readonly: bool = False, pool_size: int = 4) -> None:
+                 busy_timeout_s: float = 2.0, readonly: bool = False, pool_size: int | None = None,
+                 spool: str | Path | None = None) -> None:
         super().__init__(None, store_text=store_text, on_unavailable=on_unavailable or "allow",
                          max_pending_rows=max_pending_rows, busy_timeout_s=busy_timeout_s)
+        pool_size = 4 if pool_size is None else pool_size
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ConfigError(f"Ledger pool_size must be a positive integer, got {pool_size!r}")
         psycopg = _psycopg()
@@ -185,6 +194,12 @@ class PostgresLedger(Ledger):
             from psycopg_pool import ConnectionPool
         except ImportError as exc:
             raise missing_extra("psycopg_pool", "postgres", exc) from exc
+        self.spool = Path(spool) if spool else None
+        if self.spool is not None:
+            try:
+                self.spool.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"the ledger's spool {str(self.spool)!r} is not a usable folder: {exc}") from None
         self._psycopg = psycopg
         self.url = str(path)
         self.where = display_url(self.url)
@@ -204,7 +219,11 @@ class PostgresLedger(Ledger):
                 functools.partial(_write, self.health, self.where, self._known), self._lock, self.health,
                 max_pending_rows,
                 connect=functools.partial(_connection, self._pg_pool, self.busy_timeout_s, self.health))
-        self._pg_finalizer = weakref.finalize(self, _shut_pg, self._pg_writer, self._pg_pool)
+        if self._pg_writer is not None and self.spool is not None:
+            for item in _load_spool(self.spool, self.health):
+                self._pg_writer.add(item)
+        self._pg_finalizer = weakref.finalize(self, _shut_pg, self._pg_writer, self._pg_pool,
+                                              None if readonly else self.spool)
 
     def __repr__(self) -> str:
         return f"<costmw Ledger {self.where}>"
@@ -526,9 +545,50 @@ def _write_batch(conn: Any, items: Sequence[LedgerRow | _Feedback]) -> None:
                             [(n.ts, _clean(n.request_id), n.good, _clean(n.note)) for n in notes])
 
 
-def _shut_pg(writer: RowWriter[Any] | None, pool: Any) -> None:
+def _spill(spool: Path, items: list[LedgerRow | _Feedback]) -> None:
+    """Keep ``items`` in a new file of ``spool``, made whole under a temporary name first."""
+    name = spool / f"ledger-{os.getpid()}-{uuid.uuid4().hex}.jsonl"
+    part = name.with_suffix(".part")
+    with part.open("w", encoding="utf-8") as f:
+        for item in items:
+            kind = "row" if isinstance(item, LedgerRow) else "feedback"
+            f.write(json.dumps({kind: asdict(item)}, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, name)
+
+
+def _load_spool(spool: Path, health: LedgerHealth) -> list[LedgerRow | _Feedback]:
+    """The rows other ledgers left in ``spool``; each file is taken by one ledger only (renamed
+    first), and removed once its rows are queued (writing one twice adds nothing)."""
+    out: list[LedgerRow | _Feedback] = []
+    for found in sorted(spool.glob("ledger-*.jsonl")):
+        taken = found.with_name(f"{found.name}.{uuid.uuid4().hex}.taken")
+        try:
+            os.rename(found, taken)
+        except OSError:  # another ledger took it
+            continue
+        try:
+            lines = taken.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            log.warning("costmw ledger: cannot read the spooled rows in %s: %s", taken, exc)
+            continue
+        for line in lines:
+            try:
+                data = json.loads(line)
+                out.append(LedgerRow(**data["row"]) if "row" in data else _Feedback(**data["feedback"]))
+            except (ValueError, TypeError, KeyError) as exc:
+                health.rows_rejected += 1
+                log.warning("costmw ledger: a spooled row in %s cannot be read and is skipped: %s", found, exc)
+        taken.unlink()
+    if out:
+        log.info("costmw ledger: %d spooled rows loaded from %s", len(out), spool)
+    return out
+
+
+def _shut_pg(writer: RowWriter[Any] | None, pool: Any, spool: Path | None = None) -> None:
     if writer is not None:
-        writer.close()
+        writer.close(keep=None if spool is None else functools.partial(_spill, spool))
     try:
         pool.close(timeout=2.0)
     except Exception as exc:  # closing is best effort

@@ -27,6 +27,7 @@ _LEDGER_COUNTERS = (
     ("rows_dropped", "Ledger rows dropped because the buffer was full while the store was unavailable"),
     ("rows_lost", "Ledger rows still unwritten when the ledger closed"),
     ("rows_rejected", "Ledger rows the database refused as invalid"),
+    ("rows_spooled", "Ledger rows kept in the spool on disk at close, for the next ledger"),
     ("write_errors", "Failed attempts to write to the ledger's store"),
     ("unheld_reservations", "Budget reservations held in this process only (store unavailable)"),
     ("refused_reservations", "Budget reservations refused (store unavailable)"),

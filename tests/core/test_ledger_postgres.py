@@ -48,6 +48,8 @@ def test_a_postgresql_url_opens_the_postgresql_ledger_and_an_unknown_scheme_is_r
     with pytest.raises(ConfigError, match="ledger: unknown ledger URL scheme 'redis'"):
         Chain.from_config({"ledger": "redis://127.0.0.1:6379/0"})
     assert type(Ledger(tmp_path / "l.db")) is Ledger and Ledger().path is None
+    with pytest.raises(ConfigError, match="are for a postgresql:// ledger"):
+        Ledger(tmp_path / "l.db", spool=tmp_path / "spool")
 
 
 def test_a_database_without_the_schema_says_to_run_db_upgrade(postgres_url: str) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from costmw.adapters import MockTarget
 from tcp_proxy import TcpProxy
 
-from costmw import BudgetUnavailable, Chain, Ledger, Request, Response
+from costmw import BudgetUnavailable, Chain, ConfigError, Ledger, Request, Response
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -140,3 +141,28 @@ def test_reservations_fall_back_to_this_process_while_postgresql_is_down(
     finally:
         ledger.close()
         strict.close()
+
+
+def test_rows_still_waiting_at_close_are_spooled_and_written_by_the_next_ledger(
+        postgres_ledger_url: str, proxy: TcpProxy, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    first = Chain.from_config({"targets": [{"kind": "mock"}],
+                               "ledger": {"url": proxy.url_for(postgres_ledger_url), "spool": str(spool)}}).ledger
+    proxy.cut()  # the process exits while the database is down
+    ids = [_row(first, "t", 0.01) for _ in range(5)]
+    first.add_feedback(ids[0], True, "kept too")
+    first.close()
+    assert first.health.rows_spooled == 6 and first.health.rows_lost == 0
+    assert len(list(spool.glob("ledger-*.jsonl"))) == 1 and _rows_in_database(postgres_ledger_url) == []
+    proxy.restore()
+    second = Ledger(postgres_ledger_url, spool=spool)  # the next start, with the same spool
+    try:
+        assert second.flush(30)
+        assert _rows_in_database(postgres_ledger_url) == ids
+        assert [f["note"] for f in second.feedback()] == ["kept too"]
+        assert list(spool.iterdir()) == []
+        assert second.rows()[0].tenant == "t" and second.rows()[0].cost_usd == pytest.approx(0.01)
+    finally:
+        second.close()
+    with pytest.raises(ConfigError, match="a spool is for a postgresql:// ledger"):
+        Chain.from_config({"ledger": {"path": str(tmp_path / "l.db"), "spool": str(spool)}})
