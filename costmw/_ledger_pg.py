@@ -307,7 +307,9 @@ class PostgresLedger(Ledger):
         try:
             with self._conn() as conn, conn.transaction():
                 if limit is not None:
-                    conn.execute(f"SET LOCAL lock_timeout = {int(max(self.busy_timeout_s, 0.1) * 1000)}")
+                    # other reservations of the tenant hold the lock for milliseconds each: a long wait
+                    # means one is stuck, and only then is the database treated as unavailable
+                    conn.execute(f"SET LOCAL lock_timeout = {int(max(10.0, 5 * self.busy_timeout_s) * 1000)}")
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_tenant_lock(key),))
                     recorded, held = self._read_spend(conn, key, since, now, besides=request_id)
                     spent = recorded + held + self._local(key, since, request_id)
