@@ -280,6 +280,32 @@ def sustained(rows: list[dict[str, Any]], setting: str) -> float | None:
     return max(good) if good else None
 
 
+def _markdown(rows: list[dict[str, Any]], skipped: list[dict[str, Any]], ledgers: dict[str, dict[str, Any]],
+              out: dict[str, Any]) -> str:
+    """The results as a Markdown table (for docs/gateway.md)."""
+    lines = ["| setting | rate/s | ok | p50 / p99 ms | added p50 / p95 / p99 ms | CPU ms per 1k | RSS MiB |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        added = "-" if r["setting"] == "direct" else " / ".join(
+            f"{r['added_ms'][k]:+.1f}" for k in ("p50", "p95", "p99"))
+        cpu = f"{r['cpu_ms_per_1k']:.0f}" if "cpu_ms_per_1k" in r else "-"
+        rss = f"{r['rss_mib']:.0f}" if "rss_mib" in r else "-"
+        lines.append(f"| {r['setting']} | {r['rate']:.0f} | {r['ok']}/{r['sent']} | "
+                     f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} | {added} | {cpu} | {rss} |")
+    for r in skipped:
+        lines.append(f"| {r['setting']} | {r['rate']:.0f} | not run: most requests failed at "
+                     f"{r['saturated_at']:.0f}/s | | | | |")
+    lines += ["", "| setting | highest sustained rate, 1 worker | ledger |", "|---|---:|---|"]
+    for label, best in out["sustained"].items():
+        if not any(r["setting"] == label for r in rows):
+            continue
+        ledger = ledgers.get(label)
+        lines.append(f"| {label} | {'-' if best is None else f'{best:.0f}/s'} | "
+                     + ("-" if ledger is None else f"{ledger['answered']} answered, {ledger['lost']} lost, "
+                        f"{ledger['double_booked']} double-booked") + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -425,6 +451,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "wall_s": time.perf_counter() - began, "cpus": os.cpu_count(),
            "load_average_at_end": os.getloadavg()}
     path = write_result("gateway", out)
+    path.with_suffix(".md").write_text(_markdown(rows, skipped, ledgers, out))
     print(f"(written to {path}; {out['wall_s']:.0f} s in all)")
     return out
 
