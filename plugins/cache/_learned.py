@@ -1,17 +1,17 @@
-"""LearnedVerifier: a learned model decides whether a cached answer serves a new query.
+"""LearnedVerifier: a fine-tuned cross-encoder decides whether a cached answer serves a new query.
 
-An int8 encoder (all-MiniLM-L6-v2's first layers) turns each text into token vectors; a small
-network trained on generated and hand-written pairs reads the features of a pair
-(:mod:`._pairfeat`: pooled vectors, token matches and their order, word pieces and numbers only
-one side has) and gives one score, turned into a probability by Platt scaling fitted on held-out
-calibration pairs. ``max_error`` picks the
-operating point from those pairs: the lowest threshold at which a one-sided 95% upper bound (Wilson
-score) on the share of wrong answers among the pairs served stays at or below ``max_error``. That is an
-estimate that holds for traffic like the calibration pairs, not a guarantee for any traffic.
+The model reads the pair as one input, ``[CLS] query [SEP] cached [SEP]``: all-MiniLM-L6-v2's
+first layers fine-tuned on generated and hand-written pairs, a mean-pool and a linear layer giving
+one score, turned into a probability by Platt scaling fitted on held-out calibration pairs.
+``max_error`` picks the operating point from those pairs: the lowest threshold at which a
+one-sided 95% upper bound (Wilson score) on the share of wrong answers among the pairs served
+stays at or below ``max_error``. That is an estimate that holds for traffic like the calibration
+pairs, not a guarantee for any traffic.
 
-The model (int8 ONNX encoder, head weights), its tokenizer and calibration ship in
-``data/verifier``; they load on first use, once, and run with onnxruntime on at most two threads.
-Encodings of recent texts are kept (cached questions come back often). Training: ``costmw.plugins.cache._train``.
+The model (int8 ONNX), its tokenizer and calibration ship in ``data/verifier``; they load on
+first use, once, and run with onnxruntime on at most two threads. The candidates of one lookup
+are scored together in one run; scores of recent pairs are kept (cached questions come back
+often). Training: ``costmw.plugins.cache._train``.
 """
 
 from __future__ import annotations
@@ -30,26 +30,24 @@ from typing import TYPE_CHECKING, Any
 from costmw import ConfigError
 from costmw.plugin_api import missing_extra
 
-from ._pairfeat import Encoded, encode_texts, pair_features
 from ._protocol import CacheVerdict
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "head_scores", "open_encoder", "wilson_upper"]
+__all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "open_model", "score_pairs", "wilson_upper"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "data" / "verifier"
-CODE_VERSION = "learned/1"  # bump when this file changes how a score is computed from a pair
-MODEL_FILES = ("encoder.onnx", "tokenizer.json", "head.npz", "calibration.json")
-_HEAD_ARRAYS = ("mean", "std", "w1", "b1", "w2", "b2")
+CODE_VERSION = "cross/1"  # bump when this file changes how a score is computed from a pair
+MODEL_FILES = ("model.onnx", "tokenizer.json", "calibration.json")
 _CONFIDENCE = 0.95
 _Z_ONE_SIDED = {0.9: 1.2815515655446004, 0.95: 1.6448536269514722, 0.99: 2.3263478740408408}
 _SESSIONS: dict[tuple[str, int, int], Any] = {}  # one onnxruntime session per model file, shared by instances
 _SESSIONS_LOCK = threading.Lock()
 
 
-def open_encoder(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
-    """(onnxruntime session, tokenizer) of a verifier model folder; the session is shared."""
+def open_model(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
+    """(onnxruntime session, pair tokenizer) of a verifier model folder; the session is shared."""
     try:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -57,9 +55,9 @@ def open_encoder(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
         raise missing_extra("onnxruntime and tokenizers", "onnx", exc) from exc
     max_length = int(json.loads((model_dir / "calibration.json").read_text(encoding="utf-8")).get("max_length", 64))
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tok.enable_truncation(max_length)
+    tok.enable_truncation(max_length, strategy="longest_first")
     tok.enable_padding(pad_id=0, pad_token="[PAD]")
-    path = model_dir / "encoder.onnx"
+    path = model_dir / "model.onnx"
     key = (str(path.resolve()), path.stat().st_mtime_ns, threads)
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
@@ -70,14 +68,15 @@ def open_encoder(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
         return _SESSIONS[key], tok
 
 
-def head_scores(head: dict[str, Any], features: np.ndarray) -> np.ndarray:
-    """The pair head's raw scores (logits) for rows of features."""
+def score_pairs(session: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """Raw scores (logits) of (query, cached) pairs, in one run padded to the longest pair."""
     import numpy as np
 
-    x = (np.asarray(features, dtype=np.float32) - head["mean"]) / head["std"]
-    h = x @ head["w1"] + head["b1"]
-    h = 0.5 * h * (1.0 + np.tanh(0.7978845608028654 * (h + 0.044715 * h ** 3)))  # GELU, tanh form
-    return np.asarray(h @ head["w2"] + head["b2"], dtype=np.float64).reshape(-1)
+    enc = tokenizer.encode_batch([(q, c) for q, c in pairs])
+    feed = {"input_ids": np.asarray([e.ids for e in enc], dtype=np.int64),
+            "attention_mask": np.asarray([e.attention_mask for e in enc], dtype=np.int64),
+            "token_type_ids": np.asarray([e.type_ids for e in enc], dtype=np.int64)}
+    return np.asarray(session.run(None, feed)[0], dtype=np.float64).reshape(-1)
 
 
 def wilson_upper(wrong: int, served: int, confidence: float = _CONFIDENCE) -> float:
@@ -110,8 +109,7 @@ class LearnedVerifier:
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
-        self._head: dict[str, Any] = {}
-        self._recent: OrderedDict[str, Encoded] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._recent_size = 4096
 
     @cached_property
@@ -168,46 +166,41 @@ class LearnedVerifier:
         feasible = [p for p, bound in self._operating_points if bound <= max_error]
         return min(feasible) if feasible else math.inf
 
-    def _load(self) -> tuple[Any, Any, dict[str, Any]]:
+    def _load(self) -> tuple[Any, Any]:
         with self._lock:
             if self._session is None:
-                import numpy as np
+                self._session, self._tokenizer = open_model(self.model_dir, self.threads)
+            return self._session, self._tokenizer
 
-                session, tok = open_encoder(self.model_dir, self.threads)
-                with np.load(self.model_dir / "head.npz", allow_pickle=False) as arrays:
-                    self._head = {k: np.asarray(arrays[k]) for k in _HEAD_ARRAYS}
-                self._tokenizer, self._session = tok, session
-            return self._session, self._tokenizer, self._head
+    def raw_scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The model's raw scores (logits) for (query, cached) pairs; pairs not scored lately
+        are scored together in one run."""
+        import numpy as np
 
-    def _encode(self, texts: Sequence[str]) -> dict[str, Encoded]:
-        session, tok, _ = self._load()
-        found: dict[str, Encoded] = {}
+        session, tok = self._load()
+        scores: dict[tuple[str, str], float] = {}
         with self._lock:
-            for t in texts:
-                if t in self._recent:
-                    found[t] = self._recent[t]
-                    self._recent.move_to_end(t)
-        missing = sorted({t for t in texts if t not in found}, key=len)
+            for pair in pairs:
+                if pair in self._recent:
+                    scores[pair] = self._recent[pair]
+                    self._recent.move_to_end(pair)
+        missing = list(dict.fromkeys(p for p in pairs if p not in scores))
         if missing:
-            fresh = dict(zip(missing, encode_texts(session, tok, missing), strict=True))
-            found.update(fresh)
+            fresh = dict(zip(missing, (float(s) for s in score_pairs(session, tok, missing)), strict=True))
+            scores.update(fresh)
             with self._lock:
                 self._recent.update(fresh)
                 while len(self._recent) > self._recent_size:
                     self._recent.popitem(last=False)
-        return found
+        return np.asarray([scores[p] for p in pairs], dtype=np.float64)
 
     def predict(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """Calibrated P(one answer serves both) for each (query, cached) pair; the texts not seen
-        lately are encoded together in one forward pass."""
+        """Calibrated P(one answer serves both) for each (query, cached) pair."""
         import numpy as np
 
         if not pairs:
             return np.zeros(0, dtype=np.float64)
-        clean = [(str(q), str(c)) for q, c in pairs]
-        encoded = self._encode([t for pair in clean for t in pair])
-        features = np.stack([pair_features(encoded[q], encoded[c]) for q, c in clean])
-        return self._calibrate(head_scores(self._load()[2], features))
+        return self._calibrate(self.raw_scores([(str(q), str(c)) for q, c in pairs]))
 
     def _verdicts(self, query: str, candidates: Sequence[str]) -> list[CacheVerdict]:
         probs = self.predict([(query, c) for c in candidates])

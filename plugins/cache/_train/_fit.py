@@ -1,11 +1,13 @@
-"""Build the verifier model: export the encoder to int8 ONNX, train the pair head, calibrate.
+"""Build the verifier model: fine-tune a cross-encoder, export it to int8 ONNX, calibrate.
 
-The encoder is all-MiniLM-L6-v2 cut to its first ``layers`` layers, exported to ONNX with int8
-weights; it runs unchanged (it is not fine-tuned: on a shared two-core CPU, fine-tuning a
-cross-encoder did not get far enough in the time budget). Every text is encoded once by the
-exported file, the pair features of :mod:`costmw.plugins.cache._pairfeat` are computed, and a
-small MLP on them is trained with binary cross-entropy; its scores on held-out calibration pairs
-are turned into probabilities by Platt scaling and shipped for the operating point.
+The model reads a pair as one input, ``[CLS] query [SEP] cached [SEP]``: the embeddings and the
+first ``layers`` layers of all-MiniLM-L6-v2, the mean of the pair's token vectors, and a linear
+layer giving one logit. It is fine-tuned for ``epochs`` passes over the training pairs with
+binary cross-entropy (AdamW, linear warm-up then linear decay), the embedding table frozen, each
+pair shown in a random order of its two texts. A batch holds pairs of similar length and is
+padded only to its longest pair. The trained model is exported to ONNX with int8 weights; the
+exported file's logits on the held-out calibration pairs are turned into probabilities by Platt
+scaling and shipped for the operating point.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,39 +30,9 @@ from costmw.plugin_api import missing_extra
 from ._data import DataSources, build_pairs
 from ._generate import Pair
 
-__all__ = ["TrainConfig", "auc", "export_encoder", "fit_platt", "train_verifier"]
+__all__ = ["TrainConfig", "auc", "export_model", "fit_platt", "train_verifier"]
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def export_encoder(model_dir: Path, layers: int, path: Path) -> Path:
-    """The first ``layers`` layers of the BERT encoder as one ONNX graph: token vectors out."""
-    torch, transformers = _imports()
-    config = transformers.BertConfig.from_pretrained(str(model_dir))
-    config.num_hidden_layers = layers
-    level = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # the dropped layers and the pooler are expected
-    try:
-        encoder = transformers.BertModel.from_pretrained(str(model_dir), config=config, add_pooling_layer=False).eval()
-    finally:
-        transformers.logging.set_verbosity(level)
-
-    class Hidden(torch.nn.Module):  # type: ignore[misc, name-defined]
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, ids: Any, mask: Any, types: Any) -> Any:
-            return self.inner(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-
-    sample = torch.ones(2, 8, dtype=torch.long)
-    axes = {n: {0: "batch", 1: "tokens"} for n in _INPUTS} | {"hidden": {0: "batch", 1: "tokens"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(Hidden(encoder), (sample, sample, torch.zeros_like(sample)), str(path),
-                          input_names=list(_INPUTS), output_names=["hidden"], dynamic_axes=axes,
-                          opset_version=17, dynamo=False)
-    return path
 
 
 @dataclass(frozen=True)
@@ -69,16 +41,18 @@ class TrainConfig:
 
     seed: int = 13
     layers: int = 4
-    max_length: int = 64
-    hidden: int = 128
-    epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-3
+    max_length: int = 48
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    warmup: float = 0.1
+    weight_decay: float = 0.01
     dropout: float = 0.1
-    data_scale: float = 1.0
+    freeze_embeddings: bool = True
+    data_scale: float = 0.8
     hard_negatives: int = 3
-    threads: int = 2
+    max_steps: int = 0
+    threads: int = 1
 
 
 def _imports() -> tuple[Any, Any]:
@@ -88,6 +62,51 @@ def _imports() -> tuple[Any, Any]:
     except ImportError as exc:
         raise missing_extra("torch and transformers", "onnx", exc) from exc
     return torch, transformers
+
+
+def cross_encoder(base: Path, layers: int, dropout: float) -> Any:
+    """all-MiniLM-L6-v2 cut to ``layers`` layers with a mean-pool and a one-logit linear layer
+    (a torch module: ``(input_ids, attention_mask, token_type_ids) -> logits``)."""
+    torch, transformers = _imports()
+    config = transformers.BertConfig.from_pretrained(str(base))
+    config.num_hidden_layers = layers
+    config.hidden_dropout_prob = dropout
+    config.attention_probs_dropout_prob = dropout
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()  # the dropped layers and the pooler are expected
+    try:
+        encoder = transformers.BertModel.from_pretrained(str(base), config=config, add_pooling_layer=False)
+    finally:
+        transformers.logging.set_verbosity(level)
+
+    class CrossEncoder(torch.nn.Module):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.dropout = torch.nn.Dropout(dropout)
+            self.score = torch.nn.Linear(config.hidden_size, 1)
+
+        def forward(self, ids: Any, mask: Any, types: Any) -> Any:
+            hidden = self.encoder(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+            return self.score(self.dropout(pooled)).squeeze(-1)
+
+    return CrossEncoder()
+
+
+def export_model(model: Any, path: Path) -> Path:
+    """The cross-encoder as one ONNX graph (fp32): ``logits`` of shape (batch,) out."""
+    torch, _ = _imports()
+    model.eval()
+    sample = torch.ones(2, 8, dtype=torch.long)
+    axes = {n: {0: "batch", 1: "tokens"} for n in _INPUTS} | {"logits": {0: "batch"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (sample, sample, torch.zeros_like(sample)), str(path),
+                          input_names=list(_INPUTS), output_names=["logits"], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+    return path
 
 
 def load_tokenizer(model_dir: Path, max_length: int) -> Any:
@@ -200,104 +219,143 @@ def base_model_dir() -> Path:
     return path
 
 
-def _features(out: Path, texts: set[str], pairs: Sequence[Pair], threads: int, progress: Any) -> Any:
-    """Encode every distinct text once with the exported encoder, then the features of each pair."""
-    import numpy as np
-    from costmw.plugins.cache._learned import open_encoder
-    from costmw.plugins.cache._pairfeat import encode_texts, pair_features
-
-    session, tok = open_encoder(out, threads)
-    ordered = sorted(texts, key=len)
-    task = progress.add_task("encoding texts", total=len(ordered))
-    encoded: dict[str, Any] = {}
-    for i in range(0, len(ordered), 64):
-        chunk = ordered[i:i + 64]
-        encoded.update(zip(chunk, encode_texts(session, tok, chunk), strict=True))
-        progress.update(task, advance=len(chunk))
-    return np.stack([pair_features(encoded[p.a], encoded[p.b]) for p in pairs])
 
 
-def _train_head(x: Any, y: Any, cfg: TrainConfig, progress: Any) -> dict[str, Any]:
-    """A one-hidden-layer MLP on standardized features; returns its weights as arrays."""
-    import numpy as np
+def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Indices in batches of similar length: shuffled, sorted by length within windows of 50
+    batches, cut, and the batches shuffled again."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches: list[list[int]] = []
+    for i in range(0, len(order), window):
+        chunk = sorted(order[i:i + window], key=lambda j: lengths[j])
+        batches += [chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
 
+
+def _collate(encodings: Sequence[Any], torch: Any) -> tuple[Any, Any, Any]:
+    width = max(len(e.ids) for e in encodings)
+
+    def padded(rows: list[list[int]]) -> Any:
+        return torch.tensor([r + [0] * (width - len(r)) for r in rows], dtype=torch.long)
+
+    return (padded([e.ids for e in encodings]), padded([e.attention_mask for e in encodings]),
+            padded([e.type_ids for e in encodings]))
+
+
+def _fine_tune(model: Any, tok: Any, pairs: Sequence[Pair], cfg: TrainConfig, progress: Any) -> dict[str, Any]:
+    """One run of ``cfg.epochs`` passes (at most ``cfg.max_steps`` steps when set); returns stats."""
     torch, _ = _imports()
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    xs = torch.from_numpy(((x - mean) / std).astype(np.float32))
-    ys = torch.from_numpy(y.astype(np.float32))
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], cfg.hidden), torch.nn.GELU(approximate="tanh"),
-                              torch.nn.Dropout(cfg.dropout),
-                              torch.nn.Linear(cfg.hidden, 1))
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * math.ceil(len(xs) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.learning_rate, total_steps=steps)
+    rng = random.Random(cfg.seed + 1)
+    texts = [(p.b, p.a) if rng.random() < 0.5 else (p.a, p.b) for p in pairs]  # the order carries no label
+    encodings = tok.encode_batch(texts)
+    labels = torch.tensor([float(p.label) for p in pairs])
+    plan = [b for _ in range(cfg.epochs) for b in _batches([len(e.ids) for e in encodings], cfg.batch_size, rng)]
+    if cfg.max_steps:
+        plan = plan[:cfg.max_steps]
+    if cfg.freeze_embeddings:
+        for param in model.encoder.embeddings.parameters():
+            param.requires_grad = False
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+    warm = max(1, int(len(plan) * cfg.warmup))
+
+    def rate(step: int) -> float:
+        return (step + 1) / warm if step < warm else max(0.0, (len(plan) - step) / max(1, len(plan) - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, rate)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    gen = torch.Generator().manual_seed(cfg.seed)
-    task = progress.add_task("training the pair head", total=steps)
-    net.train()
-    for _ in range(cfg.epochs):
-        order = torch.randperm(len(xs), generator=gen)
-        for i in range(0, len(xs), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            loss = loss_fn(net(xs[idx]).squeeze(-1), ys[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            progress.update(task, advance=1, description=f"training the pair head (loss {loss.item():.3f})")
-    net.eval()
-    first, last = net[0], net[3]
-    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32),
-            "w1": first.weight.detach().numpy().T.copy(), "b1": first.bias.detach().numpy().copy(),
-            "w2": last.weight.detach().numpy().T.copy(), "b2": last.bias.detach().numpy().copy(),
-            "final_loss": float(loss.item())}
+    task = progress.add_task("fine-tuning the cross-encoder", total=len(plan))
+    model.train()
+    smooth, started = math.nan, time.monotonic()
+    for batch in plan:
+        ids, mask, types = _collate([encodings[i] for i in batch], torch)
+        loss = loss_fn(model(ids, mask, types), labels[batch])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        value = float(loss.item())
+        smooth = value if math.isnan(smooth) else 0.98 * smooth + 0.02 * value
+        progress.update(task, advance=1, description=f"fine-tuning the cross-encoder (loss {smooth:.3f})")
+    model.eval()
+    seconds = time.monotonic() - started
+    return {"steps": len(plan), "final_loss": round(smooth, 4),
+            "steps_per_second": round(len(plan) / max(seconds, 1e-9), 3)}
+
+
+def score_file(model_dir: Path, pairs: Sequence[tuple[str, str]], threads: int,
+               advance: Callable[[int], None] | None = None) -> list[float]:
+    """Raw logits of the exported model in ``model_dir`` for (query, cached) pairs."""
+    from costmw.plugins.cache._learned import open_model, score_pairs
+
+    session, tok = open_model(model_dir, threads)
+    out = [0.0] * len(pairs)
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    for k in range(0, len(order), 64):
+        chunk = order[k:k + 64]
+        for i, s in zip(chunk, score_pairs(session, tok, [pairs[i] for i in chunk]), strict=True):
+            out[i] = float(s)
+        if advance is not None:
+            advance(len(chunk))
+    return out
 
 
 def train_verifier(out: Path, cfg: TrainConfig | None = None, *, base: Path | None = None,
                    sources: DataSources | None = None, console: Any = None) -> dict[str, Any]:
-    """Build the verifier model folder ``out`` from nothing: data, int8 encoder, pair head,
-    calibration. Returns the manifest (also written to ``out/manifest.json``)."""
-    import numpy as np
-    from costmw.plugins.cache._learned import head_scores
+    """Build the verifier model folder ``out`` from nothing: data, fine-tuned cross-encoder, int8
+    export, calibration. Returns the manifest (also written to ``out/manifest.json``)."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     cfg = cfg or TrainConfig()
     torch, transformers = _imports()
     torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(max(1, min(2, cfg.threads)))
     random.seed(cfg.seed)
     base = base or base_model_dir()
     console = console or Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     embed = _minilm_embed(base) if cfg.hard_negatives else None
     train, calib = build_pairs(cfg.seed, sources, scale=cfg.data_scale, embed=embed, hard_k=cfg.hard_negatives)
     console.print(f"verifier data: {len(train)} training pairs, {len(calib)} calibration pairs")
-    fp32 = export_encoder(base, cfg.layers, out / f"encoder.fp32.{os.getpid()}.onnx")
-    quantize(fp32, out / "encoder.onnx")
-    fp32.unlink()
-    (out / "tokenizer.json").write_bytes((base / "tokenizer.json").read_bytes())
-    (out / "calibration.json").write_text(json.dumps({"max_length": cfg.max_length}), encoding="utf-8")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    texts = {t for p in [*train, *calib] for t in (p.a, p.b)}
+    model = cross_encoder(base, cfg.layers, cfg.dropout)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
-        x = _features(out, texts, [*train, *calib], cfg.threads, progress)
-        y = np.asarray([p.label for p in [*train, *calib]], dtype=np.float32)
-        head = _train_head(x[:len(train)], y[:len(train)], cfg, progress)
-    final_loss = head.pop("final_loss")
-    np.savez(out / "head.npz", **head)
-    scores = head_scores(head, x[len(train):]).tolist()
+        stats = _fine_tune(model, load_tokenizer(base, cfg.max_length), train, cfg, progress)
+        fp32 = export_model(model, out / f"model.fp32.{os.getpid()}.onnx")
+        quantize(fp32, out / "model.onnx")
+        fp32.unlink()
+        (out / "tokenizer.json").write_bytes((base / "tokenizer.json").read_bytes())
+        (out / "calibration.json").write_text(json.dumps({"max_length": cfg.max_length}), encoding="utf-8")
+        task = progress.add_task("scoring the calibration pairs", total=len(calib))
+        scores = score_file(out, [(p.a, p.b) for p in calib], cfg.threads,
+                            lambda n: progress.update(task, advance=n))
     labels = [p.label for p in calib]
     a, b = fit_platt(scores, labels)
     calibration = {"platt": {"a": a, "b": b}, "max_length": cfg.max_length,
                    "scores": [round(s, 5) for s in scores], "labels": labels, "kinds": [p.kind for p in calib]}
     (out / "calibration.json").write_text(json.dumps(calibration, separators=(",", ":")), encoding="utf-8")
-    manifest = {"base": "all-MiniLM-L6-v2", "config": asdict(cfg), "train_pairs": len(train),
-                "calibration_pairs": len(calib), "distinct_texts": len(texts), "final_loss": round(final_loss, 4),
-                "train_auc": round(auc(head_scores(head, x[:len(train)]).tolist(), y[:len(train)].tolist()), 4),
+    manifest = {"base": "all-MiniLM-L6-v2", "kind": "cross-encoder", "config": asdict(cfg),
+                "train_pairs": len(train), "calibration_pairs": len(calib), **stats,
                 "calibration_auc": round(auc(scores, labels), 4),
                 "total_seconds": round(time.monotonic() - started, 1),
+                "cpu_seconds": round(time.process_time() - cpu_started, 1),
                 "torch": torch.__version__, "transformers": transformers.__version__}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest

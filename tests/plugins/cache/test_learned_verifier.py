@@ -22,7 +22,7 @@ from costmw import ConfigError, MissingDependencyError
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tokenizers")
 
-SHIPPED = DEFAULT_MODEL_DIR.joinpath("encoder.onnx").is_file()
+SHIPPED = DEFAULT_MODEL_DIR.joinpath("model.onnx").is_file()
 needs_model = pytest.mark.skipif(not SHIPPED, reason="no verifier model in plugins/cache/data/verifier")
 
 
@@ -61,6 +61,30 @@ def test_obvious_pairs_fall_on_the_right_side(verifier: LearnedVerifier) -> None
 
 
 @needs_model
+def test_a_score_does_not_depend_on_the_other_pairs_in_the_batch(verifier: LearnedVerifier) -> None:
+    pair = ("How do I reset my password?", "How can I reset my password?")
+    long = ("Could you walk me through every step of setting up two-factor authentication on my work account "
+            "after I replaced my phone last week?", "How do I set up two-factor authentication?")
+    alone = verifier.raw_scores([pair])
+    fresh = LearnedVerifier()  # no remembered scores: the pair is padded next to the long one
+    together = fresh.raw_scores([long, pair, long])
+    assert together[1] == pytest.approx(alone[0], abs=1e-4)
+    assert together[0] == pytest.approx(together[2])
+
+
+def test_batches_cover_every_pair_once_with_similar_lengths() -> None:
+    from costmw.plugins.cache._train._fit import _batches
+
+    lengths = [random.Random(i).randrange(5, 60) for i in range(1000)]
+    batches = _batches(lengths, 32, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert all(len(b) <= 32 for b in batches)
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    assert spread < 10  # a shuffled batch would span about 50 tokens
+    assert batches == _batches(lengths, 32, random.Random(0))
+
+
+@needs_model
 def test_threshold_never_rises_as_the_allowed_error_grows(verifier: LearnedVerifier) -> None:
     limits = [verifier.threshold_for(e) for e in (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3)]
     assert all(a >= b for a, b in itertools.pairwise(limits))
@@ -75,7 +99,7 @@ def test_max_error_out_of_range_is_a_config_error() -> None:
 
 
 def test_a_folder_without_the_model_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="encoder.onnx"):
+    with pytest.raises(ConfigError, match="model.onnx"):
         LearnedVerifier(model_dir=tmp_path)
 
 
@@ -209,11 +233,12 @@ def test_a_tiny_training_run_exports_a_working_model(tmp_path: Path) -> None:
                                      intermediate_size=64, max_position_embeddings=128)
     transformers.BertModel(config).save_pretrained(str(base))
     shutil.copy(tokenizer, base / "tokenizer.json")
-    cfg = TrainConfig(layers=1, max_length=32, hidden=8, epochs=1, batch_size=64, data_scale=0.05, hard_negatives=0)
+    cfg = TrainConfig(layers=1, max_length=32, epochs=1, batch_size=64, data_scale=0.05, hard_negatives=0, max_steps=3)
     out = tmp_path / "model"
     manifest = train_verifier(out, cfg, base=base, sources=DataSources(tmp_path / "no-repo"))
     assert manifest["train_pairs"] > 100 and 0.0 <= manifest["calibration_auc"] <= 1.0
-    assert {p.name for p in out.iterdir()} >= {"encoder.onnx", "tokenizer.json", "head.npz", "calibration.json"}
+    assert manifest["steps"] == 3 and manifest["kind"] == "cross-encoder"
+    assert {p.name for p in out.iterdir()} == {"model.onnx", "tokenizer.json", "calibration.json", "manifest.json"}
     verifier = LearnedVerifier(model_dir=out)
     probs = verifier.predict([("a question", "a question"), ("one", "two")])
     assert probs.shape == (2,) and ((probs >= 0) & (probs <= 1)).all()
