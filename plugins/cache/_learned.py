@@ -9,9 +9,9 @@ stays at or below ``max_error``. That is an estimate that holds for traffic like
 pairs, not a guarantee for any traffic.
 
 The model (int8 ONNX), its tokenizer and calibration ship in ``data/verifier``; they load on
-first use, once, and run with onnxruntime on at most two threads. The candidates of one lookup
-are scored together in one run; scores of recent pairs are kept (cached questions come back
-often). Training: ``costmw.plugins.cache._train``.
+first use, once, and run with onnxruntime on at most two threads, one run per pair (see
+:func:`score_pairs`); scores of recent pairs are kept (cached questions come back often).
+Training: ``costmw.plugins.cache._train``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ def open_model(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
     max_length = int(json.loads((model_dir / "calibration.json").read_text(encoding="utf-8")).get("max_length", 64))
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tok.enable_truncation(max_length, strategy="longest_first")
-    tok.enable_padding(pad_id=0, pad_token="[PAD]")
     path = model_dir / "model.onnx"
     key = (str(path.resolve()), path.stat().st_mtime_ns, threads)
     with _SESSIONS_LOCK:
@@ -69,14 +68,20 @@ def open_model(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
 
 
 def score_pairs(session: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-    """Raw scores (logits) of (query, cached) pairs, in one run padded to the longest pair."""
+    """Raw scores (logits) of (query, cached) pairs, one run per pair.
+
+    One run each, not one padded batch: the int8 model quantizes its activations with one scale
+    per run, so a pair scored next to others (or next to padding) would get a slightly different
+    score, and a verdict would depend on which other candidates a lookup found."""
     import numpy as np
 
-    enc = tokenizer.encode_batch([(q, c) for q, c in pairs])
-    feed = {"input_ids": np.asarray([e.ids for e in enc], dtype=np.int64),
-            "attention_mask": np.asarray([e.attention_mask for e in enc], dtype=np.int64),
-            "token_type_ids": np.asarray([e.type_ids for e in enc], dtype=np.int64)}
-    return np.asarray(session.run(None, feed)[0], dtype=np.float64).reshape(-1)
+    out = np.empty(len(pairs), dtype=np.float64)
+    for i, enc in enumerate(tokenizer.encode_batch([(q, c) for q, c in pairs])):
+        feed = {"input_ids": np.asarray([enc.ids], dtype=np.int64),
+                "attention_mask": np.asarray([enc.attention_mask], dtype=np.int64),
+                "token_type_ids": np.asarray([enc.type_ids], dtype=np.int64)}
+        out[i] = float(np.asarray(session.run(None, feed)[0]).reshape(-1)[0])
+    return out
 
 
 def wilson_upper(wrong: int, served: int, confidence: float = _CONFIDENCE) -> float:
@@ -173,8 +178,8 @@ class LearnedVerifier:
             return self._session, self._tokenizer
 
     def raw_scores(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """The model's raw scores (logits) for (query, cached) pairs; pairs not scored lately
-        are scored together in one run."""
+        """The model's raw scores (logits) for (query, cached) pairs (pairs scored lately are
+        not scored again)."""
         import numpy as np
 
         session, tok = self._load()
