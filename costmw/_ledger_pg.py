@@ -9,10 +9,11 @@ a :class:`ConfigError` that says to run the command.
   pool; while PostgreSQL cannot be reached they wait in memory (``max_pending_rows``) and are
   written when it is back. Past the bound the oldest are dropped, counted and logged. A batch
   retried after a lost commit is not written twice: ``(request_id, ts)`` is unique.
-- A reservation (:meth:`Ledger.reserve`) is one transaction that takes a transaction-scoped
-  advisory lock for the tenant, reads what the tenant spent and what other calls hold in one
-  statement, and inserts the hold: every process and host that reserves against the tenant
-  waits for that lock, so together they never pass a limit. Writing a row drops its hold in the
+- A reservation (:meth:`Ledger.reserve`) is one call of the function ``costmw_reserve`` (one
+  round trip, one transaction): it takes a transaction-scoped advisory lock for the tenant, then
+  reads what the tenant spent and what other calls hold in one statement, and inserts the hold
+  when the call fits: every process and host that reserves against the tenant waits for that
+  lock, so together they never pass a limit. Writing a row drops its hold in the
   same transaction, so no reader sees a call both held and recorded, or neither.
 - With a ``spool`` folder, rows still waiting when the ledger closes (the process exits while
   the database is down) are written to a file there, and the next ledger opened with that spool
@@ -50,6 +51,48 @@ log = logging.getLogger("costmw.ledger")
 _PG_TYPES = {"REAL": "DOUBLE PRECISION", "INTEGER": "BIGINT", "TEXT": "TEXT"}
 _CALL_COLUMNS = ", ".join(f"{n} {_PG_TYPES[t]}" for n, t in _COLUMNS)
 
+# A reservation in one statement: take the tenant's lock, then (a new statement, so a new snapshot
+# taken after the lock) read spend and holds together, then hold if the call fits. In READ
+# COMMITTED each statement of a volatile function sees what was committed before it began.
+_RESERVE_FUNCTION = """
+CREATE FUNCTION costmw_reserve(p_request TEXT, p_tenant TEXT, p_usd DOUBLE PRECISION, p_limit DOUBLE PRECISION,
+                               p_since DOUBLE PRECISION, p_fresh DOUBLE PRECISION, p_skip TEXT[],
+                               p_extra DOUBLE PRECISION, p_must_fit BOOLEAN, p_now DOUBLE PRECISION,
+                               p_lock BIGINT, p_lock_timeout TEXT)
+RETURNS TABLE (recorded DOUBLE PRECISION, held DOUBLE PRECISION, placed BOOLEAN)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    r DOUBLE PRECISION;
+    h DOUBLE PRECISION;
+    spent DOUBLE PRECISION;
+BEGIN
+    PERFORM set_config('lock_timeout', p_lock_timeout, true);
+    PERFORM pg_advisory_xact_lock(p_lock);
+    IF p_tenant = '' THEN
+        SELECT (SELECT COALESCE(SUM(c.cost_usd), 0) FROM costmw_calls c
+                WHERE (c.tenant IS NULL OR c.tenant = '') AND c.ts >= p_since),
+               (SELECT COALESCE(SUM(o.usd), 0) FROM costmw_holds o
+                WHERE o.tenant = p_tenant AND o.since >= p_fresh AND o.request_id <> ALL(p_skip))
+        INTO r, h;
+    ELSE
+        SELECT (SELECT COALESCE(SUM(c.cost_usd), 0) FROM costmw_calls c
+                WHERE c.tenant = p_tenant AND c.ts >= p_since),
+               (SELECT COALESCE(SUM(o.usd), 0) FROM costmw_holds o
+                WHERE o.tenant = p_tenant AND o.since >= p_fresh AND o.request_id <> ALL(p_skip))
+        INTO r, h;
+    END IF;
+    spent := r + h + p_extra;
+    IF spent >= p_limit OR (p_must_fit AND spent + p_usd > p_limit * (1 + 1e-9)) THEN
+        RETURN QUERY SELECT r, h, false;
+        RETURN;
+    END IF;
+    INSERT INTO costmw_holds AS x VALUES (p_request, p_tenant, p_usd, p_now)
+        ON CONFLICT (request_id) DO UPDATE SET tenant = EXCLUDED.tenant, usd = EXCLUDED.usd, since = EXCLUDED.since;
+    RETURN QUERY SELECT r, h, true;
+END
+$$
+"""
+
 #: Versioned migrations: (version, what it does, statements). Append, never edit a shipped one.
 MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
     (1, "calls, feedback and budget holds", (
@@ -63,6 +106,7 @@ MIGRATIONS: list[tuple[int, str, tuple[str, ...]]] = [
         "usd DOUBLE PRECISION NOT NULL, since DOUBLE PRECISION NOT NULL)",
         "CREATE INDEX costmw_holds_tenant ON costmw_holds (tenant, since)",
     )),
+    (2, "costmw_reserve: a budget reservation in one round trip", (_RESERVE_FUNCTION,)),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -305,22 +349,27 @@ class PostgresLedger(Ledger):
             return self._degraded(request_id, key, usd, now, limit, since, must_fit, None)
         failure: BaseException | None = None
         try:
-            with self._conn() as conn, conn.transaction():
-                if limit is not None:
-                    # other reservations of the tenant hold the lock for milliseconds each: a long wait
-                    # means one is stuck, and only then is the database treated as unavailable
-                    conn.execute(f"SET LOCAL lock_timeout = {int(max(10.0, 5 * self.busy_timeout_s) * 1000)}")
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_tenant_lock(key),))
-                    recorded, held = self._read_spend(conn, key, since, now, besides=request_id)
-                    spent = recorded + held + self._local(key, since, request_id)
-                    if spent >= limit or (must_fit and spent + usd > limit * (1 + 1e-9)):
-                        return spent
+            with self._conn() as conn:
                 if now - self._purged > _PURGE_EVERY_S:
                     conn.execute("DELETE FROM costmw_holds WHERE since < %s", (now - HOLD_S,))
                     self._purged = now
-                conn.execute("INSERT INTO costmw_holds VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) "
-                             "DO UPDATE SET tenant = EXCLUDED.tenant, usd = EXCLUDED.usd, since = EXCLUDED.since",
-                             (_clean(request_id), _clean(key), usd, now))
+                if limit is None:
+                    conn.execute("INSERT INTO costmw_holds VALUES (%s, %s, %s, %s) ON CONFLICT (request_id) "
+                                 "DO UPDATE SET tenant = EXCLUDED.tenant, usd = EXCLUDED.usd, since = EXCLUDED.since",
+                                 (_clean(request_id), _clean(key), usd, now))
+                else:
+                    # other reservations of the tenant hold its lock for a moment each: a long wait means
+                    # one is stuck, and only then is the database treated as unavailable
+                    extra = self._local(key, since, request_id)
+                    skip = [_clean(s) for s in (request_id, *(r.request_id for r in self._pending()))]
+                    recorded, held, placed = conn.execute(
+                        "SELECT recorded, held, placed FROM costmw_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                        "%s, %s)", (_clean(request_id), _clean(key), usd, float(limit), since, now - HOLD_S, skip,
+                                    extra, must_fit, now, _tenant_lock(key),
+                                    f"{int(max(10.0, 5 * self.busy_timeout_s) * 1000)}ms")).fetchone()
+                    self._remember(key, since, float(recorded))
+                    if not placed:
+                        return float(recorded) + float(held) + extra
                 self._held.pop(request_id, None)
             return None
         except Exception as exc:
@@ -342,10 +391,14 @@ class PostgresLedger(Ledger):
         ).fetchone()
         recorded = float(row[0])
         if remember:
-            if len(self._known) >= _KNOWN_MAX:
-                self._known.clear()
-            self._known[(key, since)] = recorded
+            self._remember(key, since, recorded)
         return recorded, float(row[1])
+
+    def _remember(self, key: str, since: float, recorded: float) -> None:
+        """Keep what the database said tenant ``key`` spent since ``since`` (call under the lock)."""
+        if len(self._known) >= _KNOWN_MAX:
+            self._known.clear()
+        self._known[(key, since)] = recorded
 
     def _local(self, key: str, since: float, besides: str = "") -> float:
         """What this process adds to the database's numbers: rows waiting to be written, and holds

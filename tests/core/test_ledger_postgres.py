@@ -85,7 +85,7 @@ def test_db_upgrade_reads_the_ledger_from_a_config_and_never_prints_the_password
     config.write_text(f"ledger: {{url: '{postgres_url}'}}\n")
     result = CliRunner().invoke(app, ["db", "upgrade", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "applied migrations [1]" in result.output
+    assert f"applied migrations {list(range(1, SCHEMA_VERSION + 1))}" in result.output
     assert Ledger(postgres_url).summary()["calls"] == 0
     assert display_url("postgresql://app:s3cret@db.example:6432/costmw?password=s3cret") == \
         "postgresql://app@db.example:6432/costmw"
@@ -288,3 +288,23 @@ def test_the_deploy_config_keeps_the_ledger_in_postgresql() -> None:
     assert compose["services"]["migrate"]["entrypoint"][:3] == ["costmw", "db", "upgrade"]
     assert compose["services"]["gateway-1"]["depends_on"]["migrate"] == {
         "condition": "service_completed_successfully"}
+
+
+def test_an_older_schema_is_refused_until_upgraded_and_upgrade_applies_only_what_it_lacks(
+        postgres_ledger_url: str) -> None:
+    ledger = Ledger(postgres_ledger_url)
+    _record(ledger, "kept", 0.25)
+    ledger.close()
+    with psycopg.connect(postgres_ledger_url, autocommit=True) as conn:  # as a database left at version 1
+        conn.execute("DROP FUNCTION costmw_reserve")
+        conn.execute("DELETE FROM costmw_migrations WHERE version > 1")
+    with pytest.raises(ConfigError, match="has ledger schema version 1 .*costmw db upgrade"):
+        Ledger(postgres_ledger_url)
+    assert upgrade(postgres_ledger_url) == list(range(2, SCHEMA_VERSION + 1))
+    again = Ledger(postgres_ledger_url)
+    try:
+        assert again.spend("kept") == pytest.approx(0.25)  # the rows are untouched
+        assert again.reserve("r", "kept", 0.5, limit_usd=1.0, must_fit=True) is None
+        assert again.reserve("s", "kept", 0.5, limit_usd=1.0, must_fit=True) == pytest.approx(0.75)
+    finally:
+        again.close()
