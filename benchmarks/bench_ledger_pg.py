@@ -4,10 +4,10 @@ that concurrent reservations never pass a limit.
 Needs the PostgreSQL server the tests use (``$COSTMW_BENCH_POSTGRES``, default
 ``postgresql://postgres@127.0.0.1:5432/test``); the benchmark works in a schema of its own and
 drops it afterwards. Rows: ``record()`` of N rows in bursts of 5,000, each followed by
-``flush()`` (rows per second into the database). Reservations: ``reserve(..., must_fit=True)`` against one tenant from T threads on L
-ledgers (L stands for processes or hosts: each ledger has its own connections), latency per
-call and calls per second; the limit fits exactly K of them and the number that passed is
-checked against K.
+``flush()`` (rows per second into the database). Reservations: ``reserve(..., must_fit=True)``
+against one tenant from T threads on L ledgers (L stands for processes or hosts: each ledger has
+its own connections), latency per call and calls per second; the limit fits exactly K of them
+and the number that passed is checked against K.
 """
 
 from __future__ import annotations
