@@ -6,10 +6,11 @@ set); answers, with token log-probabilities, from ``benchmarks/cascade_answers.p
 5 folds of whole question kinds, so each answer is judged by a model that saw no question of its
 kind, as a user's new traffic would be; a quality target must be met by the one-sided 95% lower
 bound of the share right. Writes ``plugins/router/cascade_local.json``, the model ``Cascade`` uses
-for local cheap targets.
+for local cheap targets, with the training prompts' MiniLM embeddings (float16) for its
+``similar_right`` feature.
 
     python -m benchmarks.train_cascade              # fit on the committed answers
-    python -m benchmarks.train_cascade --compare    # feature sets side by side (held-out kinds)
+    python -m benchmarks.train_cascade --compare    # feature sets side by side (held-out kinds, random folds)
 
 To regenerate the answers from nothing (slow on a busy CPU):
 
@@ -33,13 +34,17 @@ QUALITY = 0.95
 CANDIDATES: dict[str, tuple[str, ...]] = {
     "span only": ("span_mean", "span_min"),
     "span + margin": ("span_mean", "span_min", "span_margin"),
-    "default": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated"),
-    "default + format": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
-                         "ignores_format", "asks_number", "asks_short"),
-    "default + length": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated", "log_tokens",
-                         "a_log_chars", "a_length_ratio"),
-    "default + answer checks": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
-                                "a_final_in_prompt", "a_has_number", "a_hedges", "a_repeats", "ignores_format"),
+    "answer evidence": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated"),
+    "similar prompts only": ("similar_right",),
+    "answer evidence + similar prompts (default)": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong",
+                                                    "truncated", "similar_right"),
+    "answer evidence + format": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
+                                 "ignores_format", "asks_number", "asks_short"),
+    "answer evidence + length": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
+                                 "log_tokens", "a_log_chars", "a_length_ratio"),
+    "answer evidence + answer checks": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
+                                        "a_final_in_prompt", "a_has_number", "a_hedges", "a_repeats",
+                                        "ignores_format"),
     "all token stats": ("lp_mean", "lp_min", "lp_q10", "lp_q25", "lp_median", "span_mean", "span_min", "span_first",
                         "span_margin", "log_tokens", "a_wrong", "truncated"),
 }
@@ -82,20 +87,28 @@ def _auc(scores: np.ndarray, right: np.ndarray) -> float:
     return float(wins / (len(good) * len(bad)))
 
 
-def compare(rows: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    """Held-out (by kind) AUC, log loss and share kept at quality 0.95 for each candidate feature set."""
+def compare(rows: Sequence[Mapping[str, Any]], *, by_category: bool = True,
+            seeds: Sequence[int] = (0, 1, 2)) -> list[list[str]]:
+    """Held-out AUC, log loss and share kept at quality 0.95 for each candidate feature set, averaged
+    over fold seeds: 5 folds of whole kinds (``by_category``), else 5 random folds (every kind in every
+    fold). ``similar_right`` of a held-out row reads only the other folds' prompts."""
     from costmw.plugins.router import keep_threshold
-    from costmw.plugins.router._confidence_data import DEFAULT_CONFIDENCE, held_out_probabilities
+    from costmw.plugins.router._confidence_data import DEFAULT_CONFIDENCE, held_out_probabilities, neighbours_of
 
     right = np.asarray([bool(r["right"]) for r in rows])
+    neighbours = neighbours_of(rows)
     table = []
     for name, features in CANDIDATES.items():
-        p = np.asarray(held_out_probabilities(rows, features=features, by_category=True))
-        loss = float(-np.mean(np.where(right, np.log(np.clip(p, 1e-9, 1)), np.log(np.clip(1 - p, 1e-9, 1)))))
-        kept = [float((p >= keep_threshold(p.tolist(), right.tolist(), QUALITY, confidence=c)).mean())
-                for c in (0.0, DEFAULT_CONFIDENCE)]
-        table.append([name, str(len(features)), f"{_auc(p, right):.3f}", f"{loss:.3f}", f"{kept[0]:.1%}",
-                      f"{kept[1]:.1%}"])
+        scores = []
+        for seed in seeds:
+            p = np.asarray(held_out_probabilities(rows, features=features, by_category=by_category, seed=seed,
+                                                  neighbours=neighbours))
+            loss = float(-np.mean(np.where(right, np.log(np.clip(p, 1e-9, 1)), np.log(np.clip(1 - p, 1e-9, 1)))))
+            kept = [float((p >= keep_threshold(p.tolist(), right.tolist(), QUALITY, confidence=c)).mean())
+                    for c in (0.0, DEFAULT_CONFIDENCE)]
+            scores.append([_auc(p, right), loss, *kept])
+        auc, loss, kept_raw, kept_bound = np.mean(scores, axis=0)
+        table.append([name, str(len(features)), f"{auc:.3f}", f"{loss:.3f}", f"{kept_raw:.1%}", f"{kept_bound:.1%}"])
     return table
 
 
@@ -107,8 +120,10 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks._common import print_table
 
         rows = graded(load_train(), with_samples=False)
-        print_table(f"feature sets on {len(rows)} training answers, held out by kind (quality {QUALITY})",
-                    ["features", "n", "AUC", "log loss", "kept (as counted)", "kept (95% bound)"], compare(rows))
+        for by_category, how in ((True, "5 folds of whole kinds"), (False, "5 random folds")):
+            print_table(f"feature sets on {len(rows)} training answers, held out: {how}, mean of 3 fold seeds "
+                        f"(quality {QUALITY})", ["features", "n", "AUC", "log loss", "kept (as counted)",
+                                                 "kept (95% bound)"], compare(rows, by_category=by_category))
         return
     model = train()
     model.save(OUT)

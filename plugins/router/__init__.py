@@ -25,11 +25,12 @@ from ._cascade import (
     TokenScorer,
     TrainedScorer,
 )
-from ._confidence import ConfidenceModel, default_confidence_model, keep_threshold
+from ._confidence import CONFIDENCE_FEATURES, ConfidenceModel, default_confidence_model, keep_threshold
 from ._evidence import EVIDENCE_NAMES, evidence
 from ._features import text_features
 from ._learned import CostAware, Learned
 from ._model import QualityModel
+from ._neighbours import NeighbourRate, prompt_template
 from ._questions import check_reply, synthetic_questions
 from ._route import Route, RouteContext
 from ._router import ModelRouter
@@ -37,6 +38,7 @@ from ._rules import Rule, Rules
 from ._strategy import Cheapest, FirstOf, Requested, Strategy, register_strategy
 
 __all__ = [
+    "CONFIDENCE_FEATURES",
     "EVIDENCE_NAMES",
     "AgreementScorer",
     "ArithmeticScorer",
@@ -50,6 +52,7 @@ __all__ = [
     "Learned",
     "LogprobScorer",
     "ModelRouter",
+    "NeighbourRate",
     "QualityModel",
     "RefusalScorer",
     "Requested",
@@ -69,6 +72,7 @@ __all__ = [
     "evidence",
     "gain_per_dollar",
     "keep_threshold",
+    "prompt_template",
     "register_strategy",
     "routing_curve",
     "sends_to_strong",

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from costmw.embeddings import Embedder, aembed_request
+from costmw.embeddings import Embedder, aembed_request, resolve_embedder
 from costmw.plugin_api import ConfigError, Request, Response, Target
 
 from ._answer import REFUSAL, check_arithmetic, final_answer
@@ -120,15 +120,25 @@ class ConfidenceScorer(Scorer):
 
     The score is a calibrated probability, so a cascade can set its threshold from a quality target
     (``Cascade(..., quality=0.95)``) through :meth:`threshold_for`. Without ``model`` it is the model
-    shipped with costmw, fit on SmolLM2-135M's answers to generated questions.
+    shipped with costmw, fit on SmolLM2-135M's answers to generated questions. A model that reads
+    ``similar_right`` (how the cheap model did on the most similar past prompts) embeds the prompt
+    with ``embedder`` (default: the one the model's past prompts were embedded with, shared with the
+    cache and the router, so a prompt is embedded once per request).
     """
 
     name = "confidence"
 
     def __init__(self, model: ConfidenceModel | str | Path | None = None, *, samples: int = 3,
-                 temperature: float = 0.7) -> None:
+                 temperature: float = 0.7, embedder: Embedder | str | None = None) -> None:
         self.model = model if isinstance(model, ConfidenceModel) else (
             ConfidenceModel.load(model) if model is not None else default_confidence_model())
+        self.embedder: Embedder | None = None
+        if self.model.needs_embedding and self.model.neighbours is not None:
+            space = self.model.neighbours.embedder
+            self.embedder = resolve_embedder(embedder if embedder is not None else space)
+            if self.embedder.name != space:
+                raise ConfigError(f"this confidence model's past prompts were embedded by {space!r}, not by "
+                                  f"{self.embedder.name!r}: use that embedder")
         if samples < 1:
             raise ConfigError(f"confidence scorer needs samples >= 1, got {samples}")
         self.samples, self.temperature = samples, temperature
@@ -143,6 +153,9 @@ class ConfidenceScorer(Scorer):
         others = await draw_samples(sample, self.samples, self.temperature) if self.model.needs_samples else None
         row = evidence(request.last_user_text, response.text, logprobs=response.logprobs, samples=others,
                        finish_reason=response.finish_reason)
+        if self.embedder is not None:
+            vector = await aembed_request(request, self.embedder)
+            row = self.model.with_neighbours([row], vector[None, :])[0]
         return self.model.predict_one(row)
 
 

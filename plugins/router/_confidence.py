@@ -25,8 +25,13 @@ import numpy as np
 from costmw.plugin_api import ConfigError
 
 from ._evidence import EVIDENCE_NAMES
+from ._neighbours import NEIGHBOUR_FEATURE, NeighbourRate
 
-__all__ = ["ConfidenceModel", "default_confidence_model", "keep_threshold"]
+__all__ = ["CONFIDENCE_FEATURES", "ConfidenceModel", "default_confidence_model", "keep_threshold"]
+
+#: what a confidence model can read: the answer's evidence, and how the cheap model did on similar
+#: past prompts (``similar_right``, from the model's own :class:`~._neighbours.NeighbourRate`)
+CONFIDENCE_FEATURES = (*EVIDENCE_NAMES, NEIGHBOUR_FEATURE)
 
 _DEFAULT_FILE = "cascade_local.json"
 _KEEP_NOTHING = 1.000001  # above every probability
@@ -102,9 +107,9 @@ class ConfidenceModel:
     """P(the cheap answer is right) from its evidence features; see the module docstring."""
 
     def __init__(self, features: Sequence[str] = EVIDENCE_NAMES, *, l2: float = 1.0) -> None:
-        unknown = [f for f in features if f not in EVIDENCE_NAMES]
+        unknown = [f for f in features if f not in CONFIDENCE_FEATURES]
         if unknown:
-            raise ConfigError(f"unknown confidence features {unknown}; known: {', '.join(EVIDENCE_NAMES)}")
+            raise ConfigError(f"unknown confidence features {unknown}; known: {', '.join(CONFIDENCE_FEATURES)}")
         self.features = tuple(features)
         self.l2 = float(l2)
         self.mean = np.zeros(len(self.features))
@@ -116,6 +121,8 @@ class ConfidenceModel:
         #: the calibration set as it is)
         self.confidence = 0.0
         self.info: dict[str, Any] = {}
+        #: past prompts and whether their cheap answers were right, for the ``similar_right`` feature
+        self.neighbours: NeighbourRate | None = None
 
     @property
     def fitted(self) -> bool:
@@ -129,7 +136,25 @@ class ConfidenceModel:
     def needs_samples(self) -> bool:
         return "agree" in self.features or "distinct" in self.features
 
+    @property
+    def needs_embedding(self) -> bool:
+        """Whether the model reads ``similar_right``, so a prompt's embedding (by
+        ``neighbours.embedder``) must be at hand: see :meth:`with_neighbours`."""
+        return NEIGHBOUR_FEATURE in self.features
+
+    def with_neighbours(self, rows: Sequence[Mapping[str, float]], vectors: Any) -> list[dict[str, float]]:
+        """``rows`` with ``similar_right`` added from their prompts' embeddings ``vectors``."""
+        if self.neighbours is None:
+            raise ConfigError("this confidence model has no past prompts to compare with (no neighbours)")
+        rates = self.neighbours.rate(vectors)
+        if len(rates) != len(rows):
+            raise ConfigError(f"{len(rows)} rows but {len(rates)} embeddings")
+        return [{**r, NEIGHBOUR_FEATURE: float(v)} for r, v in zip(rows, rates, strict=True)]
+
     def _matrix(self, rows: Sequence[Mapping[str, float]]) -> np.ndarray:
+        if self.needs_embedding and any(NEIGHBOUR_FEATURE not in r for r in rows):
+            raise ConfigError(f"this confidence model reads {NEIGHBOUR_FEATURE!r}: add it to each row "
+                              "(ConfidenceModel.with_neighbours)")
         return np.asarray([[float(r.get(f, 0.0)) for f in self.features] for r in rows], dtype=np.float64)
 
     def fit(self, rows: Sequence[Mapping[str, float]], right: Sequence[bool], *,
@@ -173,10 +198,14 @@ class ConfidenceModel:
     # -- JSON ----------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "costmw.cascade.confidence", "version": 1, "features": list(self.features),
-                "l2": self.l2, "mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
-                "intercept": self.intercept, "confidence": self.confidence,
-                "calibration": [[p, int(r)] for p, r in self.calibration], "info": self.info}
+        out = {"kind": "costmw.cascade.confidence", "version": 1 if self.neighbours is None else 2,
+               "features": list(self.features), "l2": self.l2, "mean": self.mean.tolist(),
+               "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": self.intercept,
+               "confidence": self.confidence, "calibration": [[p, int(r)] for p, r in self.calibration],
+               "info": self.info}
+        if self.neighbours is not None:
+            out["neighbours"] = self.neighbours.to_dict()
+        return out
 
     def save(self, path: str | Path) -> Path:
         out = Path(path)
@@ -187,6 +216,9 @@ class ConfidenceModel:
     def from_dict(cls, data: Mapping[str, Any]) -> ConfidenceModel:
         if data.get("kind") != "costmw.cascade.confidence":
             raise ConfigError("not a costmw cascade confidence model (its 'kind' is not costmw.cascade.confidence)")
+        if data.get("version", 1) not in (1, 2):
+            raise ConfigError(f"confidence model version {data.get('version')!r} is newer than this costmw "
+                              "reads (1, 2)")
         try:
             model = cls(data["features"], l2=float(data.get("l2", 1.0)))
             n = len(model.features)
@@ -200,6 +232,10 @@ class ConfidenceModel:
                 raise ValueError(f"confidence must be in [0, 1), got {model.confidence}")
             model.calibration = [(float(p), bool(r)) for p, r in data.get("calibration", [])]
             model.info = dict(data.get("info", {}))
+            if "neighbours" in data:
+                model.neighbours = NeighbourRate.from_dict(data["neighbours"])
+            if model.needs_embedding and model.neighbours is None:
+                raise ValueError(f"a model that reads {NEIGHBOUR_FEATURE!r} needs its 'neighbours'")
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"confidence model: bad or missing field: {exc}") from exc
         return model

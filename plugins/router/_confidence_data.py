@@ -4,8 +4,11 @@ Each prompt is answered by the cheap target with token log-probabilities (batche
 batches). An answer is graded against the prompt's reference answer (``answer`` with ``check``:
 number, exact or contains) or, without one, against a strong target's answer to the same prompt
 (the two agree on their final number or final words). The quality thresholds are read off
-probabilities from models that did not see the answer (cross-fitting). ``costmw cascade-data``
-runs this from the command line.
+probabilities from models that did not see the answer (cross-fitting). With the ``similar_right``
+feature the prompts are embedded too, and the model keeps them (float16) with whether each answer
+was right: a new prompt is judged partly by how the cheap model did on the most similar of them
+(see :mod:`._neighbours`); in cross-fitting, held-out rows are compared only with the other folds'
+prompts. ``costmw cascade-data`` runs this from the command line.
 """
 
 from __future__ import annotations
@@ -19,16 +22,21 @@ from costmw.plugin_api import ConfigError, Request, Response, Target
 
 from ._confidence import ConfidenceModel
 from ._evidence import answer_key, evidence
+from ._neighbours import NEIGHBOUR_FEATURE, NeighbourRate, prompt_template
 from ._questions import CHECKS, check_reply
 
-__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_FEATURES", "answer_prompts", "answer_prompts_sync", "calibration_folds",
-           "fit_confidence", "held_out_probabilities"]
+__all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_FEATURES", "NEIGHBOURS_K", "PRIOR_WEIGHT", "answer_prompts",
+           "answer_prompts_sync", "calibration_folds", "fit_confidence", "held_out_probabilities", "neighbours_of"]
 
 #: what a confidence model reads by default: the final answer span's token log-probabilities (mean,
 #: minimum, top-2 margin), the whole answer's mean, a calculation that does not add up, an answer cut
-#: at max_tokens (chosen by cross-validation on the generated training questions; no extra samples,
-#: so judging costs no extra generation)
-DEFAULT_FEATURES = ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated")
+#: at max_tokens, and the share right among the 10 most similar training prompts (chosen by
+#: cross-validation on the generated training questions; no extra samples, so judging costs no extra
+#: generation, only the prompt's embedding)
+DEFAULT_FEATURES = ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated", NEIGHBOUR_FEATURE)
+#: how many similar past prompts ``similar_right`` reads, and its prior's weight (in neighbours)
+NEIGHBOURS_K = 10
+PRIOR_WEIGHT = 3.0
 #: the one-sided confidence at which a fit model's thresholds must reach a quality target
 DEFAULT_CONFIDENCE = 0.95
 
@@ -119,31 +127,78 @@ def calibration_folds(rows: Sequence[Mapping[str, Any]], folds: int = 5, seed: i
     return fold
 
 
+def neighbours_of(rows: Sequence[Mapping[str, Any]], *, embeddings: Any = None, embedder: Any = "minilm",
+                  k: int = NEIGHBOURS_K, prior_weight: float = PRIOR_WEIGHT) -> NeighbourRate:
+    """The rows' prompts (embedded by ``embedder``, unless their ``embeddings`` are given) with whether
+    each answer was ``right``, grouped by :func:`~._neighbours.prompt_template`."""
+    from costmw.embeddings import resolve_embedder
+
+    model = resolve_embedder(embedder)
+    prompts = [str(r["prompt"]) for r in rows]
+    vectors = model.embed(prompts) if embeddings is None else embeddings
+    if len(vectors) != len(rows):
+        raise ConfigError(f"{len(rows)} rows but {len(vectors)} embeddings")
+    return NeighbourRate(vectors, [bool(r["right"]) for r in rows], templates=[prompt_template(p) for p in prompts],
+                         k=k, prior_weight=prior_weight, embedder=model.name)
+
+
+def _split(rows: Sequence[Mapping[str, Any]], neighbours: NeighbourRate | None, inside: Sequence[int],
+           outside: Sequence[int]) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    """Evidence of the rows ``inside`` (fit on) and ``outside`` (judged); ``similar_right`` of a row
+    inside leaves out itself and its template, of a row outside it reads the rows inside only."""
+    fit = [dict(rows[i]["evidence"]) for i in inside]
+    judged = [dict(rows[i]["evidence"]) for i in outside]
+    if neighbours is not None:
+        seen = neighbours.subset(inside)
+        for row, value in zip(fit, seen.own_rates(), strict=True):
+            row[NEIGHBOUR_FEATURE] = float(value)
+        if outside:
+            for row, value in zip(judged, seen.rate(neighbours.vectors[list(outside)]), strict=True):
+                row[NEIGHBOUR_FEATURE] = float(value)
+    return fit, judged
+
+
 def fit_confidence(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str] = DEFAULT_FEATURES,
                    folds: int = 5, l2: float = 3.0, seed: int = 0, by_category: bool = False,
-                   confidence: float = DEFAULT_CONFIDENCE) -> ConfidenceModel:
-    """A confidence model fit on answered rows (``evidence``, ``right``), calibrated by cross-fitting:
-    each row's calibration probability comes from a model fit on the other ``folds - 1`` folds (with
-    ``by_category``, folds of whole kinds: see :func:`calibration_folds`), so the thresholds are read
-    off answers the model did not see; the model kept is fit on all rows. Its thresholds reach a
-    quality target by a one-sided lower bound at ``confidence``."""
+                   confidence: float = DEFAULT_CONFIDENCE, embeddings: Any = None,
+                   embedder: Any = "minilm") -> ConfidenceModel:
+    """A confidence model fit on answered rows (``prompt``, ``evidence``, ``right``), calibrated by
+    cross-fitting: each row's calibration probability comes from a model fit on the other ``folds - 1``
+    folds (with ``by_category``, folds of whole kinds: see :func:`calibration_folds`), so the
+    thresholds are read off answers the model did not see; the model kept is fit on all rows. Its
+    thresholds reach a quality target by a one-sided lower bound at ``confidence``. A model that reads
+    ``similar_right`` keeps the rows' prompt embeddings (``embeddings``, else computed by ``embedder``)."""
     if folds < 2:
         raise ConfigError(f"folds must be >= 2, got {folds}")
-    model = ConfidenceModel(features, l2=l2).fit([r["evidence"] for r in rows], [bool(r["right"]) for r in rows])
+    neighbours = neighbours_of(rows, embeddings=embeddings, embedder=embedder) if NEIGHBOUR_FEATURE in features \
+        else None
+    everything = list(range(len(rows)))
+    fit_rows, _ = _split(rows, neighbours, everything, [])
+    model = ConfidenceModel(features, l2=l2).fit(fit_rows, [bool(r["right"]) for r in rows])
+    model.neighbours = neighbours
     model.calibration = list(zip(held_out_probabilities(rows, features=features, folds=folds, l2=l2, seed=seed,
-                                                        by_category=by_category),
+                                                        by_category=by_category, neighbours=neighbours),
                                  [bool(r["right"]) for r in rows], strict=True))
     model.confidence = confidence
     model.info.update(calibration=len(rows), calibration_folds=folds, folds_by_category=by_category,
                       confidence=confidence)
+    if neighbours is not None:
+        model.info.update(neighbours=len(rows), neighbours_k=neighbours.k, prior_weight=neighbours.prior_weight)
     return model
 
 
 def held_out_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str] = DEFAULT_FEATURES,
-                           folds: int = 5, l2: float = 3.0, seed: int = 0, by_category: bool = False) -> list[float]:
-    """Each row's P(right) from a model fit on the other folds (see :func:`calibration_folds`)."""
+                           folds: int = 5, l2: float = 3.0, seed: int = 0, by_category: bool = False,
+                           neighbours: NeighbourRate | None = None, embeddings: Any = None,
+                           embedder: Any = "minilm") -> list[float]:
+    """Each row's P(right) from a model fit on the other folds (see :func:`calibration_folds`); its
+    ``similar_right`` compares it with the other folds' prompts only (``neighbours``: all rows'
+    prompts, as :func:`neighbours_of` makes them)."""
+    if NEIGHBOUR_FEATURE in features and neighbours is None:
+        neighbours = neighbours_of(rows, embeddings=embeddings, embedder=embedder)
+    if NEIGHBOUR_FEATURE not in features:
+        neighbours = None
     fold = calibration_folds(rows, folds, seed, by_category=by_category)
-    evidence_rows = [r["evidence"] for r in rows]
     right = [bool(r["right"]) for r in rows]
     held_out = [0.0] * len(rows)
     for k in range(folds):
@@ -151,7 +206,8 @@ def held_out_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Seque
         outside = [i for i in range(len(rows)) if fold[i] == k]
         if not outside:
             continue
-        part = ConfidenceModel(features, l2=l2).fit([evidence_rows[i] for i in inside], [right[i] for i in inside])
-        for i, p in zip(outside, part.predict([evidence_rows[i] for i in outside]), strict=True):
+        fit_rows, judged = _split(rows, neighbours, inside, outside)
+        part = ConfidenceModel(features, l2=l2).fit(fit_rows, [right[i] for i in inside])
+        for i, p in zip(outside, part.predict(judged), strict=True):
             held_out[i] = float(p)
     return held_out

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from costmw.plugins.router import check_reply, default_confidence_model, evidence, synthetic_questions
 from costmw.plugins.router._confidence_data import DEFAULT_CONFIDENCE, fit_confidence
@@ -41,7 +42,11 @@ def test_the_shipped_model_refits_from_the_committed_answers() -> None:
              "evidence": evidence(r["prompt"], r["reply"], logprobs=r["logprobs"], finish_reason=r["finish_reason"])}
             for r in training_rows()]
     assert shipped.info["right"] == pytest.approx(sum(r["right"] for r in rows) / len(rows))
-    refit = fit_confidence(rows, features=shipped.features, l2=shipped.l2, by_category=True)
+    assert shipped.neighbours is not None and shipped.neighbours.right.tolist() == [r["right"] for r in rows]
+    refit = fit_confidence(rows, features=shipped.features, l2=shipped.l2, by_category=True,
+                           embeddings=shipped.neighbours.vectors, embedder=shipped.neighbours.embedder)
+    assert refit.neighbours is not None
+    assert refit.neighbours.groups.tolist() == shipped.neighbours.groups.tolist()
     assert refit.coef == pytest.approx(shipped.coef, abs=1e-6)
     assert refit.intercept == pytest.approx(shipped.intercept, abs=1e-6)
     assert [p for p, _ in refit.calibration] == pytest.approx([p for p, _ in shipped.calibration], abs=1e-6)
@@ -49,3 +54,16 @@ def test_the_shipped_model_refits_from_the_committed_answers() -> None:
     # a stricter target keeps less, and the bound keeps less than the raw count would
     assert shipped.threshold_for(0.9) <= shipped.threshold_for(0.95) <= shipped.threshold_for(0.98)
     assert shipped.threshold_for(0.95) >= shipped.threshold_for(0.95, confidence=0.0)
+
+
+def test_the_shipped_past_prompts_are_the_training_prompts_embedded() -> None:
+    from costmw.embeddings import resolve_embedder
+
+    shipped = default_confidence_model()
+    assert shipped.neighbours is not None
+    rows = training_rows()
+    picked = list(range(0, len(rows), 37))
+    fresh = resolve_embedder(shipped.neighbours.embedder).embed([rows[i]["prompt"] for i in picked])
+    stored = shipped.neighbours.vectors[picked].astype("float32")
+    cosine = (fresh * stored).sum(axis=1) / (np.linalg.norm(fresh, axis=1) * np.linalg.norm(stored, axis=1))
+    assert cosine.min() > 0.99  # one embedding space, whichever MiniLM runtime is installed

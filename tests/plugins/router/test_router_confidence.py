@@ -19,6 +19,7 @@ from conftest import ask
 from costmw.adapters import MockTarget
 from costmw.plugins import ModelRouter
 from costmw.plugins.router import (
+    CONFIDENCE_FEATURES,
     EVIDENCE_NAMES,
     Cascade,
     ConfidenceModel,
@@ -126,12 +127,18 @@ def test_confidence_model_refuses_bad_input(tmp_path: Path) -> None:
 
 def test_the_shipped_model_loads_and_prefers_confident_consistent_answers() -> None:
     model = default_confidence_model()
-    assert model.fitted and model.calibration and set(model.features) <= set(EVIDENCE_NAMES)
+    assert model.fitted and model.calibration and set(model.features) <= set(CONFIDENCE_FEATURES)
+    assert model.needs_embedding and model.neighbours is not None and len(model.neighbours.right) == 400
     prompt = "What is 12 + 30? Reply with just the number."
-    sure = evidence(prompt, "42", logprobs=tokens(("4", -0.01), ("2", -0.01)), samples=["42"] * 3)
-    unsure = evidence(prompt, "Well, it might be 17 or so, I am not sure about this one at all",
-                      logprobs=tokens(("Well", -2.5), (" 17", -4.0)), samples=["12", "30", "9"])
+    past = {"similar_right": model.neighbours.prior}
+    sure = {**evidence(prompt, "42", logprobs=tokens(("4", -0.01), ("2", -0.01)), samples=["42"] * 3), **past}
+    unsure = {**evidence(prompt, "Well, it might be 17 or so, I am not sure about this one at all",
+                         logprobs=tokens(("Well", -2.5), (" 17", -4.0)), samples=["12", "30", "9"]), **past}
     assert model.predict_one(sure) > model.predict_one(unsure)
+    # the same answer is trusted more where the cheap model did well on similar prompts
+    assert model.predict_one({**sure, "similar_right": 0.9}) > model.predict_one({**sure, "similar_right": 0.1})
+    with pytest.raises(ConfigError, match="similar_right"):
+        model.predict_one(evidence(prompt, "42"))  # the feature is never silently read as 0
     assert 0.0 < model.threshold_for(0.95) <= 1.000001
 
 
