@@ -120,7 +120,7 @@ class CallableTarget(Target):
             result = await self._invoke(request)
         except Exception as exc:
             raise map_provider_error(exc, self.name, request) from exc
-        return self._finish(request, _to_response(result))
+        return await self._afinish(request, _to_response(result))
 
 
 def _echo(request: Request) -> str:
@@ -164,7 +164,7 @@ class MockTarget(Target):
         if self.latency:
             await asyncio.sleep(self.latency)
         result = await self.handler(request) if self._is_async else self.handler(request)  # type: ignore[misc]
-        return self._finish(request, _to_response(result))
+        return await self._afinish(request, _to_response(result))
 
     async def abatch(self, requests: Any) -> list[Response | BaseException]:
         self.batches.append(len(requests))

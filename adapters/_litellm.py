@@ -18,8 +18,6 @@ from costmw.plugin_api import (
     Target,
     TargetError,
     Usage,
-    count_message_tokens,
-    count_tokens,
     join_chunks,
     map_provider_error,
     missing_extra,
@@ -243,7 +241,7 @@ class LiteLLMTarget(Target):
             logprobs=_logprobs(choice),
             raw=raw,
         )
-        return self._finish(request, response)
+        return await self._afinish(request, response)
 
     async def _with_retries(self, request: Request) -> Response:
         async for attempt in self._retrying():
@@ -312,6 +310,6 @@ class LiteLLMTarget(Target):
             raise map_litellm_error(exc, self.name, request) from exc
         text, calls = join_chunks(seen)
         if not usage.prompt_tokens:
-            usage = Usage(count_message_tokens(request.messages, self.model), count_tokens(text, self.model))
-        yield Chunk(response=self._finish(request, Response(
+            usage = Usage()  # counted by _afinish, off the loop when the text is long
+        yield Chunk(response=await self._afinish(request, Response(
             text=text, tool_calls=calls, finish_reason=finish or "stop", model=model, usage=usage)))

@@ -197,7 +197,7 @@ class Chain:
         except Exception as exc:
             raise map_provider_error(exc, target.name, request) from exc
         if not response.served_by:
-            target._finish(request, response)
+            await target._afinish(request, response)
         request.context.facts.call(target, response.usage, model=response.model)
         return response
 
@@ -208,7 +208,7 @@ class Chain:
             async for chunk in iterate_with_deadline(target.astream(request), target, request):
                 if chunk.response is not None:
                     if not chunk.response.served_by:
-                        target._finish(request, chunk.response)
+                        await target._afinish(request, chunk.response)
                     request.context.facts.call(target, chunk.response.usage, model=chunk.response.model)
                     request.context.remember("served_done", True)
                 yield chunk

@@ -10,7 +10,7 @@ from ._deadline import DEFAULT_TIMEOUT_S, check_timeout
 from ._errors import InvalidRequestError
 from ._pricing import Price, lookup_price
 from ._prompt_cache import PromptCaching
-from ._tokens import count_message_tokens, count_tokens
+from ._tokens import LONG_TEXT, count_message_tokens, count_tokens, long_text, tokenizer_loaded
 from ._types import Chunk, Request, Response, Usage, join_chunks
 
 __all__ = ["Capabilities", "Target", "collect_stream", "estimate_usage", "requested_target"]
@@ -92,6 +92,15 @@ class Target:
 
     async def aclose(self) -> None:
         return None
+
+    async def _afinish(self, request: Request, response: Response) -> Response:
+        """:meth:`_finish` for code on the event loop: usage the model did not report is counted in a
+        worker thread when the text is long or the tokenizer is not loaded yet, so a huge prompt
+        never stalls the loop."""
+        if not response.usage.prompt_tokens and not response.usage.completion_tokens and (
+                long_text(request.messages) or len(response.text) > LONG_TEXT or not tokenizer_loaded()):
+            response.usage = await asyncio.to_thread(estimate_usage, request, response, self.model)
+        return self._finish(request, response)
 
     def _finish(self, request: Request, response: Response) -> Response:
         """Fill in the model and cost of a response made by this target. Usage the model did not

@@ -127,10 +127,15 @@ def long_text(messages: Iterable[Mapping[str, Any]]) -> bool:
     return False
 
 
+def tokenizer_loaded() -> bool:
+    """Whether a tokenizer is loaded (the first load takes long enough to stall an event loop)."""
+    return bool(get_encoding.cache_info().currsize)
+
+
 async def load_tokenizer(model: str | None = None) -> None:
     """Load ``model``'s tokenizer in a worker thread if it is not loaded yet (the first load reads
     and builds its tables, which takes long enough to stall an event loop)."""
-    if get_encoding.cache_info().currsize == 0:
+    if not tokenizer_loaded():
         import asyncio
 
         await asyncio.to_thread(_encoding_for, model)
@@ -140,7 +145,7 @@ async def acount_message_tokens(messages: Iterable[Mapping[str, Any]], model: st
                                 tools: Any = None) -> int:
     """:func:`count_message_tokens`, in a worker thread when the text is long (never stalls the loop)."""
     messages = list(messages)
-    if not long_text(messages) and get_encoding.cache_info().currsize:
+    if not long_text(messages) and tokenizer_loaded():
         return count_message_tokens(messages, model, tools)
     import asyncio
 

@@ -123,29 +123,16 @@ def test_a_huge_prompt_never_stalls_the_event_loop() -> None:
     huge = "Explain this log, please: " + "ERROR 42 at module.func() line 7; " * 300_000  # ~10 MB
 
     async def run() -> float:
-        gaps: list[float] = []
-        done = asyncio.Event()
-
-        async def ticker() -> None:
-            last = time.perf_counter()
-            while True:
-                await asyncio.sleep(0.01)
-                now = time.perf_counter()
-                gaps.append(now - last)
-                last = now
-                if done.is_set():
-                    return
-
-        tick = asyncio.create_task(ticker())
-        await asyncio.sleep(0.05)
+        # CPU time of the loop's own thread: work done on the loop stalls every other request, and
+        # unlike wall-clock gaps it does not grow when other processes load the machine
+        start = time.thread_time()
         await chain.acomplete(user(huge), model=MODEL)
         await chain.acomplete(user(huge + " And again."), model=MODEL)
-        done.set()
-        await tick
-        return max(gaps)
+        return time.thread_time() - start
 
-    worst = chain.run_sync(run())
-    assert worst < 3.0, f"the event loop stalled for {worst:.2f} s"  # reading it on the loop took 11 s
+    on_loop = chain.run_sync(run())
+    # reading the text on the loop took 11 s; hashing and encoding it there once costs well under 1 s
+    assert on_loop < 1.5, f"the event loop's thread spent {on_loop:.2f} s of CPU on two huge prompts"
     chain.close()
 
 
