@@ -15,7 +15,7 @@ from typing import Any
 from ._accounting import ReportedPrompts
 from ._accounting import settle as settle_facts
 from ._deadline import iterate_with_deadline, with_deadline
-from ._errors import ConfigError, CostmwError, NoTargetError, PluginError
+from ._errors import ConfigError, CostmwError, InvalidRequestError, NoTargetError, PluginError
 from ._ledger import Ledger
 from ._loop import LoopThread
 from ._options import Options
@@ -25,6 +25,10 @@ from ._provider_errors import map_provider_error
 from ._target import Target, requested_target
 from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, long_text
 from ._types import Chunk, Request, Response, Usage, join_chunks
+
+# Options that no model takes as a parameter (``user`` is also OpenAI's parameter, so it may pass)
+_OPTION_ONLY = frozenset(("tenant", "tags", "target", "route", "needs", "no_cache", "no_store", "ttl", "namespace",
+                          "minify", "batch", "adapter", "timeout_s"))
 
 __all__ = ["Chain"]
 
@@ -268,6 +272,12 @@ class Chain:
 
     def _request(self, messages: Any, model: str | None, metadata: Mapping[str, Any] | None,
                  options: Options | Mapping[str, Any] | None, params: dict[str, Any], stream: bool) -> Request:
+        misplaced = sorted(set(params) & _OPTION_ONLY)
+        if misplaced:  # tenant="x" among the model's parameters would bypass the tenant's budget
+            shown = ", ".join(f"{k!r}: ..." for k in misplaced)
+            what = "is a costmw option" if len(misplaced) == 1 else "are costmw options"
+            raise InvalidRequestError(f"{', '.join(misplaced)} {what}, not a model parameter: "
+                                      f"pass options={{{shown}}}")
         request = Request.create(messages, model or self.default_model, params=params,
                                  metadata=metadata, options=options, stream=stream)
         request.context.chain = self

@@ -29,7 +29,7 @@ def _words(text: str) -> frozenset[str]:
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"))}
 _UNITS = _words("""
-mm cm m km in inch inches ft foot feet yd yard yards mi mile miles nm um mg g kg lb lbs pound pounds
+mm cm m km inch inches ft foot feet yd yard yards mi mile miles nm um mg g kg lb lbs pound pounds
 oz ounce ounces ton tons tonne tonnes ml l liter liters litre litres gal gallon gallons cup cups s
 sec secs second seconds ms min mins minute minutes h hr hrs hour hours day days week weeks month
 months year years b kb mb gb tb pb kib mib gib tib byte bytes bit bits kbps mbps gbps hz khz mhz ghz
@@ -75,6 +75,15 @@ class Reading:
     words: frozenset[str]
     negated: frozenset[str]
     ordered: frozenset[tuple[str, str]]
+    sequence: tuple[str, ...]
+
+
+def _chat_token(token: str) -> bool:
+    """Shorthand that the identifier pattern would take for code: "w/o" and "b/c" (every part one
+    character), and short lowercase letter-digit mixes ("b4", "gr8", "2nd")."""
+    if "/" in token and all(len(part) <= 1 for part in token.split("/")):
+        return True
+    return len(token) <= 3 and token.islower() and token.isalnum()
 
 
 def _number(text: str) -> str:
@@ -87,10 +96,12 @@ def _number(text: str) -> str:
 
 
 def _stem(word: str) -> str:
-    """A plural or third-person "-s" taken off, so "works" and "work" are one word."""
+    """A plural, possessive or third-person "-s" taken off, so "works" and "work" are one word."""
     w = word.lower().replace("’", "'")
     if w.endswith("n't"):
         return w[:-3]
+    if w.endswith("'s"):
+        w = w[:-2]
     if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
         return w[:-1]
     return w
@@ -102,7 +113,8 @@ def read(text: str) -> Reading:
     codes = frozenset(m.group().strip("`").strip() for m in _CODE.finditer(text))
     plain = _CODE.sub(" ", text)
     quoted = frozenset((m.group(1) or m.group(2) or m.group(3)).strip().lower() for m in _QUOTED.finditer(plain))
-    idents = frozenset(m.group().rstrip(".,;:!?)") for m in _IDENT.finditer(plain)) | codes
+    idents = frozenset(m.group().rstrip(".,;:!?)") for m in _IDENT.finditer(plain)
+                       if not _chat_token(m.group().rstrip(".,;:!?)"))) | codes
     bare = _IDENT.sub(" ", plain)
     tokens = [t.lower() for t in _WORD.findall(bare)]
     numbers: list[str] = []
@@ -113,14 +125,15 @@ def read(text: str) -> Reading:
             numbers.append(value)
             after = tokens[i + 1] if i + 1 < len(tokens) else ""
             before = tokens[i - 1] if i else ""
-            unit = after if after in _UNITS else before if before in "$€£¥" and before else ""
+            unit = before if before and before in "$€£¥" else after if after in _UNITS else ""
             if unit:
                 quantities.add((value, unit.rstrip("s") if len(unit) > 3 else unit))
     for m in _NUMBER.finditer(bare):
         if m.group().startswith(("$", "€", "£", "¥")) or m.group().endswith("%"):
             quantities.add((_number(m.group()), m.group()[0] if not m.group()[0].isdigit() else "%"))
+    sequence = tuple(_stem(t) for t in tokens if t[0].isalpha() and t not in _FUNCTION_WORDS)
     return Reading(frozenset(numbers), frozenset(quantities), idents, quoted,
-                   frozenset(_stem(t) for t in tokens), _negated(bare), _ordered(tokens))
+                   frozenset(_stem(t) for t in tokens), _negated(bare), _ordered(tokens), sequence)
 
 
 def _negated(text: str) -> frozenset[str]:
@@ -152,29 +165,41 @@ def _ordered(tokens: list[str]) -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
-def _names(other: str, ident: str) -> bool:
-    """Whether ``other`` names ``ident``: as written, or its parts in order as words
-    (``print()`` / "print", ``max_tokens`` / "max tokens")."""
+def _alpha_parts(ident: str) -> frozenset[str]:
+    return frozenset(_stem(p) for p in re.findall(r"[A-Za-z]{3,}", re.sub(r"(?<=[a-z])(?=[A-Z])", " ", ident)))
+
+
+def _names(other: str, others: frozenset[str], ident: str) -> bool:
+    """Whether ``other`` (with identifiers ``others``) names ``ident``: as written, its parts in
+    order as words (``print()`` / "print", ``max_tokens`` / "max tokens"), or every word-like part
+    of it as a word ("Node.js" / "node", "COVID-19" / "covid") when ``other`` has no identifier
+    of its own with the same parts ("gpt-4" / "gpt-3" is a change, not a mention)."""
     low = other.lower()
     bare = ident.lower().rstrip("()")
     if bare in low:
         return True
     parts = [p for p in re.split(r"[_.\-/\s]+|(?<=[a-z])(?=[A-Z])", ident.rstrip("()")) if p]
-    return len(parts) > 1 and " ".join(p.lower() for p in parts) in " ".join(_WORD.findall(low))
+    if len(parts) > 1 and " ".join(p.lower() for p in parts) in " ".join(_WORD.findall(low)):
+        return True
+    alpha = _alpha_parts(ident)
+    if not alpha or any(_alpha_parts(o) == alpha for o in others):
+        return False
+    return alpha <= {_stem(w) for w in _WORD.findall(low)}
 
 
 def guard(query: str, cached: str) -> CacheVerdict | None:
     """A refusing verdict when a guard settles that the two questions differ; else None."""
     q, c = read(query), read(cached)
-    if q.numbers and c.numbers and q.numbers != c.numbers:
+    if q.numbers - c.numbers and c.numbers - q.numbers:  # a number replaced, not one added
         return CacheVerdict(False, 0.0, "guard:number", f"{sorted(q.numbers)} vs {sorted(c.numbers)}")
-    units = {v: u for v, u in q.quantities}
-    for value, unit in c.quantities:
-        if value in units and units[value] != unit:
-            return CacheVerdict(False, 0.0, "guard:unit", f"{units[value]} vs {unit}")
+    for value in {v for v, _ in q.quantities} & {v for v, _ in c.quantities}:
+        mine = {u for v, u in q.quantities if v == value}
+        theirs = {u for v, u in c.quantities if v == value}
+        if not mine & theirs:
+            return CacheVerdict(False, 0.0, "guard:unit", f"{min(mine)} vs {min(theirs)}")
     for mine, theirs, text in ((q.identifiers, c.identifiers, cached), (c.identifiers, q.identifiers, query)):
         for ident in mine - theirs:
-            if not _names(text, ident):
+            if not _names(text, theirs, ident):
                 return CacheVerdict(False, 0.0, "guard:identifier", ident)
     if q.quoted and c.quoted and q.quoted != c.quoted:
         return CacheVerdict(False, 0.0, "guard:quoted", f"{sorted(q.quoted)} vs {sorted(c.quoted)}")
@@ -185,4 +210,7 @@ def guard(query: str, cached: str) -> CacheVerdict | None:
     for x, y in q.ordered:
         if (y, x) in c.ordered and (x, y) not in c.ordered:
             return CacheVerdict(False, 0.0, "guard:direction", f"{x} to {y} vs {y} to {x}")
+    if q.sequence != c.sequence and len(q.sequence) > 1 and sorted(q.sequence) == sorted(c.sequence):
+        # the same content words in another order: who does what to whom has changed
+        return CacheVerdict(False, 0.0, "guard:order", " ".join(c.sequence))
     return None

@@ -5,7 +5,8 @@ first layers fine-tuned on generated and hand-written pairs, a mean-pool and a l
 one score, turned into a probability by Platt scaling fitted on held-out calibration pairs.
 ``max_error`` picks the operating point from those pairs: the lowest threshold at which a
 one-sided 95% upper bound (Wilson score) on the share of wrong answers among the pairs served
-stays at or below ``max_error``. That is an estimate that holds for traffic like the calibration
+stays at or below ``max_error`` (behind the hard guards, counted on the pairs the guards let
+through: see :meth:`LearnedVerifier.calibrate_on`). That is an estimate that holds for traffic like the calibration
 pairs, not a guarantee for any traffic.
 
 The model (int8 ONNX), its tokenizer and calibration ship in ``data/verifier``; they load on
@@ -22,7 +23,7 @@ import json
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MODEL_DIR", "LearnedVerifier", "open_model", "score_pairs", "wilson_upper"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "data" / "verifier"
-CODE_VERSION = "cross/1"  # bump when this file changes how a score is computed from a pair
+CODE_VERSION = "cross/2"  # bump when this file changes how a score is computed from a pair
 MODEL_FILES = ("model.onnx", "tokenizer.json", "calibration.json")
 _CONFIDENCE = 0.95
 _Z_ONE_SIDED = {0.9: 1.2815515655446004, 0.95: 1.6448536269514722, 0.99: 2.3263478740408408}
@@ -56,6 +57,7 @@ def open_model(model_dir: Path, threads: int = 1) -> tuple[Any, Any]:
     max_length = int(json.loads((model_dir / "calibration.json").read_text(encoding="utf-8")).get("max_length", 64))
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tok.enable_truncation(max_length, strategy="longest_first")
+    tok.no_padding()  # MiniLM's tokenizer file pads to 128 tokens: 4-5 times the work of a short pair
     path = model_dir / "model.onnx"
     key = (str(path.resolve()), path.stat().st_mtime_ns, threads)
     with _SESSIONS_LOCK:
@@ -116,6 +118,17 @@ class LearnedVerifier:
         self._tokenizer: Any = None
         self._recent: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._recent_size = 4096
+        self._asked: Callable[[str, str], bool] | None = None
+
+    def calibrate_on(self, asked: Callable[[str, str], bool]) -> None:
+        """Choose the operating point from the calibration pairs ``asked`` lets through: the pairs
+        this model is asked about. Behind hard guards, a pair a guard refuses never reaches the
+        model, so the share of wrong answers among the pairs it serves is counted on the others
+        (the calibration file carries its pairs' texts from version 2 of the training command; an
+        older file is used whole)."""
+        self._asked = asked
+        for name in ("threshold", "_operating_points"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def _calibration(self) -> dict[str, Any]:
@@ -153,6 +166,10 @@ class LearnedVerifier:
 
         probs = self._calibrate(np.asarray(self._calibration["scores"], dtype=np.float64))
         labels = np.asarray(self._calibration["labels"], dtype=np.int64)
+        pairs = self._calibration.get("pairs")
+        if self._asked is not None and isinstance(pairs, list) and len(pairs) == len(labels):
+            keep = np.asarray([bool(self._asked(str(a), str(b))) for a, b in pairs], dtype=bool)
+            probs, labels = probs[keep], labels[keep]
         order = np.argsort(-probs, kind="mergesort")
         probs, labels = probs[order], labels[order]
         points, wrong = [], 0

@@ -9,7 +9,9 @@ Two steps, both deterministic:
    dictionary of 82,765 words and its bigram counts, the ``cache`` extra). A word is changed only
    when it is all letters, not in the dictionary, and a common dictionary word lies one edit
    away (a transposition counts as one); among those, the one a bigram language model finds likeliest
-   between its neighbours wins ("i fnd my" reads "i find my", not "i and my").
+   between its neighbours wins ("i fnd my" reads "i find my", not "i and my"). A contraction typed
+   without its apostrophe gets it back ("hasnt", "im"); a word of two letters is left as it is, and one of
+   three is only given back a dropped letter ("fnd"), never changed letter for letter ("thx" stays "thx").
 
 Numbers, identifiers (``snake_case``, ``dotted.names``, ``camelCase``, ``ACRONYMS``, ``E1042``),
 code, URLs, paths, e-mail addresses and quoted text are never changed. Without symspellpy the
@@ -82,7 +84,16 @@ class _Speller:
     def correct(self, word: str, before: str, after: str) -> str:
         """The likeliest dictionary word one edit from ``word`` (lower case) between ``before``
         and ``after`` (lower-case neighbours, "" at an edge), or ``word`` when none is."""
+        for cut in range(1, len(word)):  # a contraction typed without its apostrophe: "hasnt", "im"
+            if f"{word[:cut]}'{word[cut:]}" in self._words:
+                return f"{word[:cut]}'{word[cut:]}"
+        if len(word) < 3:
+            return word
         found = [s for s in self._sym.lookup(word, self._closest, max_edit_distance=1) if s.count >= _MIN_COUNT]
+        if len(word) == 3:
+            # a short word is one edit from dozens of others ("thx" / "the", "wut" / "but"): only a
+            # dropped letter is put back ("fnd" / "find")
+            found = [s for s in found if len(s.term) == len(word) + 1]
         if not found:
             return word
         return str(max((s.term for s in found), key=lambda term: self._score(term, before, after)))
@@ -173,7 +184,7 @@ def _neighbour(tokens: list[re.Match[str]], i: int) -> str:
 
 def _respelt(speller: _Speller, word: str, tokens: list[re.Match[str]], i: int) -> str:
     low = word.lower()
-    if len(word) < 3 or not word.isalpha() or word[1:] != word[1:].lower() or speller.known(low):
+    if len(word) < 2 or not word.isalpha() or word[1:] != word[1:].lower() or speller.known(low):
         return word
     fixed = speller.correct(low, _neighbour(tokens, i - 1), _neighbour(tokens, i + 1))
     return fixed[:1].upper() + fixed[1:] if word[0].isupper() else fixed

@@ -55,6 +55,9 @@ class GuardedVerifier:
 
     def __init__(self, model: CacheVerifier | None) -> None:
         self.model = model
+        calibrate_on = getattr(model, "calibrate_on", None)
+        if callable(calibrate_on):  # the model's error rate is counted on the pairs it is asked about
+            calibrate_on(lambda query, cached: guard(query, cached) is None)
         guards = _source_hash(Path(__file__).with_name("_guards.py"))
         self.version = f"guards/{guards}+{model.version if model is not None else 'none'}"
 

@@ -134,3 +134,15 @@ async def test_a_per_call_timeout_overrides_the_targets_own() -> None:
     chain = Chain(targets=[CallableTarget(hang, name="hang", timeout_s=60)])
     with pytest.raises(costmw.TargetTimeout, match="deadline of 0.1 s"):
         await chain.acomplete(USER, "hang", options={"timeout_s": 0.1})
+
+
+def test_an_option_passed_as_a_model_parameter_is_refused_not_sent_to_the_model() -> None:
+    chain = Chain(targets=[MockTarget(lambda r: "ok", name="m")])
+    with pytest.raises(InvalidRequestError, match=r"tenant is a costmw option, not a model parameter: "
+                                                  r"pass options=\{'tenant': \.\.\.\}"):
+        chain.complete(USER, "m", tenant="acme")
+    with pytest.raises(InvalidRequestError, match="no_cache, ttl are costmw options"):
+        chain.stream(USER, "m", ttl=5, no_cache=True)
+    # ``user`` is OpenAI's own parameter too: it still reaches the model
+    assert chain.complete(USER, "m", user="u-1").text == "ok"
+    assert chain.complete(USER, "m", options={"tenant": "acme"}).text == "ok"

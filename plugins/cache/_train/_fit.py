@@ -349,7 +349,8 @@ def train_verifier(out: Path, cfg: TrainConfig | None = None, *, base: Path | No
     labels = [p.label for p in calib]
     a, b = fit_platt(scores, labels)
     calibration = {"platt": {"a": a, "b": b}, "max_length": cfg.max_length,
-                   "scores": [round(s, 5) for s in scores], "labels": labels, "kinds": [p.kind for p in calib]}
+                   "scores": [round(s, 5) for s in scores], "labels": labels, "kinds": [p.kind for p in calib],
+                   "pairs": [[p.a, p.b] for p in calib]}
     (out / "calibration.json").write_text(json.dumps(calibration, separators=(",", ":")), encoding="utf-8")
     manifest = {"base": "all-MiniLM-L6-v2", "kind": "cross-encoder", "config": asdict(cfg),
                 "train_pairs": len(train), "calibration_pairs": len(calib), **stats,

@@ -22,6 +22,12 @@ def test_typos_are_corrected_from_the_words_around_them(read: Normaliser) -> Non
     assert read("Is it safe to tak ibuprofen with alchohol?") == "Is it safe to take ibuprofen with alcohol?"
 
 
+def test_contractions_get_their_apostrophe_and_short_chat_words_are_not_respelt(read: Normaliser) -> None:
+    assert read("my landlord hasnt called back, im worried") == "my landlord hasn't called back, i'm worried"
+    # one letter changed in a word this short is a guess among dozens ("the", "tax", ...): kept
+    assert read("ok thx, wut about ur refund") == "ok thx, wut about ur refund"
+
+
 @pytest.mark.parametrize("text", [
     "How do I install numpy on Ubuntu 22.04?",
     "Call my_func() with \"teh value\" at https://exmple.com/pth",

@@ -136,6 +136,35 @@ def test_version_changes_when_a_model_file_changes(tmp_path: Path) -> None:
 
 
 @needs_model
+def test_behind_the_guards_the_error_rate_is_counted_on_the_pairs_they_let_through(tmp_path: Path) -> None:
+    import json
+
+    from costmw.plugins.cache._verifiers import GuardedVerifier
+
+    copy = tmp_path / "verifier"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    same = [[f"How do I renew passport form {i}?", f"how can i renew passport form {i}"] for i in range(200)]
+    # look-alikes the model scores as high as the true pairs, which the number guard refuses
+    changed = [[f"What is {i}% of 80?", f"What is {i}% of 90?"] for i in range(40)]
+    other = [[f"Who wrote book {i}?", f"Where is city {i}?"] for i in range(200)]
+    calibration = {"platt": {"a": 1.0, "b": 0.0}, "max_length": 48,
+                   "scores": [3.0] * 240 + [-3.0] * 200, "labels": [1] * 200 + [0] * 240,
+                   "pairs": same + changed + other}
+    (copy / "calibration.json").write_text(json.dumps(calibration), encoding="utf-8")
+    alone = LearnedVerifier(model_dir=copy)
+    assert alone.threshold_for(0.02) == math.inf  # 40 wrong of 240 served: nothing is safe to serve
+    guarded = LearnedVerifier(model_dir=copy)
+    GuardedVerifier(guarded)
+    assert guarded.threshold_for(0.02) == pytest.approx(1 / (1 + math.exp(-3.0)))  # 0 wrong of 200
+    # a calibration file without the pairs' texts (older models) is used whole
+    del calibration["pairs"]
+    (copy / "calibration.json").write_text(json.dumps(calibration), encoding="utf-8")
+    older = LearnedVerifier(model_dir=copy)
+    GuardedVerifier(older)
+    assert older.threshold_for(0.02) == math.inf
+
+
+@needs_model
 def test_a_missing_onnxruntime_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     real_import = builtins.__import__
 
