@@ -193,10 +193,10 @@ def guard(query: str, cached: str) -> CacheVerdict | None:
     if q.numbers - c.numbers and c.numbers - q.numbers:  # a number replaced, not one added
         return CacheVerdict(False, 0.0, "guard:number", f"{sorted(q.numbers)} vs {sorted(c.numbers)}")
     for value in {v for v, _ in q.quantities} & {v for v, _ in c.quantities}:
-        mine = {u for v, u in q.quantities if v == value}
-        theirs = {u for v, u in c.quantities if v == value}
-        if not mine & theirs:
-            return CacheVerdict(False, 0.0, "guard:unit", f"{min(mine)} vs {min(theirs)}")
+        units_q = {u for v, u in q.quantities if v == value}
+        units_c = {u for v, u in c.quantities if v == value}
+        if not units_q & units_c:
+            return CacheVerdict(False, 0.0, "guard:unit", f"{min(units_q)} vs {min(units_c)}")
     for mine, theirs, text in ((q.identifiers, c.identifiers, cached), (c.identifiers, q.identifiers, query)):
         for ident in mine - theirs:
             if not _names(text, theirs, ident):
