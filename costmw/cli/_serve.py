@@ -60,8 +60,10 @@ def serve(
         app = create_app(gateway)
         _freeze_startup_objects()
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
-    else:
+    else:  # each worker builds its own gateway: this process keeps no connection open meanwhile
         gateway.chain.close()
+        if gateway.keys is not None:
+            gateway.keys.close()
         uvicorn.run("costmw.cli._serve:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False)
 

@@ -321,3 +321,34 @@ def test_keys_in_postgresql_are_shared_and_revocable(postgres_url: str) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_serve_with_workers_leaves_no_connection_open_in_the_parent(fake_openai: FakeOpenAIServer, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import uvicorn
+    import yaml
+
+    import costmw.server
+    from costmw.cli._serve import serve
+
+    config = chain_config(fake_openai, tmp_path)
+    config["server"] = {"keys": str(tmp_path / "keys.db")}
+    path = tmp_path / "costmw.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    built: list[Any] = []
+    real_load = costmw.server.load_gateway
+
+    def load(source: Any) -> Any:
+        built.append(real_load(source))
+        return built[-1]
+
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(costmw.server, "load_gateway", load)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append({"app": app, **kw}))
+    serve(config=path, host="127.0.0.1", port=0, workers=2, log_level="warning")
+    assert runs and runs[0]["workers"] == 2 and runs[0]["app"] == "costmw.cli._serve:app_from_env"
+    keys = built[0].keys
+    with pytest.raises(sqlite3.ProgrammingError):  # the parent's key store is closed before the workers start
+        keys._db.execute("SELECT 1")
