@@ -48,6 +48,27 @@ __all__ = ["SCHEMA_VERSION", "PostgresLedger", "display_url", "schema_version", 
 
 log = logging.getLogger("costmw.ledger")
 
+
+class _QuietPoolLog(logging.Filter):
+    """psycopg_pool warns at every failed reconnection of a pool. For costmw's own pools (named
+    ``costmw-...``) the ledger logs an outage once and counts it, so those repeats go to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.levelno == logging.WARNING and args and str(args[0]).startswith("costmw-"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_POOL_LOG_FILTER = _QuietPoolLog()
+
+
+def _quiet_pool_log() -> None:
+    pool_log = logging.getLogger("psycopg.pool")
+    if _POOL_LOG_FILTER not in pool_log.filters:
+        pool_log.addFilter(_POOL_LOG_FILTER)
+
 _PG_TYPES = {"REAL": "DOUBLE PRECISION", "INTEGER": "BIGINT", "TEXT": "TEXT"}
 _CALL_COLUMNS = ", ".join(f"{n} {_PG_TYPES[t]}" for n, t in _COLUMNS)
 
@@ -238,6 +259,7 @@ class PostgresLedger(Ledger):
             from psycopg_pool import ConnectionPool
         except ImportError as exc:
             raise missing_extra("psycopg_pool", "postgres", exc) from exc
+        _quiet_pool_log()
         self.spool = Path(spool) if spool else None
         if self.spool is not None:
             try:

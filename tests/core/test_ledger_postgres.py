@@ -308,3 +308,21 @@ def test_an_older_schema_is_refused_until_upgraded_and_upgrade_applies_only_what
         assert again.reserve("s", "kept", 0.5, limit_usd=1.0, must_fit=True) == pytest.approx(0.75)
     finally:
         again.close()
+
+
+def test_psycopg_pool_reconnect_warnings_of_costmw_pools_are_lowered_to_debug(postgres_url: str,
+                                                                               caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    upgrade(postgres_url)
+    Ledger(postgres_url).close()  # a PostgreSQL ledger installs the filter
+    pool_log = logging.getLogger("psycopg.pool")
+    with caplog.at_level(logging.WARNING, logger="psycopg.pool"):
+        pool_log.warning("error connecting in %r: %s", "costmw-ledger", "connection refused")
+        pool_log.warning("error connecting in %r: %s", "app-pool", "connection refused")
+    assert [r.getMessage() for r in caplog.records] == ["error connecting in 'app-pool': connection refused"]
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="psycopg.pool"):
+        pool_log.warning("error connecting in %r: %s", "costmw-ledger", "connection refused")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("DEBUG", "error connecting in 'costmw-ledger': connection refused")]
