@@ -4,6 +4,7 @@ queries, budgets, reservations across connections, migrations, and the errors th
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -310,10 +311,8 @@ def test_an_older_schema_is_refused_until_upgraded_and_upgrade_applies_only_what
         again.close()
 
 
-def test_psycopg_pool_reconnect_warnings_of_costmw_pools_are_lowered_to_debug(postgres_url: str,
-                                                                               caplog: pytest.LogCaptureFixture) -> None:
-    import logging
-
+def test_psycopg_pool_reconnect_warnings_of_costmw_pools_go_to_debug(postgres_url: str,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
     upgrade(postgres_url)
     Ledger(postgres_url).close()  # a PostgreSQL ledger installs the filter
     pool_log = logging.getLogger("psycopg.pool")
