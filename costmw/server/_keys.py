@@ -103,7 +103,10 @@ class KeyStore:
                 from costmw.plugin_api import missing_extra
 
                 raise missing_extra("psycopg", "server", exc) from exc
-            self._pool = ConnectionPool(self.url, min_size=1, max_size=4, open=True,
+            from costmw._ledger_pg import _quiet_pool_log
+
+            _quiet_pool_log()
+            self._pool = ConnectionPool(self.url, min_size=1, max_size=4, open=True, name="costmw-keys",
                                         kwargs={"autocommit": True})
         else:
             path = Path(self.url)
