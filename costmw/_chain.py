@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -27,8 +28,7 @@ from ._tokens import acount_message_tokens, count_message_tokens, count_tokens, 
 from ._types import Chunk, Request, Response, Usage, join_chunks
 
 # Options that no model takes as a parameter (``user`` is also OpenAI's parameter, so it may pass)
-_OPTION_ONLY = frozenset(("tenant", "tags", "target", "route", "needs", "no_cache", "no_store", "ttl", "namespace",
-                          "minify", "batch", "adapter", "timeout_s"))
+_OPTION_ONLY = frozenset(f.name for f in dataclasses.fields(Options)) - {"user"}
 
 __all__ = ["Chain"]
 

@@ -113,8 +113,8 @@ def read(text: str) -> Reading:
     codes = frozenset(m.group().strip("`").strip() for m in _CODE.finditer(text))
     plain = _CODE.sub(" ", text)
     quoted = frozenset((m.group(1) or m.group(2) or m.group(3)).strip().lower() for m in _QUOTED.finditer(plain))
-    idents = frozenset(m.group().rstrip(".,;:!?)") for m in _IDENT.finditer(plain)
-                       if not _chat_token(m.group().rstrip(".,;:!?)"))) | codes
+    found = (m.group().rstrip(".,;:!?)") for m in _IDENT.finditer(plain))
+    idents = frozenset(ident for ident in found if not _chat_token(ident)) | codes
     bare = _IDENT.sub(" ", plain)
     tokens = [t.lower() for t in _WORD.findall(bare)]
     numbers: list[str] = []
