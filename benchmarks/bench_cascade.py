@@ -29,7 +29,7 @@ import numpy as np
 
 from benchmarks._common import print_table, write_result
 from benchmarks.cascade_answers import answers, dev_questions, load_train
-from benchmarks.train_cascade import graded
+from benchmarks.train_cascade import _auc, graded
 
 QUALITY = 0.95
 
@@ -126,11 +126,11 @@ def run(rows_train: Sequence[dict[str, Any]], rows_dev: Sequence[dict[str, Any]]
             cal = [(s, r["right"]) for r in rows_train if not math.isnan(s := score(r))]
             threshold = keep_threshold([c[0] for c in cal], [c[1] for c in cal], QUALITY,
                                        confidence=DEFAULT_CONFIDENCE)
-        results[name] = {**outcome(dev_scores, right_dev, threshold),
+        results[name] = {**outcome(dev_scores, right_dev, threshold), "auc": _auc(dev_scores, right_dev),
                          "hindsight_kept": best_share_on_dev(dev_scores, right_dev)}
     results["oracle"] = {"kept": float(right_dev.mean()), "accuracy": 1.0, "kept_right": 1.0,
                          "random_accuracy": 1.0 - float(right_dev.mean()) * (1.0 - float(right_dev.mean())),
-                         "threshold": float("nan"), "hindsight_kept": float(right_dev.mean())}
+                         "threshold": float("nan"), "auc": 1.0, "hindsight_kept": float(right_dev.mean())}
     return results
 
 
@@ -223,12 +223,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                  f"{c['judge_ms']:.2f}"]
 
     rows = [[name, f"{r['kept']:.1%}", f"{r['accuracy']:.1%}", f"{r['random_accuracy']:.1%}",
-             "-" if math.isnan(r["kept_right"]) else f"{r['kept_right']:.1%}", f"{r['hindsight_kept']:.1%}",
+             "-" if math.isnan(r["kept_right"]) else f"{r['kept_right']:.1%}", f"{r['auc']:.3f}",
+             f"{r['hindsight_kept']:.1%}",
              *paid(name)] for name, r in results.items()]
     print_table(f"cascade over SmolLM2-135M on {len(rows_dev)} validation questions (cheap right: "
                 f"{np.mean([r['right'] for r in rows_dev]):.1%}); strong = always right; thresholds for "
                 f"quality {QUALITY} from {len(rows_train)} generated training answers",
-                ["scorer", "kept cheap", "final right", "random at same share", "kept right",
+                ["scorer", "kept cheap", "final right", "random at same share", "kept right", "AUC",
                  "kept at 95% in hindsight", "extra tokens/q", "extra s/q", "judge ms/q"], rows)
     print_table("cost per question", ["", "extra tokens", "extra s", "judge ms"],
                 [[k, f"{v['extra_tokens']:.1f}", f"{v['extra_s']:.2f}", f"{v['judge_ms']:.2f}"]

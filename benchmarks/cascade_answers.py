@@ -3,8 +3,10 @@
 Each question is answered once greedily (``logprobs=True, top_logprobs=2``) and ``samples`` more times
 at temperature 0.7, all samples of a prompt in the same ``generate`` call (``n=samples``) and several
 prompts per call. Answers are cached in ``benchmarks/results/cascade_<phase>_<set>.jsonl`` keyed by
-the prompt and the settings, so reruns only answer what is new. The training set is
-``TRAIN_PER_KIND`` generated questions of each kind; every ``SAMPLED_EVERY``-th of them also gets
+the prompt and the settings, so reruns only answer what is new (the committed training answers count
+as cached). The training set is ``TRAIN_PER_KIND`` generated questions of each kind from seed
+``TRAIN_SEED``, then up to ``MORE_PER_KIND`` more of each kind from seed ``MORE_SEED`` (kinds with few
+distinct questions add fewer); every ``SAMPLED_EVERY``-th question of the first batch also gets
 samples (three samples cost about three greedy answers). ``export`` writes the training answers, compact,
 to ``benchmarks/data/cascade_train.jsonl`` (committed, so training needs no generation). Run
 generation under ``nice``:
@@ -36,6 +38,8 @@ MAX_TOKENS = 24
 SAMPLES = 3
 TRAIN_PER_KIND = 20
 TRAIN_SEED = 0
+MORE_PER_KIND = 60  # the second batch: a bigger calibration set makes the 95% bound less strict
+MORE_SEED = 1
 SAMPLED_EVERY = 4  # training questions that also get samples: every fourth one
 TEMPERATURE = 0.7
 BATCH = 16
@@ -108,6 +112,10 @@ def answers(questions: Sequence[dict[str, Any]], name: str, *, phase: str = "gre
     with ``generate=False`` questions not in the cache are left out. ``longest_first`` answers in the
     other order (into a file of its own), so a second process can work from the other end."""
     path, cached = _cache(name, phase, "-longest-first" if longest_first else "")
+    if name == "train" and TRAIN_FILE.exists():  # the committed answers need no generation
+        for row in load_train():
+            if phase == "greedy" or row.get("samples") is not None:
+                cached.setdefault(_key(row["prompt"], phase), {**row, "key": _key(row["prompt"], phase)})
     todo = list(dict.fromkeys(q["prompt"] for q in questions if _key(q["prompt"], phase) not in cached))
     todo.sort(key=len, reverse=longest_first)  # prompts of similar length share a batch: less padding
     if todo and generate:
@@ -138,15 +146,23 @@ def _generate(todo: Sequence[str], name: str, phase: str, path: Path, cached: di
 
 
 def train_questions() -> list[dict[str, Any]]:
+    """Both batches of generated training questions, the first batch first, without repeats."""
     from costmw.plugins.router._questions import synthetic_questions
 
     questions: list[dict[str, Any]] = synthetic_questions(per_kind=TRAIN_PER_KIND, seed=TRAIN_SEED)
+    seen = {q["prompt"] for q in questions}
+    for q in synthetic_questions(per_kind=MORE_PER_KIND, seed=MORE_SEED):
+        if q["prompt"] not in seen:
+            seen.add(q["prompt"])
+            questions.append(q)
     return questions
 
 
 def sampled_train_questions() -> list[dict[str, Any]]:
-    """The training questions that also get samples."""
-    return train_questions()[::SAMPLED_EVERY]
+    """The training questions that also get samples: every ``SAMPLED_EVERY``-th of the first batch."""
+    from costmw.plugins.router._questions import synthetic_questions
+
+    return synthetic_questions(per_kind=TRAIN_PER_KIND, seed=TRAIN_SEED)[::SAMPLED_EVERY]
 
 
 def _compact_logprobs(logprobs: Sequence[dict[str, Any]] | None) -> list[dict[str, Any]] | None:

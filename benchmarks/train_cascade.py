@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.cascade_answers import MAX_TOKENS, TRAIN_PER_KIND, TRAIN_SEED, load_train
+from benchmarks.cascade_answers import MAX_TOKENS, MORE_PER_KIND, MORE_SEED, TRAIN_PER_KIND, TRAIN_SEED, load_train
 
 OUT = Path(__file__).resolve().parents[1] / "plugins" / "router" / "cascade_local.json"
 QUALITY = 0.95
@@ -36,8 +36,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "span + margin": ("span_mean", "span_min", "span_margin"),
     "answer evidence": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated"),
     "similar prompts only": ("similar_right",),
-    "answer evidence + similar prompts (default)": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong",
-                                                    "truncated", "similar_right"),
+    "answer evidence + similar prompts": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
+                                          "similar_right"),
     "answer evidence + format": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
                                  "ignores_format", "asks_number", "asks_short"),
     "answer evidence + length": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
@@ -47,6 +47,9 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
                                         "ignores_format"),
     "all token stats": ("lp_mean", "lp_min", "lp_q10", "lp_q25", "lp_median", "span_mean", "span_min", "span_first",
                         "span_margin", "log_tokens", "a_wrong", "truncated"),
+    "all token stats + similar prompts (default)": ("lp_mean", "lp_min", "lp_q10", "lp_q25", "lp_median", "span_mean",
+                                                    "span_min", "span_first", "span_margin", "log_tokens", "a_wrong",
+                                                    "truncated", "similar_right"),
 }
 
 
@@ -73,6 +76,7 @@ def train(rows: Sequence[Mapping[str, Any]] | None = None) -> Any:
     model = fit_confidence(answered, by_category=True)
     model.info.update(source=f"SmolLM2-135M-Instruct answers (greedy, at most {MAX_TOKENS} tokens) to generated "
                              "questions", questions=len(answered), per_kind=TRAIN_PER_KIND, seed=TRAIN_SEED,
+                      more_per_kind=MORE_PER_KIND, more_seed=MORE_SEED,
                       kinds=len({r["category"] for r in answered}),
                       right=sum(r["right"] for r in answered) / len(answered))
     return model

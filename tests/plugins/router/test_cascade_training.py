@@ -24,11 +24,17 @@ def training_rows() -> list[dict[str, Any]]:
 def test_the_training_answers_are_to_generated_questions_only() -> None:
     model = default_confidence_model()
     rows = training_rows()
+    # the first batch, then the second batch's questions that are not in the first
     questions = synthetic_questions(per_kind=model.info["per_kind"], seed=model.info["seed"])
+    seen = {q["prompt"] for q in questions}
+    for q in synthetic_questions(per_kind=model.info["more_per_kind"], seed=model.info["more_seed"]):
+        if q["prompt"] not in seen:
+            seen.add(q["prompt"])
+            questions.append(q)
     assert [r["prompt"] for r in rows] == [q["prompt"] for q in questions]
     assert [(r["answer"], r["check"], r["category"]) for r in rows] == [(q["answer"], q["check"], q["category"])
                                                                         for q in questions]
-    assert len(rows) >= 350 and len({r["category"] for r in rows}) >= 15
+    assert len(rows) >= 1200 and len({r["category"] for r in rows}) >= 15
     assert all(r["logprobs"] for r in rows if r["reply"].strip())
     assert sum(1 for r in rows if r.get("samples")) >= 50
     if DEV.exists():  # the validation questions are never trained on

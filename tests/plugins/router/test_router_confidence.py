@@ -128,7 +128,8 @@ def test_confidence_model_refuses_bad_input(tmp_path: Path) -> None:
 def test_the_shipped_model_loads_and_prefers_confident_consistent_answers() -> None:
     model = default_confidence_model()
     assert model.fitted and model.calibration and set(model.features) <= set(CONFIDENCE_FEATURES)
-    assert model.needs_embedding and model.neighbours is not None and len(model.neighbours.right) == 400
+    assert model.needs_embedding and model.neighbours is not None
+    assert len(model.neighbours.right) == model.info["questions"]
     prompt = "What is 12 + 30? Reply with just the number."
     past = {"similar_right": model.neighbours.prior}
     sure = {**evidence(prompt, "42", logprobs=tokens(("4", -0.01), ("2", -0.01)), samples=["42"] * 3), **past}
