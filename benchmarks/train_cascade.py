@@ -36,8 +36,8 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
     "span + margin": ("span_mean", "span_min", "span_margin"),
     "answer evidence": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated"),
     "similar prompts only": ("similar_right",),
-    "answer evidence + similar prompts": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
-                                          "similar_right"),
+    "answer evidence + similar prompts (default)": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong",
+                                                    "truncated", "similar_right"),
     "answer evidence + format": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
                                  "ignores_format", "asks_number", "asks_short"),
     "answer evidence + length": ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated",
@@ -47,9 +47,9 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
                                         "ignores_format"),
     "all token stats": ("lp_mean", "lp_min", "lp_q10", "lp_q25", "lp_median", "span_mean", "span_min", "span_first",
                         "span_margin", "log_tokens", "a_wrong", "truncated"),
-    "all token stats + similar prompts (default)": ("lp_mean", "lp_min", "lp_q10", "lp_q25", "lp_median", "span_mean",
-                                                    "span_min", "span_first", "span_margin", "log_tokens", "a_wrong",
-                                                    "truncated", "similar_right"),
+    "all token stats + similar prompts": ("lp_mean", "lp_min", "lp_q10", "lp_q25", "lp_median", "span_mean",
+                                          "span_min", "span_first", "span_margin", "log_tokens", "a_wrong", "truncated",
+                                          "similar_right"),
 }
 
 

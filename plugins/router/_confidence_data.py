@@ -28,14 +28,12 @@ from ._questions import CHECKS, check_reply
 __all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_FEATURES", "NEIGHBOURS_K", "PRIOR_WEIGHT", "answer_prompts",
            "answer_prompts_sync", "calibration_folds", "fit_confidence", "held_out_probabilities", "neighbours_of"]
 
-#: what a confidence model reads by default: the whole answer's token log-probabilities (mean, minimum,
-#: 10% and 25% quantiles, median) and length in tokens, the final answer span's (mean, minimum, first
-#: token, top-2 margin), a calculation that does not add up, an answer cut at max_tokens, and the share
-#: right among the 10 most similar training prompts (chosen by cross-validation on the generated
-#: training questions; no extra samples, so judging costs no extra generation, only the prompt's
-#: embedding)
-DEFAULT_FEATURES = ("lp_mean", "lp_min", "lp_q10", "lp_q25", "lp_median", "span_mean", "span_min", "span_first",
-                    "span_margin", "log_tokens", "a_wrong", "truncated", NEIGHBOUR_FEATURE)
+#: what a confidence model reads by default: the final answer span's token log-probabilities (mean,
+#: minimum, top-2 margin), the whole answer's mean, a calculation that does not add up, an answer cut
+#: at max_tokens, and the share right among the 10 most similar training prompts (chosen by
+#: cross-validation on the generated training questions; no extra samples, so judging costs no extra
+#: generation, only the prompt's embedding)
+DEFAULT_FEATURES = ("span_mean", "span_min", "span_margin", "lp_mean", "a_wrong", "truncated", NEIGHBOUR_FEATURE)
 #: how many similar past prompts ``similar_right`` reads, and its prior's weight (in neighbours)
 NEIGHBOURS_K = 10
 PRIOR_WEIGHT = 3.0

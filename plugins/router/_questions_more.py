@@ -1,6 +1,8 @@
 """More kinds of generated questions: multi-step arithmetic, money, calendars, topic and language
 labels, extraction of phone numbers, prices and dates, well-known and little-known facts, more code,
-yes/no common sense and comparisons, orderings, syllogisms, sequences and letter counts.
+yes/no common sense and comparisons, orderings, syllogisms, sequences and letter counts; then
+percentages, word and letter operations, fields of records and JSON, comparisons of decimals,
+weights and ages, Roman numerals, clock times and squares, and items of lists.
 
 Each generator draws one question from ``r``; answers are computed or looked up in the tables here.
 :mod:`._questions` appends these kinds after its own, so the first kinds' questions do not change.
@@ -294,8 +296,125 @@ def _units_more(r: random.Random) -> Question:
     return {"prompt": f"How many cents are in {n} dollars? Answer with just the number.", "answer": str(n * 100)}
 
 
+_FRUITS = ("apple", "pear", "plum", "fig", "mango", "kiwi", "cherry", "lemon", "grape", "peach", "melon", "lime")
+_ROMAN = ((1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"), (50, "L"), (40, "XL"),
+          (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
+
+
+def _roman(n: int) -> str:
+    out = []
+    for value, letters in _ROMAN:
+        count, n = divmod(n, value)
+        out.append(letters * count)
+    return "".join(out)
+
+
+def _percent(r: random.Random) -> Question:
+    kind = r.randrange(3)
+    p = r.choice((5, 10, 15, 20, 25, 30, 40, 50, 75))
+    n = r.randint(2, 40) * 20
+    if kind == 0:
+        return {"prompt": f"What is {p}% of {n}? Reply with just the number.", "answer": f"{n * p / 100:g}"}
+    if kind == 1:
+        return {"prompt": f"A jacket costs ${n} and is {p}% off. What is the sale price in dollars? End your reply "
+                          "with the final number.", "answer": f"{n * (100 - p) / 100:g}"}
+    part = n * p // 100
+    return {"prompt": f"{part} out of {n} students passed. What percent passed? Reply with just the number.",
+            "answer": f"{part * 100 / n:g}"}
+
+
+def _string_ops(r: random.Random) -> Question:
+    word = r.choice(_WORDS + _FRUITS)
+    kind = r.randrange(4)
+    if kind == 0:
+        return {"prompt": f"Write the word '{word}' backwards. Reply with the reversed word only.",
+                "answer": word[::-1], "check": "exact"}
+    if kind == 1:
+        return {"prompt": f"What is the last letter of the word '{word}'? Reply with the letter only.",
+                "answer": word[-1], "check": "exact"}
+    if kind == 2:
+        words = r.sample(_FRUITS, r.randint(3, 7))
+        sentence = " ".join(["I", "bought", *words[:-1], "and", words[-1]])
+        return {"prompt": f"How many words are in this sentence? Answer with just the number.\n\nSentence: "
+                          f"\"{sentence}\"", "answer": str(len(sentence.split()))}
+    return {"prompt": f"How many letters are in the word '{word}'? Answer with just the number.",
+            "answer": str(len(word))}
+
+
+def _records(r: random.Random) -> Question:
+    name = r.choice(_PEOPLE)
+    age, city, product = r.randint(18, 80), r.choice(_CITIES), r.choice(_PRODUCTS)
+    order = r.randint(1000, 99999)
+    record = {"name": name, "age": age, "city": city, "product": product, "order_id": order}
+    keys = list(record)
+    r.shuffle(keys)
+    ask = r.choice(keys)
+    if r.random() < 0.5:
+        text = "{" + ", ".join(f"\"{k}\": " + (str(record[k]) if isinstance(record[k], int) else f"\"{record[k]}\"")
+                               for k in keys) + "}"
+        intro = "JSON"
+    else:
+        text = "\n".join(f"{k}: {record[k]}" for k in keys)
+        intro = "record"
+    answer = record[ask]
+    return {"prompt": f"What is the value of the field \"{ask}\" in this {intro}? Reply with the value only.\n\n{text}",
+            "answer": str(answer), "check": "number" if isinstance(answer, int) else "contains"}
+
+
+def _compare(r: random.Random) -> Question:
+    kind = r.randrange(3)
+    if kind == 0:
+        a, b = r.sample((0.3, 0.45, 0.5, 0.65, 0.7, 0.75, 0.8, 0.125, 0.09, 0.9), 2)
+        return {"prompt": f"Which number is larger, {a} or {b}? Reply with the number only.",
+                "answer": f"{max(a, b):g}"}
+    if kind == 1:
+        kg, grams = r.randint(1, 5), r.choice((500, 1200, 1500, 2500, 3500, 4200, 5500))
+        heavier = f"{kg} kg" if kg * 1000 > grams else f"{grams} g"
+        return {"prompt": f"Which is heavier, {kg} kg or {grams} g? Reply with the heavier one only.",
+                "answer": heavier, "check": "contains"}
+    names = r.sample(_PEOPLE, 3)
+    ages = r.sample(range(9, 70), 3)
+    facts = " ".join(f"{n} is {a} years old." for n, a in zip(names, ages, strict=True))
+    ask, pick = r.choice((("oldest", max), ("youngest", min)))
+    return {"prompt": f"{facts} Who is the {ask}? Answer with the name only.",
+            "answer": names[ages.index(pick(ages))], "check": "contains"}
+
+
+def _notation(r: random.Random) -> Question:
+    kind = r.randrange(3)
+    if kind == 0:
+        n = r.randint(4, 60)
+        return {"prompt": f"What number is the Roman numeral {_roman(n)}? Answer with just the number.",
+                "answer": str(n)}
+    if kind == 1:
+        hour, minute = r.randint(13, 23), r.choice((0, 15, 30, 45))
+        return {"prompt": f"What is {hour}:{minute:02d} in 12-hour time? Reply like 3:15 pm.",
+                "answer": f"{hour - 12}:{minute:02d} pm", "check": "contains"}
+    n = r.randint(2, 30)
+    return {"prompt": f"What is {n} squared? Answer with just the number.", "answer": str(n * n)}
+
+
+def _lists(r: random.Random) -> Question:
+    items = r.sample(_FRUITS, r.randint(4, 7))
+    shown = ", ".join(items)
+    kind = r.randrange(3)
+    if kind == 0:
+        i = r.randrange(len(items))
+        ordinal = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh")[i]
+        return {"prompt": f"Here is a list: {shown}. What is the {ordinal} item? Reply with the item only.",
+                "answer": items[i], "check": "exact"}
+    if kind == 1:
+        return {"prompt": f"How many items are in this list: {shown}? Answer with just the number.",
+                "answer": str(len(items))}
+    return {"prompt": f"Which of these comes first in alphabetical order: {shown}? Reply with the word only.",
+            "answer": min(items), "check": "exact"}
+
+
 MORE_KINDS: dict[str, Callable[[random.Random], Question]] = {
     "multi_step": _multi_step, "money": _money, "calendar": _calendar, "topic_labels": _topic_labels,
     "extraction_more": _extract_more, "easy_facts": _easy_facts, "hard_facts": _hard_facts,
     "code_more": _code_more, "yes_no": _yes_no, "reasoning": _reasoning, "units_more": _units_more,
+    # added later, after the kinds above, so those kinds' questions for a seed stay the same
+    "percent": _percent, "string_ops": _string_ops, "records": _records, "compare": _compare,
+    "notation": _notation, "lists": _lists,
 }

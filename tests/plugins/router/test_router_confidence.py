@@ -326,3 +326,41 @@ def test_generated_answers_are_right() -> None:
             continue
         checked += 1
     assert checked >= 60
+
+
+def test_the_later_question_kinds_compute_their_answers() -> None:
+    import json
+    import re
+
+    values = {"I": 1, "V": 5, "X": 10, "L": 50, "C": 100}
+
+    def from_roman(text: str) -> int:  # read right to left: a smaller numeral before a larger one subtracts
+        total, biggest = 0, 0
+        for letter in reversed(text):
+            v = values[letter]
+            total, biggest = (total - v, biggest) if v < biggest else (total + v, v)
+        return total
+
+    questions = [q for q in synthetic_questions(per_kind=40, seed=5)
+                 if q["category"] in ("percent", "string_ops", "records", "compare", "notation", "lists")]
+    assert {q["category"] for q in questions} == {"percent", "string_ops", "records", "compare", "notation", "lists"}
+    checked = 0
+    for q in questions:
+        prompt, answer = q["prompt"], q["answer"]
+        if m := re.match(r"What is (\d+)% of (\d+)\?", prompt):
+            assert float(answer) == int(m[1]) * int(m[2]) / 100
+        elif m := re.match(r"What number is the Roman numeral ([IVXLC]+)\?", prompt):
+            assert int(answer) == from_roman(m[1])
+        elif m := re.match(r"Write the word '(\w+)' backwards", prompt):
+            assert answer == "".join(reversed(m[1]))
+        elif m := re.match(r"Here is a list: ([a-z, ]+)\. What is the (\w+) item", prompt):
+            items = m[1].split(", ")
+            assert answer == items[["first", "second", "third", "fourth", "fifth", "sixth", "seventh"].index(m[2])]
+        elif m := re.match(r'What is the value of the field "(\w+)" in this JSON\?', prompt):
+            assert str(json.loads(prompt.split("\n\n", 1)[1])[m[1]]) == answer
+        elif m := re.match(r"(\d+):(\d+) ", prompt.removeprefix("What is ")):
+            assert answer == f"{int(m[1]) - 12}:{m[2]} pm"
+        else:
+            continue
+        checked += 1
+    assert checked >= 40
