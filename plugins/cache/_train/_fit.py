@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from costmw import ConfigError
-from costmw.plugin_api import missing_extra
+from costmw.plugin_api import missing_extra, third_party_quiet
 
 from ._data import DataSources, build_pairs
 from ._generate import Pair
@@ -75,7 +75,8 @@ def cross_encoder(base: Path, layers: int, dropout: float) -> Any:
     level = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # the dropped layers and the pooler are expected
     try:
-        encoder = transformers.BertModel.from_pretrained(str(base), config=config, add_pooling_layer=False)
+        with third_party_quiet():  # no "Loading weights" bar: training shows one bar of its own
+            encoder = transformers.BertModel.from_pretrained(str(base), config=config, add_pooling_layer=False)
     finally:
         transformers.logging.set_verbosity(level)
 
@@ -188,7 +189,8 @@ def quantize(src: Path, out: Path) -> Path:
 
 def _minilm_embed(model_dir: Path) -> Any:
     torch, transformers = _imports()
-    encoder = transformers.AutoModel.from_pretrained(str(model_dir)).eval()
+    with third_party_quiet():
+        encoder = transformers.AutoModel.from_pretrained(str(model_dir)).eval()
     tok = load_tokenizer(model_dir, 128)
 
     def embed(texts: Sequence[str]) -> Any:

@@ -273,3 +273,15 @@ def test_a_tiny_training_run_exports_a_working_model(tmp_path: Path) -> None:
     assert probs.shape == (2,) and ((probs >= 0) & (probs <= 1)).all()
     verdicts = asyncio.run(verifier.acheck_many("a question", ["a question", "two"]))
     assert verdicts[0].probability == pytest.approx(float(probs[0]), abs=1e-6)
+
+
+def test_training_loads_its_models_without_third_party_progress_bars(capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from costmw.plugins.cache._train._fit import _minilm_embed, base_model_dir, cross_encoder
+
+    model = cross_encoder(base_model_dir(), layers=2, dropout=0.1)
+    embed = _minilm_embed(base_model_dir())
+    assert embed(["a question"]).shape == (1, 384) and sum(p.numel() for p in model.parameters()) > 0
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err and "it/s" not in out + err, err[-300:]
