@@ -79,6 +79,51 @@ async def _costmw_mock(data: list[dict[str, str]], vectors: dict[str, np.ndarray
     return _quality_row(hits, correct, len(data))
 
 
+def _traffic_check() -> Any:
+    """Learning from traffic as a user would switch it on: 5% of semantic hits checked; the stand-in
+    model answers a question the same way every time, so answers agree when they are equal."""
+    from costmw.plugins.cache import TrafficCheck
+
+    return TrafficCheck(rate=0.05, compare=lambda stored, new: stored == new, seed=0)
+
+
+async def _settle(cache: SemanticCache) -> None:
+    await asyncio.gather(*cache._background)  # the comparisons, before the next question
+
+
+async def _costmw_mock_stream(data: list[dict[str, str]], vectors: dict[str, np.ndarray],
+                              learn: bool) -> dict[str, Any]:
+    """The held-out queries as a stream, as a deployed cache sees them: each miss is answered by the
+    stand-in model (the origin's answer) and stored. With ``learn`` the cache learns from its own
+    traffic; each decision is made before its own answer is seen. Reported for the whole stream and
+    for its second half, with the threshold in use at the end."""
+    check = _traffic_check() if learn else None
+    cache = _cache(vectors, traffic_check=check)
+    for origin in dict.fromkeys(d["origin"] for d in data):
+        await cache.astore(_request(origin), Response(text=origin))
+    outcomes = []
+    for pair in data:
+        request = _request(pair["similar"])
+        found = await cache.alookup(request)
+        if found is None:
+            await cache.astore(request, Response(text=pair["origin"]))
+            await _settle(cache)
+        outcomes.append((found is not None, found is not None and found.text == pair["origin"]))
+    half = outcomes[len(outcomes) // 2:]
+    return {**_quality_row(sum(h for h, _ in outcomes), sum(c for _, c in outcomes), len(outcomes)),
+            "second_half": _quality_row(sum(h for h, _ in half), sum(c for _, c in half), len(half)),
+            **_learned(cache, check)}
+
+
+def _learned(cache: SemanticCache, check: Any) -> dict[str, Any]:
+    if check is None:
+        return {}
+    shipped = cache.verifier.threshold  # type: ignore[union-attr]
+    return {"checked": cache.stats["checked"], "observed": check.stats["observed"],
+            "nearest_wrong": check.stats["wrong"], "shipped_threshold": round(shipped, 4),
+            "threshold_at_end": round(check.threshold(shipped, cache.max_error), 4)}
+
+
 def _quality_row(hits: int, correct: int, total: int, **extra: Any) -> dict[str, Any]:
     return {**extra, "hit_rate": round(hits / total, 4), "precision": round(correct / hits, 4) if hits else None,
             "correct_hit_rate": round(correct / total, 4)}
@@ -127,6 +172,30 @@ async def _costmw_pairs(trials: list[Any], vectors: dict[str, np.ndarray]) -> di
     return _pair_summary(outcomes)
 
 
+async def _costmw_pairs_stream(trials: list[Any], vectors: dict[str, np.ndarray], learn: bool) -> dict[str, Any]:
+    """The trials as one stream through one cache, in a fixed shuffled order (the file groups them
+    by kind): on a miss the stand-in model answers the asked question (the stored text's answer for a
+    paraphrase, its own for a look-alike). With ``learn`` the cache learns from its own traffic;
+    each decision is made before its own answer is seen. Reported for the whole stream and for its
+    second half."""
+    check = _traffic_check() if learn else None
+    cache = _cache(vectors, traffic_check=check)
+    outcomes: list[tuple[bool, str, bool]] = []
+    shuffled = [trials[i] for i in np.random.default_rng(3).permutation(len(trials))]
+    for n, pair, stored, asked, others in shuffled:
+        namespace = f"trial-{n}"
+        for text in [*others, stored]:
+            await cache.astore(_request(text, namespace), Response(text=f"answer for: {text}"))
+        request = _request(asked, namespace)
+        found = await cache.alookup(request)
+        if found is None:
+            await cache.astore(request, Response(text=f"answer for: {stored if pair['same'] else asked}"))
+            await _settle(cache)
+        outcomes.append((pair["same"], pair["kind"], found is not None and found.text == f"answer for: {stored}"))
+    half = outcomes[len(outcomes) // 2:]
+    return {**_pair_summary(outcomes), "second_half": _pair_summary(half), **_learned(cache, check)}
+
+
 def _gptcache_pairs(trials: list[Any], vectors: dict[str, np.ndarray]) -> dict[str, Any]:
     outcomes: list[tuple[bool, str, bool]] = []
     for _, pair, stored, asked, others in trials:
@@ -168,14 +237,19 @@ def quality(quick: bool) -> dict[str, Any]:
     why_not = gptcache_available()
     if pairs:
         out["devset"] = {"file": str(DEVSET.relative_to(REPO.parent)), "pairs": len(pairs), "trials": len(trials),
-                         "costmw": asyncio.run(_costmw_pairs(trials, vectors))}
+                         "costmw": asyncio.run(_costmw_pairs(trials, vectors)),
+                         "stream": asyncio.run(_costmw_pairs_stream(trials, vectors, learn=False)),
+                         "stream_learning": asyncio.run(_costmw_pairs_stream(trials, vectors, learn=True))}
         if why_not is None:
             out["devset"]["gptcache"] = _gptcache_pairs(trials[: 120 if quick else None], vectors)
     else:
         out["devset"] = f"skipped: {DEVSET} not found"
     if held_out:
         out["mock_data_held_out"] = {"queries": len(held_out), "origins": len({d["origin"] for d in held_out}),
-                                     "costmw": asyncio.run(_costmw_mock(held_out, vectors))}
+                                     "costmw": asyncio.run(_costmw_mock(held_out, vectors)),
+                                     "stream": asyncio.run(_costmw_mock_stream(held_out, vectors, learn=False)),
+                                     "stream_learning": asyncio.run(_costmw_mock_stream(held_out, vectors,
+                                                                                        learn=True))}
         if why_not is None:
             out["mock_data_held_out"]["gptcache"] = _gptcache_mock(held_out, vectors)
     else:
@@ -400,6 +474,10 @@ def _speed_row(size: int, name: str, result: dict[str, Any], embed: list[float])
 
 
 # -- report ----------------------------------------------------------------------------------
+_STREAMS = (("stream", "one stream, misses stored"),
+            ("stream_learning", "the same, learning from traffic (5% of hits checked)"))
+
+
 def _print_quality(q: dict[str, Any]) -> None:
     dev = q["devset"]
     if isinstance(dev, dict):
@@ -409,6 +487,13 @@ def _print_quality(q: dict[str, Any]) -> None:
             if key in dev:
                 r = dev[key]
                 print(f"{key:<12}{r['recall']:>8.3f}{r['false_hits']:>7}/{r['negatives']:<4}({r['false_hit_rate']:.1%})")
+        for key, label in _STREAMS:
+            if key in dev:
+                r, h = dev[key], dev[key]["second_half"]
+                print(f"  {label}: recall {r['recall']:.3f}, false hits {r['false_hits']}/{r['negatives']} "
+                      f"({r['false_hit_rate']:.1%}); second half {h['recall']:.3f}, {h['false_hits']}/{h['negatives']}"
+                      + (f"; {r['observed']} requests compared, {r['checked']} hits checked, threshold "
+                         f"{r['shipped_threshold']} -> {r['threshold_at_end']}" if "observed" in r else ""))
         print(f"{'kind':<20}{'measure':<16}" + "".join(f"{k:>12}" for k in ("costmw", "gptcache") if k in dev))
         for kind, row in dev["costmw"]["by_kind"].items():
             cells = "".join(f"{dev[k]['by_kind'][kind]['hits']:>6}/{dev[k]['by_kind'][kind]['of']:<5}"
@@ -424,6 +509,13 @@ def _print_quality(q: dict[str, Any]) -> None:
             if key in mock:
                 r = mock[key]
                 print(f"{key:<12}{r['hit_rate']:>10.3f}{(r['precision'] or 0):>11.4f}{r['correct_hit_rate']:>9.3f}")
+        for key, label in _STREAMS:
+            if key in mock:
+                r, h = mock[key], mock[key]["second_half"]
+                print(f"  {label}: hit rate {r['hit_rate']:.3f} at precision {(r['precision'] or 0):.4f}; second "
+                      f"half {h['hit_rate']:.3f} at {(h['precision'] or 0):.4f}"
+                      + (f"; {r['observed']} requests compared, {r['checked']} hits checked, threshold "
+                         f"{r['shipped_threshold']} -> {r['threshold_at_end']}" if "observed" in r else ""))
     else:
         print(f"\nmock_data: {mock}")
 

@@ -17,6 +17,7 @@ from ._redis import RedisStore
 from ._select import Choice, select
 from ._sqlite import SQLiteStore
 from ._store import MemoryStore, Store, register_store, store_from_spec
+from ._traffic import TrafficCheck
 from ._verifiers import FunctionVerifier, GuardedVerifier
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "SQLiteStore",
     "SemanticCache",
     "Store",
+    "TrafficCheck",
     "register_store",
     "select",
     "store_from_spec",

@@ -37,6 +37,7 @@ from ._select import Choice, select
 from ._sqlite import SQLiteStore
 from ._store import Store, store_from_spec
 from ._template import TemplateCheck, template_slots
+from ._traffic import TrafficCheck
 from ._verifiers import make_verifier
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ __all__ = ["SemanticCache"]
 log = logging.getLogger("costmw.cache")
 T = TypeVar("T")
 _NOT_STORED = frozenset({"error", "content_filter"})
+_TRAFFIC = "cache:traffic-candidates"  # request.context memo: ([(stored answer, probability)], checked hit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,9 @@ class SemanticCache(Plugin):
     exact tier only.
     An answer whose prompt or answer holds a secret (an API key, a token) is not stored
     (``secrets="skip"``, the default) or stored with the secrets redacted (``"redact"``).
+    ``traffic_check``: learn the verifier's operating point from this cache's own traffic (a
+    :class:`TrafficCheck`, or a number: the share of semantic hits also sent to the model to
+    check them); off by default. Needs a verifier with a calibrated ``threshold`` (the default).
     """
 
     name = "semantic_cache"
@@ -129,6 +134,7 @@ class SemanticCache(Plugin):
         retry_after: float = 5.0,
         max_text_chars: int = MAX_TEXT_CHARS,
         secrets: str = "skip",
+        traffic_check: TrafficCheck | float | None = None,
     ) -> None:
         self.threshold = _number("threshold", threshold, 0.0, 1.0)
         self.max_error = _number("max_error", max_error, 0.0, 0.5)
@@ -152,7 +158,7 @@ class SemanticCache(Plugin):
         self.stream_chunk_chars = max(0, int(stream_chunk_chars))
         self.stats: dict[str, int] = dict.fromkeys(
             ("lookups", "hits_exact", "hits_semantic", "shared", "misses", "rejected", "ambiguous", "stored",
-             "skipped", "errors", "reread"), 0)
+             "skipped", "errors", "reread", "checked"), 0)
         self._logged: set[tuple[str, str]] = set()
         self._down_until: dict[str, float] = {}
         self.storage = self._make_store(store, max_entries)
@@ -161,6 +167,7 @@ class SemanticCache(Plugin):
         self.verifier = self._make_verifier(verifier) if self.embedder is not None else None
         self.template_check = (TemplateCheck(self.embedder.embed, self.threshold)
                                if self.embedder is not None and self.verifier is not None else None)
+        self.traffic = self._make_traffic(traffic_check)
         self._flight: SingleFlight[Response] = SingleFlight()
         self._chain: Chain | None = None
         self._runner: LoopThread | None = None
@@ -195,6 +202,23 @@ class SemanticCache(Plugin):
             return None
         raise ConfigError(f"normalise must be true, false or a Normaliser, got {normalise!r}")
 
+    def _make_traffic(self, check: TrafficCheck | float | None) -> TrafficCheck | None:
+        if check is None or check is False:
+            return None
+        if isinstance(check, TrafficCheck):
+            out = check
+        elif isinstance(check, (int, float)) and not isinstance(check, bool):
+            if check == 0:
+                return None
+            out = TrafficCheck(rate=float(check))
+        else:
+            raise ConfigError(f"traffic_check must be a TrafficCheck, a share of hits to check in (0, 1], or None; "
+                              f"got {check!r}")
+        if self.verifier is None:
+            raise ConfigError("traffic_check needs a verifier (and an embedder): it moves the verifier's operating "
+                              "point")
+        return out
+
     def _make_verifier(self, verifier: Any) -> CacheVerifier | None:
         """The verifier; one that fails to load leaves the exact tier only (logged, counted)."""
         try:
@@ -224,6 +248,7 @@ class SemanticCache(Plugin):
     async def _fetch(self, request: Request, plan: _Plan, call_next: CallNext) -> Response:
         async def fetch() -> Response:
             response = await call_next(request)
+            self._observe(request, response)
             if plan.store:
                 await self._save(request, plan, response)
             return response
@@ -244,8 +269,11 @@ class SemanticCache(Plugin):
                 return
         pieces: list[Chunk] = []
         async for chunk in call_next(request):
-            if chunk.response is not None and plan is not None and plan.store:
-                await self._save(request, plan, _whole(chunk.response, pieces))
+            if chunk.response is not None and plan is not None:
+                whole = _whole(chunk.response, pieces)
+                self._observe(request, whole)
+                if plan.store:
+                    await self._save(request, plan, whole)
             elif chunk.response is None:
                 pieces.append(chunk)
             yield chunk
@@ -264,8 +292,10 @@ class SemanticCache(Plugin):
     async def astore(self, request: Request, response: Response) -> None:
         """Cache ``response`` as the answer to ``request`` (unless its controls forbid it)."""
         plan = self._plan(request)
-        if plan is not None and plan.store:
-            await self._save(request, plan, response)
+        if plan is not None:
+            self._observe(request, response)
+            if plan.store:
+                await self._save(request, plan, response)
 
     async def aclear(self) -> None:
         """Delete every entry of this cache's store."""
@@ -419,11 +449,86 @@ class SemanticCache(Plugin):
                 JUDGE_CALLS.reset(token)
                 self._record_calls(request, made)
             verdicts = dict(zip(ask, judged))
+            if self.traffic is not None:
+                self._on_traffic(verdicts)
             if self.template_check is not None:
                 await self._check_templates(plan.key.text, verdicts)
         verify = None if self.verifier is None else _lookup_verdict(verdicts)
-        return select(plan.key.text, plan.key.exact, outcome.found, threshold=self.threshold, margin=self.margin,
-                      verify=verify)
+        choice = select(plan.key.text, plan.key.exact, outcome.found, threshold=self.threshold, margin=self.margin,
+                        verify=verify)
+        if self.traffic is not None:
+            choice = self._to_check(request, choice, outcome.found, verdicts)
+        return choice
+
+    # -- learning from traffic ---------------------------------------------------------------
+    def _on_traffic(self, verdicts: dict[str, CacheVerdict]) -> None:
+        """Decide the model's verdicts at the threshold this cache's traffic supports."""
+        assert self.traffic is not None
+        try:
+            shipped = getattr(self.verifier, "threshold", None)
+        except Exception:  # a model that cannot load its calibration has no operating point to move
+            shipped = None
+        if not isinstance(shipped, (int, float)):
+            self._failed("traffic_check", ConfigError(f"{type(self.verifier).__name__} has no calibrated threshold "
+                                                      "to move"), retry=False)
+            self.traffic = None
+            return
+        limit = self.traffic.threshold(float(shipped), self.max_error)
+        if limit == shipped:
+            return
+        for text, verdict in verdicts.items():
+            if verdict.reason == "model":
+                verdicts[text] = CacheVerdict(verdict.probability >= limit, verdict.probability, "model",
+                                              f"p={verdict.probability:.3f} traffic threshold={limit:.3f}")
+
+    def _to_check(self, request: Request, choice: Choice, found: Sequence[tuple[Entry, float]],
+                  verdicts: dict[str, CacheVerdict]) -> Choice:
+        """Remember the candidates the model judged, closest first, to compare the model's answer
+        with theirs: on a miss, and on a semantic hit now and then (which is then not served)."""
+        assert self.traffic is not None
+        judged = [(entry.response, verdicts[entry.text].probability)
+                  for entry, sim in sorted(found, key=lambda pair: -pair[1])
+                  if sim >= self.threshold - 1e-6 and entry.text in verdicts and verdicts[entry.text].reason == "model"]
+        if not judged:
+            return choice
+        if choice.entry is None:
+            request.context.remember(_TRAFFIC, (judged, False))
+            return choice
+        if choice.tier != "semantic" or not self.traffic.should_check():
+            return choice
+        request.context.remember(_TRAFFIC, (judged, True))
+        self.stats["checked"] += 1
+        return Choice(None, choice.similarity, reason="checked")
+
+    def _observe(self, request: Request, response: Response) -> None:
+        """Compare the model's answer with the remembered candidates' answers, in the background."""
+        seen = request.context.recall(_TRAFFIC) if self.traffic is not None else None
+        if seen is None:
+            return
+        request.context.remember(_TRAFFIC, None)
+        judged, checked_hit = seen
+        if response.tool_calls or not response.text or response.finish_reason in _NOT_STORED:
+            return
+        judged = [(stored, p) for stored, p in judged if stored.get("text") and not stored.get("tool_calls")]
+        traffic, embed = self.traffic, None if self.embedder is None else self.embedder.embed
+        shipped = getattr(self.verifier, "threshold", None)
+        assert traffic is not None
+
+        def compare() -> None:
+            traffic.observe([(p, traffic.agree(str(stored["text"]), response.text, embed)) for stored, p in judged],
+                            checked_hit=checked_hit)
+            if isinstance(shipped, (int, float)):
+                traffic.threshold(float(shipped), self.max_error)  # worked out here, not on the event loop
+
+        task = asyncio.get_running_loop().create_task(self._quietly(compare))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _quietly(self, fn: Callable[[], None]) -> None:
+        try:
+            await asyncio.to_thread(fn)
+        except Exception as exc:
+            self._failed("traffic_check", exc)
 
     def _record_calls(self, request: Request, made: list[tuple[Any, Response]]) -> None:
         """Report the calls a verifier made (an LLM judge): the chain prices them and charges them

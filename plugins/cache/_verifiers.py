@@ -61,6 +61,12 @@ class GuardedVerifier:
         guards = _source_hash(Path(__file__).with_name("_guards.py"))
         self.version = f"guards/{guards}+{model.version if model is not None else 'none'}"
 
+    @property
+    def threshold(self) -> float | None:
+        """The model's calibrated operating point (a probability), when it has one."""
+        value = getattr(self.model, "threshold", None)
+        return float(value) if isinstance(value, (int, float)) else None
+
     def check(self, query: str, cached: str) -> CacheVerdict:
         refused = guard(query, cached)
         if refused is not None:
