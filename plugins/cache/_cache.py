@@ -450,7 +450,7 @@ class SemanticCache(Plugin):
                 self._record_calls(request, made)
             verdicts = dict(zip(ask, judged))
             if self.traffic is not None:
-                self._on_traffic(verdicts)
+                self._on_traffic(verdicts, request.options.tenant or "")
             if self.template_check is not None:
                 await self._check_templates(plan.key.text, verdicts)
         verify = None if self.verifier is None else _lookup_verdict(verdicts)
@@ -461,8 +461,8 @@ class SemanticCache(Plugin):
         return choice
 
     # -- learning from traffic ---------------------------------------------------------------
-    def _on_traffic(self, verdicts: dict[str, CacheVerdict]) -> None:
-        """Decide the model's verdicts at the threshold this cache's traffic supports."""
+    def _on_traffic(self, verdicts: dict[str, CacheVerdict], tenant: str) -> None:
+        """Decide the model's verdicts at the threshold the tenant's traffic supports."""
         assert self.traffic is not None
         try:
             shipped = getattr(self.verifier, "threshold", None)
@@ -473,7 +473,7 @@ class SemanticCache(Plugin):
                                                       "to move"), retry=False)
             self.traffic = None
             return
-        limit = self.traffic.threshold(float(shipped), self.max_error)
+        limit = self.traffic.threshold(float(shipped), self.max_error, tenant)
         if limit == shipped:
             return
         for text, verdict in verdicts.items():
@@ -507,6 +507,7 @@ class SemanticCache(Plugin):
             return
         request.context.remember(_TRAFFIC, None)
         judged, checked_hit = seen
+        tenant = request.options.tenant or ""
         if response.tool_calls or not response.text or response.finish_reason in _NOT_STORED:
             return
         judged = [(stored, p) for stored, p in judged if stored.get("text") and not stored.get("tool_calls")]
@@ -516,9 +517,9 @@ class SemanticCache(Plugin):
 
         def compare() -> None:
             traffic.observe([(p, traffic.agree(str(stored["text"]), response.text, embed)) for stored, p in judged],
-                            checked_hit=checked_hit)
+                            checked_hit=checked_hit, tenant=tenant)
             if isinstance(shipped, (int, float)):
-                traffic.threshold(float(shipped), self.max_error)  # worked out here, not on the event loop
+                traffic.threshold(float(shipped), self.max_error, tenant)  # worked out here, not on the loop
 
         task = asyncio.get_running_loop().create_task(self._quietly(compare))
         self._background.add(task)

@@ -30,7 +30,9 @@ Two answers agree when they are the same once letter case and spacing are set as
 when their numbers, units, identifiers and quoted text agree (the cache's guards, read on the
 answers) and their embeddings' cosine is at least ``agree_cosine``. Pass ``compare`` for another
 rule (a strict one, such as exact equality, for answers that must match exactly). Observations are
-kept in memory (the newest ``window``); a new process starts from the shipped operating point.
+kept in memory, per tenant (the newest ``window`` of each of the 1,024 most recent tenants): each
+tenant's traffic moves only its own threshold, so one tenant cannot make the cache lax for another.
+A new process starts from the shipped operating point.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from __future__ import annotations
 import math
 import random
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,6 +50,7 @@ __all__ = ["TrafficCheck"]
 
 _Z = 1.6448536269514722  # one-sided 95%
 _LEVELS = 200  # thresholds tried at most
+_TENANTS = 1024  # tenants whose observations are kept (the least recently seen go first)
 
 
 def _upper(wrong: int, n: int) -> float:
@@ -66,7 +69,7 @@ class TrafficCheck:
 
     ``rate``: the share of semantic hits also sent to the model (0 < rate <= 1). ``min_evidence``:
     the number of observations a threshold needs at or above it before it replaces the shipped one.
-    ``window``: how many observations are kept. ``agree_cosine``: how close two answers' embeddings
+    ``window``: how many observations are kept per tenant. ``agree_cosine``: how close two answers' embeddings
     must be to agree (the default comparison). ``compare``: ``(stored_answer, new_answer) -> bool``
     instead of the default. ``seed``: for the choice of hits to check.
     """
@@ -89,9 +92,10 @@ class TrafficCheck:
         self.agree_cosine = float(agree_cosine)
         self.compare = compare
         self._random = random.Random(seed)
-        self._seen: deque[tuple[tuple[float, bool], ...]] = deque(maxlen=window)
+        self.window = window
+        self._tenants: OrderedDict[str, deque[tuple[tuple[float, bool], ...]]] = OrderedDict()
         self._lock = threading.Lock()
-        self._cached: dict[tuple[float, float], float] = {}
+        self._cached: dict[tuple[str, float, float], float] = {}
         self.stats: dict[str, int] = {"observed": 0, "near_misses": 0, "checked_hits": 0, "wrong": 0}
 
     def should_check(self) -> bool:
@@ -99,29 +103,35 @@ class TrafficCheck:
         with self._lock:
             return self._random.random() < self.rate
 
-    def observe(self, candidates: Sequence[tuple[float, bool]], *, checked_hit: bool) -> None:
-        """Record one compared request: its judged candidates, closest first, each as (the model's
-        probability, whether its stored answer was right)."""
+    def observe(self, candidates: Sequence[tuple[float, bool]], *, checked_hit: bool, tenant: str = "") -> None:
+        """Record one compared request of ``tenant``: its judged candidates, closest first, each as
+        (the model's probability, whether its stored answer was right)."""
         if not candidates:
             return
         with self._lock:
-            self._seen.append(tuple((float(p), bool(r)) for p, r in candidates))
-            self._cached.clear()
+            seen = self._tenants.pop(tenant, None)
+            if seen is None:
+                seen = deque(maxlen=self.window)
+            self._tenants[tenant] = seen  # the most recently seen tenant last
+            while len(self._tenants) > _TENANTS:
+                self._tenants.popitem(last=False)
+            seen.append(tuple((float(p), bool(r)) for p, r in candidates))
+            self._cached = {k: v for k, v in self._cached.items() if k[0] != tenant}
             self.stats["observed"] += 1
             self.stats["checked_hits" if checked_hit else "near_misses"] += 1
             self.stats["wrong"] += int(not candidates[0][1])
 
-    def threshold(self, shipped: float, max_error: float) -> float:
+    def threshold(self, shipped: float, max_error: float, tenant: str = "") -> float:
         """The probability to serve at on this traffic: the lowest one whose observations show, at
         95%, at most ``max_error`` wrong among what it would have served, with enough evidence;
         ``shipped`` while no threshold at or below it has that evidence; ``math.inf`` (serve
         nothing) when the evidence at ``shipped`` shows too many wrong and no higher threshold has
-        enough evidence to be trusted."""
-        key = (shipped, max_error)
+        enough evidence to be trusted. Each tenant's traffic has its own."""
+        key = (tenant, shipped, max_error)
         with self._lock:
             if key in self._cached:
                 return self._cached[key]
-            seen = list(self._seen)
+            seen = list(self._tenants.get(tenant, ()))
         out = self._search(seen, shipped, max_error)
         with self._lock:
             self._cached[key] = out

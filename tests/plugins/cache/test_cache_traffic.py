@@ -194,3 +194,26 @@ def test_traffic_check_needs_a_verifier_and_a_clear_value() -> None:
         make_cache(traffic_check="sometimes")
     assert make_cache(traffic_check=0).traffic is None
     assert make_cache(verifier=Calibrated(0.9), traffic_check=0.1).traffic.rate == 0.1  # type: ignore[union-attr]
+
+
+def test_each_tenants_traffic_moves_only_its_own_threshold() -> None:
+    check = TrafficCheck(rate=0.05, min_evidence=10, compare=lambda a, b: a == b, seed=0)
+    cache = traffic_cache(0.9, check)
+    chain, mock = make_chain(cache, handler=by_topic)
+
+    def ask(tenant: str, wording: str, topics: range) -> list[str]:
+        served = []
+        for i in topics:
+            response = chain.complete(user(wording.format(i=i)), model=MODEL, options={"tenant": tenant})
+            served.append(response.served_by)
+            settle(chain, cache)
+        return served
+
+    ask("a", "tell me about topic{i} please", range(40))
+    ask("b", "tell me about topic{i} please", range(40))
+    ask("a", "what do you know on topic{i}?", range(40))  # tenant a's near misses teach a threshold
+    assert check.threshold(0.95, 0.1, "a") == pytest.approx(0.9)
+    assert check.threshold(0.95, 0.1, "b") == 0.95
+    assert ask("b", "topic{i}: explain it to me", range(10)) == [f"target:{mock.name}"] * 10
+    assert ask("a", "topic{i}: explain it to me", range(10)).count("cache:semantic") >= 8
+    chain.close()
