@@ -478,6 +478,14 @@ _STREAMS = (("stream", "one stream, misses stored"),
             ("stream_learning", "the same, learning from traffic (5% of hits checked)"))
 
 
+def _learning(r: dict[str, Any]) -> str:
+    """What a stream that learned from its traffic saw ("" for one that did not)."""
+    if "observed" not in r:
+        return ""
+    return (f"; {r['observed']} requests compared, {r['checked']} hits checked, threshold "
+            f"{r['shipped_threshold']} -> {r['threshold_at_end']}")
+
+
 def _print_quality(q: dict[str, Any]) -> None:
     dev = q["devset"]
     if isinstance(dev, dict):
@@ -492,8 +500,7 @@ def _print_quality(q: dict[str, Any]) -> None:
                 r, h = dev[key], dev[key]["second_half"]
                 print(f"  {label}: recall {r['recall']:.3f}, false hits {r['false_hits']}/{r['negatives']} "
                       f"({r['false_hit_rate']:.1%}); second half {h['recall']:.3f}, {h['false_hits']}/{h['negatives']}"
-                      + (f"; {r['observed']} requests compared, {r['checked']} hits checked, threshold "
-                         f"{r['shipped_threshold']} -> {r['threshold_at_end']}" if "observed" in r else ""))
+                      + _learning(r))
         print(f"{'kind':<20}{'measure':<16}" + "".join(f"{k:>12}" for k in ("costmw", "gptcache") if k in dev))
         for kind, row in dev["costmw"]["by_kind"].items():
             cells = "".join(f"{dev[k]['by_kind'][kind]['hits']:>6}/{dev[k]['by_kind'][kind]['of']:<5}"
@@ -513,9 +520,7 @@ def _print_quality(q: dict[str, Any]) -> None:
             if key in mock:
                 r, h = mock[key], mock[key]["second_half"]
                 print(f"  {label}: hit rate {r['hit_rate']:.3f} at precision {(r['precision'] or 0):.4f}; second "
-                      f"half {h['hit_rate']:.3f} at {(h['precision'] or 0):.4f}"
-                      + (f"; {r['observed']} requests compared, {r['checked']} hits checked, threshold "
-                         f"{r['shipped_threshold']} -> {r['threshold_at_end']}" if "observed" in r else ""))
+                      f"half {h['hit_rate']:.3f} at {(h['precision'] or 0):.4f}" + _learning(r))
     else:
         print(f"\nmock_data: {mock}")
 

@@ -512,12 +512,12 @@ class SemanticCache(Plugin):
             return
         judged = [(stored, p) for stored, p in judged if stored.get("text") and not stored.get("tool_calls")]
         traffic, embed = self.traffic, None if self.embedder is None else self.embedder.embed
-        shipped = getattr(self.verifier, "threshold", None)
         assert traffic is not None
 
         def compare() -> None:
             traffic.observe([(p, traffic.agree(str(stored["text"]), response.text, embed)) for stored, p in judged],
                             checked_hit=checked_hit, tenant=tenant)
+            shipped = getattr(self.verifier, "threshold", None)
             if isinstance(shipped, (int, float)):
                 traffic.threshold(float(shipped), self.max_error, tenant)  # worked out here, not on the loop
 

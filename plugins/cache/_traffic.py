@@ -152,7 +152,7 @@ class TrafficCheck:
         if len(levels) > _LEVELS:  # quantiles of the probabilities seen, and the extremes
             levels = np.unique(np.quantile(levels, np.linspace(0.0, 1.0, _LEVELS)))
         levels = np.unique(np.append(levels, shipped if math.isfinite(shipped) else []))
-        best, evidence_at_shipped, bad_at_shipped = None, False, False
+        best, bad_at_shipped = None, False
         rows = np.arange(len(seen))
         for t in levels[::-1]:  # from the strictest
             at = probs >= t
@@ -164,12 +164,12 @@ class TrafficCheck:
             wrong = int((~right[rows, first] & served).sum())
             ok = _upper(wrong, n) <= max_error
             if t >= shipped:
-                evidence_at_shipped, bad_at_shipped = True, not ok
+                bad_at_shipped = not ok  # the last one set is the shipped point's own evidence
             if ok:
                 best = float(t)
         if best is not None and (best < shipped or bad_at_shipped):
             return best
-        if bad_at_shipped and evidence_at_shipped:
+        if bad_at_shipped:
             return math.inf
         return shipped
 
