@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._errors import BudgetUnavailable, ConfigError
-from ._ledger_io import LedgerHealth, RowWriter, SpendLog
+from ._ledger_io import LedgerHealth, RowWriter, SpendLog, open_sqlite
 from ._redact import redact_secrets
 from ._types import Request, Response
 
@@ -84,6 +84,21 @@ _MISSING = {"REAL": 0.0, "INTEGER": 0}  # what a column an older ledger lacks re
 def request_tags(request: Request) -> list[str]:
     """The request's tags (``options.tags``; ``metadata={"tags": [...]}`` is read into it), sorted."""
     return sorted(request.options.tags)
+
+
+def _make_schema(db: sqlite3.Connection) -> None:
+    """The ledger's tables and indexes; a ledger written by an older costmw gains the new columns."""
+    cols = ", ".join(f"{n} {t}" for n, t in _COLUMNS)
+    db.execute(f"CREATE TABLE IF NOT EXISTS calls ({cols})")
+    have = {r[1] for r in db.execute("PRAGMA table_info(calls)")}
+    for name, kind in _COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
+    db.execute("CREATE INDEX IF NOT EXISTS calls_tenant_ts ON calls (tenant, ts)")
+    db.execute("CREATE INDEX IF NOT EXISTS calls_request ON calls (request_id)")
+    db.execute("CREATE TABLE IF NOT EXISTS feedback (ts REAL, request_id TEXT, good INTEGER, note TEXT)")
+    # holds live in the file too, so processes sharing one ledger see each other's calls in flight
+    db.execute("CREATE TABLE IF NOT EXISTS holds (request_id TEXT PRIMARY KEY, tenant TEXT, usd REAL, since REAL)")
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:
@@ -254,26 +269,9 @@ class Ledger:
             self._columns = _ledger_columns(self._db, self.path)
         elif self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
-                                       timeout=self.busy_timeout_s)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = open_sqlite(self.path, busy_timeout_s=self.busy_timeout_s, setup=_make_schema)
             # in WAL mode a commit is durable across a process crash without an fsync per row
             self._db.execute("PRAGMA synchronous=NORMAL")
-            cols = ", ".join(f"{n} {t}" for n, t in _COLUMNS)
-            self._db.execute(f"CREATE TABLE IF NOT EXISTS calls ({cols})")
-            have = {r[1] for r in self._db.execute("PRAGMA table_info(calls)")}
-            for name, kind in _COLUMNS:  # a ledger written by an older costmw gains the new columns
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
-            self._db.execute("CREATE INDEX IF NOT EXISTS calls_tenant_ts ON calls (tenant, ts)")
-            self._db.execute("CREATE INDEX IF NOT EXISTS calls_request ON calls (request_id)")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS feedback (ts REAL, request_id TEXT, good INTEGER, note TEXT)"
-            )
-            # holds live in the file too, so processes sharing one ledger see each other's calls in flight
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS holds (request_id TEXT PRIMARY KEY, tenant TEXT, usd REAL, since REAL)"
-            )
             self._writer = RowWriter(functools.partial(_write_rows, self._db), self._lock, self.health,
                                      max_pending_rows)
         # a ledger dropped without close() still writes what waits and lets go of its file and threads

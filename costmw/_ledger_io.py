@@ -4,7 +4,8 @@ A SQLite ledger hands each row to a :class:`RowWriter`: a thread of its own that
 batches. While the file cannot be written (another process holds its write lock, the disk is
 full, the file is gone) rows wait in a bounded buffer and the writer tries again with backoff;
 readers of the ledger see buffered rows as if written. Past the bound the oldest rows are
-dropped, counted and logged. :class:`SpendLog` keeps an in-memory ledger's spend per tenant in
+dropped, counted and logged. :func:`open_sqlite` opens such a file (or a key store's) when other
+processes may be opening it at the same moment. :class:`SpendLog` keeps an in-memory ledger's spend per tenant in
 a size that does not grow with the number of calls.
 """
 
@@ -13,21 +14,69 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-__all__ = ["LedgerHealth", "RowWriter", "SpendLog"]
+__all__ = ["LedgerHealth", "RowWriter", "SpendLog", "open_sqlite"]
 
 log = logging.getLogger("costmw.ledger")
 R = TypeVar("R")
 
 _BATCH = 512
+_OPEN_WAIT_S = 10.0
 _FIRST_RETRY_S = 0.05
 _LAST_RETRY_S = 2.0
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def open_sqlite(path: Path, *, busy_timeout_s: float,
+                setup: Callable[[sqlite3.Connection], object] | None = None,
+                wait_s: float = _OPEN_WAIT_S) -> sqlite3.Connection:
+    """Open the SQLite file at ``path`` in WAL mode and run ``setup`` (its schema) in one write
+    transaction.
+
+    Processes that start together (two gateway replicas sharing a ledger) open the same file at
+    the same moment. SQLite answers "database is locked" at once, without waiting out its busy
+    timeout, to a connection that tries to switch the file to WAL while another does, so the
+    switch and the schema are tried again with backoff for up to ``wait_s`` seconds before the
+    error is raised. The schema runs under ``BEGIN IMMEDIATE``: one process at a time looks at
+    the tables and adds what is missing, so two never both add the same column.
+    """
+    deadline = time.monotonic() + max(wait_s, busy_timeout_s)
+    delay = 0.02
+    while True:
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=busy_timeout_s)
+        try:
+            if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            if setup is not None:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    setup(db)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if not _locked(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        except BaseException:
+            db.close()
+            raise
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -108,15 +107,16 @@ class KeyStore:
             _quiet_pool_log()
             self._pool = ConnectionPool(self.url, min_size=1, max_size=4, open=True, name="costmw-keys",
                                         kwargs={"autocommit": True})
+            with self._conn() as db:
+                db.execute(_SCHEMA)
         else:
             path = Path(self.url)
             if path.is_dir():
                 raise ConfigError(f"key store path {path} is a directory; give a file path")
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-        with self._conn() as db:
-            db.execute(_SCHEMA)
+            from costmw._ledger_io import open_sqlite
+
+            self._db = open_sqlite(path, busy_timeout_s=10, setup=lambda db: db.execute(_SCHEMA))
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:

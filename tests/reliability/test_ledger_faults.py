@@ -169,3 +169,52 @@ def test_a_dropped_ledger_writes_its_rows_and_stops_its_thread(ledger_path: Path
         time.sleep(0.05)
     assert not [t for t in threading.enumerate() if t.name == "costmw-ledger-writer" and t.ident not in before]
     assert len(Ledger(ledger_path)) == 1
+
+
+_OPEN_AND_RECORD = """
+import sys, time
+from costmw import Ledger
+from costmw._types import Request, Response
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+ledger = Ledger(sys.argv[1])
+request = Request.create([{"role": "user", "content": "hi"}], "m", options={"tenant": sys.argv[3]})
+ledger.record(ledger.make_row(request, Response(text="ok")))
+ledger.close()
+print("ok", flush=True)
+"""
+
+
+def _open_together(path: Path, count: int) -> list[subprocess.CompletedProcess[str]]:
+    start = time.time() + 3.0  # every process is started and spinning before this moment
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_AND_RECORD, str(path), str(start), f"t{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(count)]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def test_processes_that_open_a_new_ledger_file_at_the_same_moment_all_open_it(tmp_path: Path) -> None:
+    # gateway replicas that start together: switching a new file to WAL answers "database is
+    # locked" at once to all but one of them, so opening tries again instead of failing
+    path = tmp_path / "new.db"
+    results = _open_together(path, 6)
+    assert [(r.returncode, r.stdout.strip()) for r in results] == [(0, "ok")] * 6, [r.stderr[-800:] for r in results]
+    reader = Ledger(path, readonly=True)
+    assert sorted(row.tenant or "" for row in reader.rows()) == [f"t{i}" for i in range(6)]
+
+
+def test_processes_that_upgrade_an_old_ledger_file_together_add_each_column_once(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # a ledger from before the token-cache columns
+        db.execute("CREATE TABLE calls (ts REAL, request_id TEXT, tenant TEXT, cost_usd REAL)")
+        db.execute("INSERT INTO calls VALUES (1.0, 'r-old', 'old', 0.5)")
+    results = _open_together(path, 4)
+    assert [r.returncode for r in results] == [0] * 4, [r.stderr[-800:] for r in results]
+    reader = Ledger(path, readonly=True)
+    assert sorted(row.tenant or "" for row in reader.rows()) == ["old", "t0", "t1", "t2", "t3"]
