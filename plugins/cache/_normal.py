@@ -12,6 +12,8 @@ Two steps, both deterministic:
    between its neighbours wins ("i fnd my" reads "i find my", not "i and my"). A contraction typed
    without its apostrophe gets it back ("hasnt", "im"); a word of two letters is left as it is, and one of
    three is only given back a dropped letter ("fnd"), never changed letter for letter ("thx" stays "thx").
+   A word of four letters or fewer is changed only into one the bigram counts have seen beside one of
+   its neighbours ("my ordr" reads "my order"; "pls send" stays, it does not become "plus send").
 
 Numbers, identifiers (``snake_case``, ``dotted.names``, ``camelCase``, ``ACRONYMS``, ``E1042``),
 code, URLs, paths, e-mail addresses and quoted text are never changed. Without symspellpy the
@@ -43,6 +45,8 @@ _BACKOFF = 0.4  # weight of a unigram estimate where a bigram was never seen ("s
 # A correction must be a common word: an unknown word one edit from a rare one is more likely a
 # name the dictionary lacks ("numpy" is not "bumpy") than a typo.
 _MIN_COUNT = 1_000_000
+# Unknown words this short are corrected only where the bigrams support the correction.
+_SHORT_WORD = 4
 
 # Spans that are kept exactly as written, then plain words; anything else is passed through.
 _TOKENS = re.compile(
@@ -94,6 +98,10 @@ class _Speller:
             # a short word is one edit from dozens of others ("thx" / "the", "wut" / "but"): only a
             # dropped letter is put back ("fnd" / "find")
             found = [s for s in found if len(s.term) == len(word) + 1]
+        if len(word) <= _SHORT_WORD:
+            # a short unknown word is as likely an abbreviation or a word the dictionary lacks ("pls",
+            # "meds") as a typo: it is respelt only to a word seen beside one of its neighbours
+            found = [s for s in found if (before, s.term) in self._pairs or (s.term, after) in self._pairs]
         if not found:
             return word
         return str(max((s.term for s in found), key=lambda term: self._score(term, before, after)))

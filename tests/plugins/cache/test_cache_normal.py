@@ -28,6 +28,16 @@ def test_contractions_get_their_apostrophe_and_short_chat_words_are_not_respelt(
     assert read("ok thx, wut about ur refund") == "ok thx, wut about ur refund"
 
 
+def test_a_short_unknown_word_is_respelt_only_where_its_neighbours_support_the_correction(read: Normaliser) -> None:
+    # "wher" / "where" and "ordr" / "order" are seen beside "is" and "my" in the bigram counts
+    assert read("wher is my ordr") == "where is my order"
+    # "pls" is one dropped letter from "plus", "chng" from "chang", "teh" from "tech": no bigram
+    # backs those beside these neighbours, so the abbreviation or typo is kept as typed
+    assert read("pls send the report") == "pls send the report"
+    assert read("how do i chng my adress") == "how do i chng my address"
+    assert read("teh quick brown fox") == "teh quick brown fox"
+
+
 @pytest.mark.parametrize("text", [
     "How do I install numpy on Ubuntu 22.04?",
     "Call my_func() with \"teh value\" at https://exmple.com/pth",
