@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._errors import BudgetUnavailable, ConfigError
-from ._ledger_io import LedgerHealth, RowWriter, SpendLog, open_sqlite
+from ._ledger_io import LedgerHealth, RowWriter, SpendLog, has_schema, open_sqlite
 from ._redact import redact_secrets
 from ._types import Request, Response
 
@@ -99,6 +99,11 @@ def _make_schema(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS feedback (ts REAL, request_id TEXT, good INTEGER, note TEXT)")
     # holds live in the file too, so processes sharing one ledger see each other's calls in flight
     db.execute("CREATE TABLE IF NOT EXISTS holds (request_id TEXT PRIMARY KEY, tenant TEXT, usd REAL, since REAL)")
+
+
+def _has_schema(db: sqlite3.Connection) -> bool:
+    return has_schema(db, {"calls": [n for n, _ in _COLUMNS], "feedback": ["note"], "holds": ["since"]},
+                      ["calls_tenant_ts", "calls_request"])
 
 
 def _open_readonly(path: Path) -> sqlite3.Connection:
@@ -269,7 +274,8 @@ class Ledger:
             self._columns = _ledger_columns(self._db, self.path)
         elif self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = open_sqlite(self.path, busy_timeout_s=self.busy_timeout_s, setup=_make_schema)
+            self._db = open_sqlite(self.path, busy_timeout_s=self.busy_timeout_s, setup=_make_schema,
+                                   ready=_has_schema)
             # in WAL mode a commit is durable across a process crash without an fsync per row
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._writer = RowWriter(functools.partial(_write_rows, self._db), self._lock, self.health,

@@ -18,12 +18,12 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-__all__ = ["LedgerHealth", "RowWriter", "SpendLog", "open_sqlite"]
+__all__ = ["LedgerHealth", "RowWriter", "SpendLog", "has_schema", "open_sqlite"]
 
 log = logging.getLogger("costmw.ledger")
 R = TypeVar("R")
@@ -41,16 +41,19 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
 
 def open_sqlite(path: Path, *, busy_timeout_s: float,
                 setup: Callable[[sqlite3.Connection], object] | None = None,
+                ready: Callable[[sqlite3.Connection], bool] | None = None,
                 wait_s: float = _OPEN_WAIT_S) -> sqlite3.Connection:
-    """Open the SQLite file at ``path`` in WAL mode and run ``setup`` (its schema) in one write
-    transaction.
+    """Open the SQLite file at ``path`` in WAL mode and, unless ``ready`` finds the schema complete,
+    run ``setup`` (the schema) in one write transaction.
 
     Processes that start together (two gateway replicas sharing a ledger) open the same file at
     the same moment. SQLite answers "database is locked" at once, without waiting out its busy
     timeout, to a connection that tries to switch the file to WAL while another does, so the
     switch and the schema are tried again with backoff for up to ``wait_s`` seconds before the
     error is raised. The schema runs under ``BEGIN IMMEDIATE``: one process at a time looks at
-    the tables and adds what is missing, so two never both add the same column.
+    the tables and adds what is missing, so two never both add the same column. A file already in
+    WAL mode whose schema ``ready`` accepts is opened without taking the write lock, as a file
+    that is read-only to this process is.
     """
     deadline = time.monotonic() + max(wait_s, busy_timeout_s)
     delay = 0.02
@@ -59,7 +62,7 @@ def open_sqlite(path: Path, *, busy_timeout_s: float,
         try:
             if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
-            if setup is not None:
+            if setup is not None and (ready is None or not ready(db)):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     setup(db)
@@ -77,6 +80,18 @@ def open_sqlite(path: Path, *, busy_timeout_s: float,
         except BaseException:
             db.close()
             raise
+
+
+def has_schema(db: sqlite3.Connection, tables: dict[str, Sequence[str]], indexes: Sequence[str] = ()) -> bool:
+    """Whether ``db`` has each of ``tables`` with at least the columns named, and ``indexes``."""
+    found = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+    if not set(tables) <= found or not set(indexes) <= found:
+        return False
+    for table, columns in tables.items():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if not set(columns) <= have:
+            return False
+    return True
 
 
 @dataclass

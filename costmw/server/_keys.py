@@ -114,9 +114,10 @@ class KeyStore:
             if path.is_dir():
                 raise ConfigError(f"key store path {path} is a directory; give a file path")
             path.parent.mkdir(parents=True, exist_ok=True)
-            from costmw._ledger_io import open_sqlite
+            from costmw._ledger_io import has_schema, open_sqlite
 
-            self._db = open_sqlite(path, busy_timeout_s=10, setup=lambda db: db.execute(_SCHEMA))
+            self._db = open_sqlite(path, busy_timeout_s=10, setup=lambda db: db.execute(_SCHEMA),
+                                   ready=lambda db: has_schema(db, {"costmw_keys": ["policy"]}))
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:

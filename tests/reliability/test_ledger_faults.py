@@ -4,6 +4,7 @@ it can keep, and never lets a budgeted call through unheld unless told to."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import subprocess
@@ -218,3 +219,30 @@ def test_processes_that_upgrade_an_old_ledger_file_together_add_each_column_once
     assert [r.returncode for r in results] == [0] * 4, [r.stderr[-800:] for r in results]
     reader = Ledger(path, readonly=True)
     assert sorted(row.tenant or "" for row in reader.rows()) == ["old", "t0", "t1", "t2", "t3"]
+
+
+def test_opening_a_ledger_whose_schema_is_complete_takes_no_write_lock(ledger_path: Path) -> None:
+    import sqlite3
+
+    from costmw._ledger import _has_schema
+    from costmw._ledger_io import open_sqlite
+
+    with contextlib.closing(sqlite3.connect(ledger_path)) as made:
+        assert _has_schema(made)  # what a ledger makes is what it later finds complete
+        made.execute("DROP INDEX calls_request")
+        assert not _has_schema(made)
+    Ledger(ledger_path).close()  # ... and it puts back what is missing
+    with contextlib.closing(sqlite3.connect(ledger_path)) as again:
+        assert _has_schema(again)
+    locker = lock_file(ledger_path, 3.0)  # another process is writing
+    try:
+        # a complete schema: opened at once, without waiting for the other process
+        db = open_sqlite(ledger_path, busy_timeout_s=0.0, setup=lambda db: None, ready=lambda db: True, wait_s=0.0)
+        assert db.execute("SELECT count(*) FROM calls").fetchone() == (0,)
+        db.close()
+        # a schema to change needs the write lock: with no time to wait for it, a clear error
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            open_sqlite(ledger_path, busy_timeout_s=0.0, setup=lambda db: None, ready=lambda db: False, wait_s=0.0)
+    finally:
+        locker.wait(10)
+    assert len(Ledger(ledger_path)) == 0
