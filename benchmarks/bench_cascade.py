@@ -12,6 +12,14 @@ seconds (samples, for agreement) and the CPU time of the features and the model 
 embedding, for the default's similar_right feature). Goal: >= 95% right
 with >= 15% kept.
 
+The default ``Cascade()`` learns from its traffic; the table above judges each question with the
+shipped model alone (``learn=False``). Learning is shown on the same questions as a stream, in
+shuffled orders (seeds 0-4, averaged): each decision is made before its own answer is compared;
+every escalated (or, with ``check_rate``, checked) question then joins the past prompts with
+whether SmolLM2's reply agreed with the stand-in's (the correct answer), by the library's
+``answers_agree``. The same is measured on the training answers with each kind held out from the
+model (``new_kind_streams``): the case learning is for, a kind of question the model never saw.
+
     nice -n 10 python -m benchmarks.cascade_answers greedy samples dev   # the answers (slow on a CPU)
     python -m benchmarks.bench_cascade --cached                          # scores them
 """
@@ -21,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,7 +69,8 @@ def _agreement(row: dict[str, Any]) -> float:
 
 AGREEMENT = "agreement (AgreementScorer, 3 samples)"
 COMBINED = "confidence + agreement (3 samples)"
-UNBOUNDED = "confidence (default), threshold as counted (no bound)"
+FIXED = "confidence, not learning (learn=False)"
+UNBOUNDED = "confidence, not learning, threshold as counted (no bound)"
 
 
 def judged(model: Any, row: dict[str, Any]) -> float:
@@ -82,8 +92,8 @@ def scorers(model: Any, combined: Any = None) -> dict[str, Callable[[dict[str, A
     }
     if combined is not None:
         out[COMBINED] = lambda r: judged(combined, r) if r.get("samples") else float("nan")
-    out["confidence (default)"] = lambda r: judged(model, r)
-    out[UNBOUNDED] = out["confidence (default)"]
+    out[FIXED] = lambda r: judged(model, r)
+    out[UNBOUNDED] = out[FIXED]
     return out
 
 
@@ -116,7 +126,7 @@ def run(rows_train: Sequence[dict[str, Any]], rows_dev: Sequence[dict[str, Any]]
         dev_scores = np.asarray([score(r) for r in rows_dev], dtype=np.float64)
         if np.isnan(dev_scores).any():
             continue
-        if name == "confidence (default)":
+        if name == FIXED:
             threshold = model.threshold_for(QUALITY)
         elif name == UNBOUNDED:
             threshold = model.threshold_for(QUALITY, confidence=0.0)
@@ -162,7 +172,7 @@ def judging_cost(rows_dev: Sequence[dict[str, Any]], model: Any) -> dict[str, di
 
     zero = {"extra_tokens": 0.0, "extra_s": 0.0}
     out = {"tokens (final answer span)": {**zero, "judge_ms": cpu_ms(TokenScorer())},
-           "confidence (default)": {**zero, "judge_ms": cpu_ms(fresh_scorer(model))}}
+           FIXED: {**zero, "judge_ms": cpu_ms(fresh_scorer(model))}}
     sampled = [r for r in rows_dev if "sample_tokens" in r]
     if sampled:
         start = time.perf_counter()
@@ -184,6 +194,96 @@ def combined_model(rows_train: Sequence[dict[str, Any]]) -> Any:
     if len(sampled) < 50 or len({r["category"] for r in sampled}) < 5:
         return None
     return fit_confidence(sampled, features=(*DEFAULT_FEATURES, "agree"), by_category=True)
+
+
+STREAM_SEEDS = (0, 1, 2, 3, 4)
+STREAM_CHECK_RATE = 0.05
+
+
+def learning_stream(rows: Sequence[dict[str, Any]], model: Any, threshold: float, *, seed: int,
+                    check_rate: float = 0.0) -> dict[str, float]:
+    """The questions in one shuffled order through a cascade that learns from its traffic (the
+    library's ``TrafficMemory`` and ``answers_agree``, as ``ConfidenceScorer(learn=True)`` uses them)."""
+    from costmw.plugins.router._cascade import answers_agree
+    from costmw.plugins.router._neighbours import NEIGHBOUR_FEATURE, TrafficMemory
+
+    memory = TrafficMemory(model.neighbours)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    checks = random.Random(seed + 1000)
+    keep = np.zeros(len(rows), dtype=bool)
+    agreed_wrongly = 0
+    for i in order:
+        row = rows[i]
+        features = {**row["evidence"], NEIGHBOUR_FEATURE: float(memory.rate(row["vector"][None, :])[0])}
+        kept = model.predict_one(features) >= threshold
+        if kept and check_rate and checks.random() < check_rate:
+            kept = False  # checked: the strong answer is served and compared
+        if not kept:
+            agreed = answers_agree(row["reply"], str(row["answer"]))
+            agreed_wrongly += int(agreed and not row["right"])
+            memory.add(row["vector"], agreed)
+        keep[i] = kept
+    right = np.asarray([r["right"] for r in rows], dtype=bool)
+    n = len(rows)
+    return {"kept": float(keep.mean()), "accuracy": float((right[keep].sum() + (~keep).sum()) / n),
+            "kept_right": float(right[keep].mean()) if keep.any() else float("nan"),
+            "second_half_kept": float(keep[order[n // 2:]].mean()), "agreed_wrongly": agreed_wrongly}
+
+
+def learning_rows(rows: Sequence[dict[str, Any]], model: Any) -> dict[str, dict[str, float]]:
+    """Learning from traffic, without and with checks of kept answers, averaged over the seeds."""
+    threshold = model.threshold_for(QUALITY)
+    out = {}
+    for name, rate in (("confidence, learning from escalations (the default)", 0.0),
+                       (f"learning from traffic + {STREAM_CHECK_RATE:.0%} of kept checked", STREAM_CHECK_RATE)):
+        runs = [learning_stream(rows, model, threshold, seed=s, check_rate=rate) for s in STREAM_SEEDS]
+        out[name] = {k: float(np.nanmean([r[k] for r in runs])) for k in runs[0]}
+        out[name]["worst_accuracy"] = float(min(r["accuracy"] for r in runs))
+    return out
+
+
+def new_kind_streams(rows_train: Sequence[dict[str, Any]], seeds: Sequence[int] = (0, 1, 2)) -> dict[str, Any]:
+    """Kinds of question the model never saw, as traffic: for each kind of the training answers, a
+    model fit (and calibrated, kinds held out) on the other kinds judges that kind's questions, fixed
+    or learning from them as a stream (shuffled, ``seeds``). Rows need a prompt ``vector``."""
+    from costmw.plugins.router._confidence_data import fit_confidence
+
+    vectors = np.asarray([r["vector"] for r in rows_train])
+    ways = {"fixed (learn=False)": None, "learning from escalations (the default)": 0.0,
+            f"learning + {STREAM_CHECK_RATE:.0%} of kept checked": STREAM_CHECK_RATE}
+    totals = {name: {"questions": 0.0, "kept": 0.0, "kept_wrong": 0.0, "kinds_under": 0} for name in ways}
+    per_kind: dict[str, dict[str, float]] = {}
+    kinds = sorted({r["category"] for r in rows_train})
+    for kind in kinds:
+        others = [i for i, r in enumerate(rows_train) if r["category"] != kind]
+        mine = [r for r in rows_train if r["category"] == kind]
+        model = fit_confidence([rows_train[i] for i in others], by_category=True, embeddings=vectors[others])
+        threshold = model.threshold_for(QUALITY)
+        right = np.asarray([r["right"] for r in mine], dtype=bool)
+        for name, rate in ways.items():
+            if rate is None:
+                keep = np.asarray([judged(model, r) >= threshold for r in mine], dtype=bool)
+                runs = [(float(keep.sum()), float((keep & ~right).sum()))]
+            else:
+                runs = []
+                for seed in seeds:
+                    one = learning_stream(mine, model, threshold, seed=seed, check_rate=rate)
+                    kept = one["kept"] * len(mine)
+                    runs.append((kept, kept - (one["kept_right"] * kept if kept else 0.0)))
+            kept, wrong = float(np.mean([k for k, _ in runs])), float(np.mean([w for _, w in runs]))
+            t = totals[name]
+            t["questions"] += len(mine)
+            t["kept"] += kept
+            t["kept_wrong"] += wrong
+            t["kinds_under"] += int(1.0 - wrong / len(mine) < QUALITY)
+            per_kind.setdefault(kind, {"questions": len(mine), "cheap_right": float(right.mean())})[name] = \
+                kept / len(mine)
+    out: dict[str, Any] = {
+        name: {"kept": t["kept"] / t["questions"], "accuracy": 1.0 - t["kept_wrong"] / t["questions"],
+               "kinds_under_quality": int(t["kinds_under"]), "kinds": len(kinds)} for name, t in totals.items()}
+    out["per_kind_kept"] = per_kind
+    return out
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -214,7 +314,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = run(rows_train, rows_dev, model, combined_model(rows_train))
     cost = judging_cost(rows_dev, model)
     priced = {"logprob (mean over all tokens)": "tokens (final answer span)",
-              "tokens (span minimum)": "tokens (final answer span)", UNBOUNDED: "confidence (default)",
+              "tokens (span minimum)": "tokens (final answer span)", UNBOUNDED: FIXED,
               COMBINED: AGREEMENT}  # the same work as the scorer named (the combination: samples + model)
 
     def paid(name: str) -> list[str]:
@@ -231,11 +331,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"quality {QUALITY} from {len(rows_train)} generated training answers",
                 ["scorer", "kept cheap", "final right", "random at same share", "kept right", "AUC",
                  "kept at 95% in hindsight", "extra tokens/q", "extra s/q", "judge ms/q"], rows)
+    learning = learning_rows(rows_dev, model) if model.needs_embedding else {}
+    if learning:
+        print_table(f"the default, as a stream that learns from its traffic (Cascade()); mean of "
+                    f"{len(STREAM_SEEDS)} shuffled orders",
+                    ["", "kept cheap", "final right", "worst order: final right", "kept right",
+                     "kept, second half", "compared as agreeing but wrong"],
+                    [[k, f"{v['kept']:.1%}", f"{v['accuracy']:.1%}", f"{v['worst_accuracy']:.1%}",
+                      f"{v['kept_right']:.1%}", f"{v['second_half_kept']:.1%}", f"{v['agreed_wrongly']:.1f}"]
+                     for k, v in learning.items()])
+    new_kinds: dict[str, Any] = {}
+    if model.needs_embedding:
+        from costmw.embeddings import resolve_embedder
+
+        train_vectors = resolve_embedder(model.neighbours.embedder).embed([r["prompt"] for r in rows_train])
+        new_kinds = new_kind_streams([{**r, "vector": v} for r, v in zip(rows_train, train_vectors, strict=True)])
+        print_table(f"kinds the model never saw, as traffic: each of the {len(rows_train)} training answers' kinds "
+                    "judged by a model fit on the other kinds (3 shuffled orders)",
+                    ["", "kept cheap", "final right", "kinds below 95% right"],
+                    [[k, f"{v['kept']:.1%}", f"{v['accuracy']:.1%}", f"{v['kinds_under_quality']} of {v['kinds']}"]
+                     for k, v in new_kinds.items() if k != "per_kind_kept"])
+        names = [k for k in new_kinds if k != "per_kind_kept"]
+        print_table("the same, kept cheap per kind", ["kind", "questions", "cheap right", *names],
+                    [[kind, str(v["questions"]), f"{v['cheap_right']:.0%}", *(f"{v[n]:.0%}" for n in names)]
+                     for kind, v in new_kinds["per_kind_kept"].items()])
     print_table("cost per question", ["", "extra tokens", "extra s", "judge ms"],
                 [[k, f"{v['extra_tokens']:.1f}", f"{v['extra_s']:.2f}", f"{v['judge_ms']:.2f}"]
                  for k, v in cost.items()])
     out = {"questions": len(rows_dev), "train_questions": len(rows_train), "quality": QUALITY,
-           "cheap_right": float(np.mean([r["right"] for r in rows_dev])), "scorers": results, "judging": cost}
+           "cheap_right": float(np.mean([r["right"] for r in rows_dev])), "scorers": results, "judging": cost,
+           "learning_from_traffic": learning, "new_kinds_as_traffic": new_kinds}
     write_result("cascade", out)
     return out
 

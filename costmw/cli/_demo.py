@@ -198,6 +198,9 @@ def local_section(console: Console, questions: int = 12) -> dict[str, Any] | Non
     table.add_column("value", justify="right")
     table.add_row("kept on SmolLM2 (local)", f"{sum(kept)} of {len(items)}")
     table.add_row("escalated to gpt-4o (stand-in)", str(len(items) - sum(kept)))
+    agreed = [r.info.get("route", {}).get("cascade", {}).get("cheap_agreed") for r in responses]
+    table.add_row("escalations learned from (cheap agreed)",
+                  f"{sum(a is not None for a in agreed)} ({sum(a is True for a in agreed)})")
     table.add_row("kept answers right", f"{sum(r for r, k in zip(right, kept, strict=True) if k)} of {sum(kept)}")
     table.add_row("final answers right", f"{sum(right)} of {len(items)}")
     table.add_row("cost with the cascade (USD)", f"{summary['cost_usd']:.6f}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import random
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from ._answer import REFUSAL, check_arithmetic, final_answer
 from ._confidence import ConfidenceModel, default_confidence_model
 from ._evidence import evidence, token_stats
 from ._model import QualityModel
+from ._neighbours import NEIGHBOUR_FEATURE, TrafficMemory
 from ._route import Route, RouteContext
 from ._rules import request_tags
 from ._strategy import Strategy
@@ -129,7 +131,9 @@ class ConfidenceScorer(Scorer):
     name = "confidence"
 
     def __init__(self, model: ConfidenceModel | str | Path | None = None, *, samples: int = 3,
-                 temperature: float = 0.7, embedder: Embedder | str | None = None) -> None:
+                 temperature: float = 0.7, embedder: Embedder | str | None = None, learn: bool = False,
+                 check_rate: float = 0.0, max_prompts: int = 10_000,
+                 compare: Callable[[str, str], bool] | None = None, seed: int | None = None) -> None:
         self.model = model if isinstance(model, ConfidenceModel) else (
             ConfidenceModel.load(model) if model is not None else default_confidence_model())
         self.embedder: Embedder | None = None
@@ -143,6 +147,20 @@ class ConfidenceScorer(Scorer):
             raise ConfigError(f"confidence scorer needs samples >= 1, got {samples}")
         self.samples, self.temperature = samples, temperature
         self.params = {"logprobs": True, "top_logprobs": 2}
+        self.traffic: TrafficMemory | None = None
+        self.check_rate = _check_rate(check_rate, learn)
+        if learn:
+            if self.model.neighbours is None or self.embedder is None:
+                raise ConfigError("learn=True needs a confidence model that reads similar_right (past prompts); "
+                                  "this one does not")
+            self.traffic = TrafficMemory(self.model.neighbours, max_prompts)
+        if compare is not None and not callable(compare):
+            raise ConfigError(f"compare must be a function (cheap answer, strong answer) -> bool, got {compare!r}")
+        self.compare: Callable[[str, str], bool] = compare if compare is not None else answers_agree
+        self._rng = random.Random(seed)
+        #: what learning from traffic has seen: answers compared, of them the cheap ones that agreed,
+        #: and kept answers sent to the strong model to be checked
+        self.stats = {"observed": 0, "agreed": 0, "checked": 0}
 
     def threshold_for(self, quality: float) -> float:
         return self.model.threshold_for(quality)
@@ -155,8 +173,57 @@ class ConfidenceScorer(Scorer):
                        finish_reason=response.finish_reason)
         if self.embedder is not None:
             vector = await aembed_request(request, self.embedder)
-            row = self.model.with_neighbours([row], vector[None, :])[0]
+            if self.traffic is not None:
+                row = {**row, NEIGHBOUR_FEATURE: float(self.traffic.rate(vector[None, :])[0])}
+            else:
+                row = self.model.with_neighbours([row], vector[None, :])[0]
         return self.model.predict_one(row)
+
+    def wants_check(self) -> bool:
+        """Whether to send this kept answer's prompt to the strong model too (``check_rate`` of them)."""
+        if self.check_rate <= 0.0 or self._rng.random() >= self.check_rate:
+            return False
+        self.stats["checked"] += 1
+        return True
+
+    def observe(self, request: Request, cheap: Response, strong: Response) -> bool | None:
+        """Learn from one prompt both models answered: remember it, and whether the cheap answer
+        agreed with the strong one (``compare``). None when not learning or the prompt was not embedded
+        (the scorer had no opinion on it)."""
+        if self.traffic is None or self.embedder is None or cheap.tool_calls or strong.tool_calls:
+            return None
+        vector = request.context.recall(("embedding", self.embedder.name, request.last_user_text))
+        if vector is None:
+            return None
+        right = bool(self.compare(cheap.text, strong.text))
+        self.traffic.add(vector, right)
+        self.stats["observed"] += 1
+        self.stats["agreed"] += int(right)
+        return right
+
+
+def _check_rate(rate: Any, learn: bool) -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) < 1.0:
+        raise ConfigError(f"check_rate must be a share in [0, 1), got {rate!r}")
+    if rate and not learn:
+        raise ConfigError("check_rate needs learn=True (checked answers are what the scorer learns from)")
+    return float(rate)
+
+
+def answers_agree(cheap: str, strong: str) -> bool:
+    """Whether a cheap answer says what the strong one does: the same final answer (last number, or
+    the same words), or a cheap answer of at most three words found word for word in the strong one
+    ("Paris" in "The capital of France is Paris."). Anything else counts as disagreeing, so the cheap
+    model is never credited with an answer it did not give."""
+    a, b = answer_key(cheap), answer_key(strong)
+    if not a:
+        return False
+    if a == b:
+        return True
+    if _NUMBER.fullmatch(a.replace(".0", "")) or _NUMBER.fullmatch(b.replace(".0", "")):
+        return False
+    words = a.split()
+    return len(words) <= 3 and f" {a} " in f" {b} "
 
 
 def token_logprobs(response: Response) -> list[float]:
@@ -338,13 +405,26 @@ class Cascade(Strategy):
     Both calls are paid for and both are costed on the response and in the ledger. ``cheap`` and
     ``strong`` default to the cheapest and the dearest target. With ``tags`` the cascade handles
     only requests tagged with one of them (``metadata={"tags": [...]}``) and abstains on others.
+
+    The default scorer of a local cheap target learns from this cascade's own traffic (``learn``,
+    on unless ``learn=False``): every escalation compares the cheap answer with the strong one
+    (:func:`answers_agree`), and the prompt joins the past prompts the ``similar_right`` feature
+    reads, so kinds of question the cheap model gets right come to be kept and kinds it gets wrong
+    to be escalated. ``check_rate`` also sends that share of kept answers to the strong model (paid,
+    and its answer is served) so that kept answers are learned from too. With a scorer of your own,
+    pass these to ``ConfidenceScorer`` instead.
     """
 
     name = "cascade"
 
     def __init__(self, cheap: str | Target | None = None, strong: str | Target | None = None, *,
                  scorer: Any = None, threshold: float | None = None, quality: float | None = None,
-                 tags: Sequence[str] | str = ()) -> None:
+                 tags: Sequence[str] | str = (), learn: bool | None = None, check_rate: float = 0.0) -> None:
+        if scorer is not None and (learn is not None or check_rate):
+            raise ConfigError("cascade: learn= and check_rate= set up the default scorer; with scorer= of your "
+                              "own, pass them to it: ConfidenceScorer(learn=True, check_rate=...)")
+        self.learn = True if learn is None else bool(learn)
+        self.check_rate = _check_rate(check_rate, self.learn)
         if threshold is not None and quality is not None:
             raise ConfigError("cascade: give threshold= (a raw score) or quality= (a calibrated target), not both")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -368,7 +448,7 @@ class Cascade(Strategy):
         if not is_local(cheap):
             return _REFUSAL, 0.5 if self.threshold is None else self.threshold
         if self._auto is None:
-            scorer = ConfidenceScorer()
+            scorer = ConfidenceScorer(learn=self.learn, check_rate=self.check_rate)
             self._auto = scorer, (self.threshold if self.threshold is not None else
                                   _calibrated(scorer, self.quality if self.quality is not None else 0.95))
         return self._auto

@@ -157,7 +157,25 @@ class Runner:
         out.cascade = {"cheap": route.target.name, "scorer": scorer.name,
                        "score": None if score is None else round(float(score), 4),
                        "threshold": route.threshold, "escalated": escalate}
+        wants_check = getattr(scorer, "wants_check", None)
+        if score is not None and not escalate and callable(wants_check) and wants_check():
+            escalate = True  # a kept answer checked against the strong model: its answer is served
+            out.cascade.update(escalated=True, checked=True)
         return first, escalate
+
+    @staticmethod
+    def _learn(route: Route, request: Request, cheap: Response, strong: Response, out: RouteOutcome) -> None:
+        """Tell a scorer that learns from traffic how the cheap answer compared with the strong one."""
+        observe = getattr(route.scorer, "observe", None)
+        if not callable(observe):
+            return
+        try:
+            agreed = observe(request, cheap, strong)
+        except Exception as exc:  # learning must never fail the call
+            log.warning("router: cascade scorer %r could not learn from this call: %s", route.scorer.name, exc)
+            return
+        if agreed is not None and out.cascade is not None:
+            out.cascade["cheap_agreed"] = agreed
 
     async def cascade(self, request: Request, route: Route, rest: list[Target], call_next: CallNext,
                       out: RouteOutcome) -> Response:
@@ -179,6 +197,7 @@ class Runner:
         if first is not None:  # escalated: the cheap answer was paid for and is kept as an attempt
             out.paid.append(first)
             request.context.attempts.append(first)
+            self._learn(route, request, first, final, out)
         return final
 
     async def cascade_stream(self, request: Request, route: Route, rest: list[Target], call_next: StreamNext,
@@ -202,6 +221,8 @@ class Runner:
         try:
             async for chunk in self.stream(request, [route.escalate_to, *rest], call_next, out):
                 started = True
+                if chunk.response is not None and first is not None:
+                    self._learn(route, request, first, chunk.response, out)
                 yield chunk
         except Exception as exc:
             if started or first is None or not fallback_worthy(exc):

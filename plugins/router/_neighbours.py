@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy as np
 
 from costmw.plugin_api import ConfigError
 
-__all__ = ["NEIGHBOUR_FEATURE", "NeighbourRate", "prompt_template"]
+__all__ = ["NEIGHBOUR_FEATURE", "NeighbourRate", "TrafficMemory", "prompt_template"]
 
 #: the confidence feature :class:`NeighbourRate` provides
 NEIGHBOUR_FEATURE = "similar_right"
@@ -72,23 +73,38 @@ class NeighbourRate:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
-    def _rates(self, similarity: np.ndarray) -> np.ndarray:
-        """Rates from a (queries x past prompts) similarity matrix; -inf marks a past prompt left out."""
+    def _rates(self, similarity: np.ndarray, right: np.ndarray | None = None) -> np.ndarray:
+        """Rates from a (queries x past prompts) similarity matrix; -inf marks a past prompt left out.
+        ``right``: the labels of the matrix's columns (default: this object's past prompts)."""
+        labels = self.right if right is None else right
         k = min(self.k, similarity.shape[1])
         nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         sims = np.take_along_axis(similarity, nearest, axis=1)
         weights = np.where(np.isfinite(sims), np.clip(sims, 0.0, None), 0.0)
-        hits = (weights * self.right[nearest]).sum(axis=1)
+        hits = (weights * labels[nearest]).sum(axis=1)
         out: np.ndarray = (hits + self.prior_weight * self.prior) / (weights.sum(axis=1) + self.prior_weight)
         return out
 
-    def rate(self, vectors: Any) -> np.ndarray:
-        """The feature for new prompts' embeddings (one row each, or one vector)."""
+    def _queries(self, vectors: Any) -> np.ndarray:
         queries = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if queries.shape[1] != self.dim:
             raise ConfigError(f"neighbours hold {self.dim}-dimensional vectors ({self.embedder}); got "
                               f"{queries.shape[1]} dimensions")
-        return self._rates(queries @ self.vectors.astype(np.float32).T)
+        return queries
+
+    def rate(self, vectors: Any) -> np.ndarray:
+        """The feature for new prompts' embeddings (one row each, or one vector)."""
+        return self._rates(self._queries(vectors) @ self.vectors.astype(np.float32).T)
+
+    def rate_with(self, vectors: Any, more_vectors: np.ndarray, more_right: np.ndarray) -> np.ndarray:
+        """:meth:`rate` with ``more_vectors`` (L2-normalised, one row each) and their labels
+        ``more_right`` counted among the past prompts."""
+        queries = self._queries(vectors)
+        if not len(more_vectors):
+            return self.rate(queries)
+        similarity = np.hstack([queries @ self.vectors.astype(np.float32).T,
+                                queries @ np.asarray(more_vectors, dtype=np.float32).T])
+        return self._rates(similarity, np.concatenate([self.right, np.asarray(more_right, dtype=bool)]))
 
     def own_rates(self) -> np.ndarray:
         """Each past prompt's feature from the others, leaving out itself and its template's prompts."""
@@ -129,3 +145,55 @@ class NeighbourRate:
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"confidence model neighbours: bad or missing field: {exc}") from exc
         return out
+
+
+class TrafficMemory:
+    """Prompts of a cascade's own traffic and whether the cheap answer to each was right, as judged
+    against the strong model's answer to the same prompt; they join ``base``'s past prompts for
+    ``similar_right``.
+
+    At most ``max_prompts`` are kept (the oldest go first): 10,000 prompts of MiniLM's 384 dimensions
+    take 15 MB (float32, so comparing with them needs no conversion). The overall share right that
+    rates are pulled toward stays ``base``'s, so a handful of observations moves a rate only as far
+    as their similarity earns.
+    """
+
+    def __init__(self, base: NeighbourRate, max_prompts: int = 10_000) -> None:
+        if isinstance(max_prompts, bool) or not isinstance(max_prompts, int) or max_prompts < 1:
+            raise ConfigError(f"max_prompts must be a whole number >= 1, got {max_prompts!r}")
+        self.base = base
+        self.max_prompts = max_prompts
+        self._vectors = np.zeros((min(64, max_prompts), base.dim), dtype=np.float32)  # grows by doubling
+        self._right = np.zeros(len(self._vectors), dtype=bool)
+        self._count = 0
+        self._next = 0  # where the next prompt goes once the memory is full
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, vector: Any, right: bool) -> None:
+        """Remember one prompt's embedding (L2-normalised) and whether its cheap answer was right."""
+        row = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if row.shape[0] != self.base.dim:
+            raise ConfigError(f"traffic memory holds {self.base.dim}-dimensional vectors; got {row.shape[0]}")
+        with self._lock:
+            if self._count < self.max_prompts:
+                if self._count == len(self._right):
+                    size = min(2 * len(self._right), self.max_prompts)
+                    self._vectors = np.vstack([self._vectors, np.zeros((size - len(self._vectors), self.base.dim),
+                                                                       dtype=np.float32)])
+                    self._right = np.concatenate([self._right, np.zeros(size - len(self._right), dtype=bool)])
+                at = self._count
+                self._count += 1
+            else:
+                at = self._next
+                self._next = (self._next + 1) % self.max_prompts
+            self._vectors[at] = row
+            self._right[at] = bool(right)
+
+    def rate(self, vectors: Any) -> np.ndarray:
+        """``similar_right`` for new prompts, over the base's past prompts and the remembered ones."""
+        with self._lock:  # views: a prompt remembered meanwhile is simply not counted yet
+            more, right = self._vectors[:self._count], self._right[:self._count]
+        return self.base.rate_with(vectors, more, right)

@@ -313,6 +313,9 @@ class ModelRouter(TrainingMixin, Plugin):
         cheap, strong = route.target.name, route.escalate_to.name if route.escalate_to else ""
         if "why" in cascade:
             info["rejected"][cheap] = cascade["why"]
+        elif cascade.get("checked"):
+            info["rejected"][cheap] = (f"answer scored {score} >= threshold {threshold}, sent to {strong} to be "
+                                       "checked (check_rate); its answer is served")
         elif cascade.get("escalated"):
             info["rejected"][cheap] = f"answer scored {score} < threshold {threshold} ({cascade.get('scorer')})"
         elif cascade.get("escalation_failed"):
