@@ -24,13 +24,14 @@ from ._cascade import (
     Scorer,
     TokenScorer,
     TrainedScorer,
+    answers_agree,
 )
 from ._confidence import CONFIDENCE_FEATURES, ConfidenceModel, default_confidence_model, keep_threshold
 from ._evidence import EVIDENCE_NAMES, evidence
 from ._features import text_features
 from ._learned import CostAware, Learned
 from ._model import QualityModel
-from ._neighbours import NeighbourRate, prompt_template
+from ._neighbours import NeighbourRate, TrafficMemory, prompt_template
 from ._questions import check_reply, synthetic_questions
 from ._route import Route, RouteContext
 from ._router import ModelRouter
@@ -63,8 +64,10 @@ __all__ = [
     "Scorer",
     "Strategy",
     "TokenScorer",
+    "TrafficMemory",
     "TrainedScorer",
     "answer_features",
+    "answers_agree",
     "check_arithmetic",
     "check_reply",
     "default_confidence_model",
