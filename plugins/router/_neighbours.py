@@ -85,6 +85,15 @@ class NeighbourRate:
         out: np.ndarray = (hits + self.prior_weight * self.prior) / (weights.sum(axis=1) + self.prior_weight)
         return out
 
+    def _past(self) -> np.ndarray:
+        """The past prompts' vectors as float32, converted once (again if ``vectors`` is replaced)."""
+        kept = self.__dict__.get("_past32")
+        if kept is None or kept[0] is not self.vectors:
+            kept = (self.vectors, self.vectors.astype(np.float32))
+            self.__dict__["_past32"] = kept
+        past: np.ndarray = kept[1]
+        return past
+
     def _queries(self, vectors: Any) -> np.ndarray:
         queries = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if queries.shape[1] != self.dim:
@@ -94,7 +103,7 @@ class NeighbourRate:
 
     def rate(self, vectors: Any) -> np.ndarray:
         """The feature for new prompts' embeddings (one row each, or one vector)."""
-        return self._rates(self._queries(vectors) @ self.vectors.astype(np.float32).T)
+        return self._rates(self._queries(vectors) @ self._past().T)
 
     def rate_with(self, vectors: Any, more_vectors: np.ndarray, more_right: np.ndarray) -> np.ndarray:
         """:meth:`rate` with ``more_vectors`` (L2-normalised, one row each) and their labels
@@ -102,7 +111,7 @@ class NeighbourRate:
         queries = self._queries(vectors)
         if not len(more_vectors):
             return self.rate(queries)
-        similarity = np.hstack([queries @ self.vectors.astype(np.float32).T,
+        similarity = np.hstack([queries @ self._past().T,
                                 queries @ np.asarray(more_vectors, dtype=np.float32).T])
         return self._rates(similarity, np.concatenate([self.right, np.asarray(more_right, dtype=bool)]))
 
