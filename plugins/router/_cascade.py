@@ -174,7 +174,7 @@ class ConfidenceScorer(Scorer):
         if self.embedder is not None:
             vector = await aembed_request(request, self.embedder)
             if self.traffic is not None:
-                row = {**row, NEIGHBOUR_FEATURE: float(self.traffic.rate(vector[None, :])[0])}
+                row = {**row, NEIGHBOUR_FEATURE: float(self.traffic.rate(vector[None, :], request.tenant)[0])}
             else:
                 row = self.model.with_neighbours([row], vector[None, :])[0]
         return self.model.predict_one(row)
@@ -196,7 +196,7 @@ class ConfidenceScorer(Scorer):
         if vector is None:
             return None
         right = bool(self.compare(cheap.text, strong.text))
-        self.traffic.add(vector, right)
+        self.traffic.add(vector, right, request.tenant)
         self.stats["observed"] += 1
         self.stats["agreed"] += int(right)
         return right

@@ -161,10 +161,11 @@ class TrafficMemory:
     against the strong model's answer to the same prompt; they join ``base``'s past prompts for
     ``similar_right``.
 
-    At most ``max_prompts`` are kept (the oldest go first): 10,000 prompts of MiniLM's 384 dimensions
-    take 15 MB (float32, so comparing with them needs no conversion). The overall share right that
-    rates are pulled toward stays ``base``'s, so a handful of observations moves a rate only as far
-    as their similarity earns.
+    Each prompt is remembered for its ``group`` (the tenant) and counted only for prompts of that
+    group, so one tenant's traffic never moves another's decisions. At most ``max_prompts`` are kept
+    in all (the oldest go first): 10,000 prompts of MiniLM's 384 dimensions take 15 MB (float32, so
+    comparing with them needs no conversion). The overall share right that rates are pulled toward
+    stays ``base``'s, so a handful of observations moves a rate only as far as their similarity earns.
     """
 
     def __init__(self, base: NeighbourRate, max_prompts: int = 10_000) -> None:
@@ -174,6 +175,7 @@ class TrafficMemory:
         self.max_prompts = max_prompts
         self._vectors = np.zeros((min(64, max_prompts), base.dim), dtype=np.float32)  # grows by doubling
         self._right = np.zeros(len(self._vectors), dtype=bool)
+        self._groups = np.zeros(len(self._vectors), dtype=np.int64)
         self._count = 0
         self._next = 0  # where the next prompt goes once the memory is full
         self._lock = threading.Lock()
@@ -181,7 +183,7 @@ class TrafficMemory:
     def __len__(self) -> int:
         return self._count
 
-    def add(self, vector: Any, right: bool) -> None:
+    def add(self, vector: Any, right: bool, group: str | None = None) -> None:
         """Remember one prompt's embedding (L2-normalised) and whether its cheap answer was right."""
         row = np.asarray(vector, dtype=np.float32).reshape(-1)
         if row.shape[0] != self.base.dim:
@@ -190,9 +192,10 @@ class TrafficMemory:
             if self._count < self.max_prompts:
                 if self._count == len(self._right):
                     size = min(2 * len(self._right), self.max_prompts)
-                    self._vectors = np.vstack([self._vectors, np.zeros((size - len(self._vectors), self.base.dim),
-                                                                       dtype=np.float32)])
-                    self._right = np.concatenate([self._right, np.zeros(size - len(self._right), dtype=bool)])
+                    more = size - len(self._right)
+                    self._vectors = np.vstack([self._vectors, np.zeros((more, self.base.dim), dtype=np.float32)])
+                    self._right = np.concatenate([self._right, np.zeros(more, dtype=bool)])
+                    self._groups = np.concatenate([self._groups, np.zeros(more, dtype=np.int64)])
                 at = self._count
                 self._count += 1
             else:
@@ -200,9 +203,18 @@ class TrafficMemory:
                 self._next = (self._next + 1) % self.max_prompts
             self._vectors[at] = row
             self._right[at] = bool(right)
+            self._groups[at] = _group_id(group)
 
-    def rate(self, vectors: Any) -> np.ndarray:
-        """``similar_right`` for new prompts, over the base's past prompts and the remembered ones."""
+    def rate(self, vectors: Any, group: str | None = None) -> np.ndarray:
+        """``similar_right`` for new prompts of ``group``, over the base's past prompts and the
+        prompts remembered for that group."""
         with self._lock:  # views: a prompt remembered meanwhile is simply not counted yet
-            more, right = self._vectors[:self._count], self._right[:self._count]
+            more, right, groups = self._vectors[:self._count], self._right[:self._count], self._groups[:self._count]
+        mine = groups == _group_id(group)
+        if not mine.all():
+            more, right = more[mine], right[mine]
         return self.base.rate_with(vectors, more, right)
+
+
+def _group_id(group: str | None) -> int:
+    return hash(group or "")  # within one process, which is where a memory lives

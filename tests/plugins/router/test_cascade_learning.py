@@ -181,3 +181,26 @@ def test_a_comparison_that_fails_never_fails_the_call(model: ConfidenceModel, ca
     assert response.served_by == "target:strong" and response.text == "Bonjour."
     assert "cheap_agreed" not in response.info["route"]["cascade"] and scorer.stats["observed"] == 0
     assert "could not learn" in caplog.text
+
+
+def test_what_one_tenant_teaches_never_moves_another_tenants_decisions(model: ConfidenceModel) -> None:
+    cheap = Local(replying("bonjour"), name="cheap", price=(0.0, 0.0))
+    strong = MockTarget(replying("Bonjour."), name="strong", price=(10.0, 30.0))
+    scorer = ConfidenceScorer(model, learn=True)
+    chain = Chain([ModelRouter([cheap, strong], strategy=Cascade(scorer=scorer, threshold=1.0))])
+
+    def score(prompt: str, tenant: str) -> float:
+        response = chain.complete(ask(prompt), model="strong", options={"tenant": tenant})
+        value = response.info["route"]["cascade"]["score"]
+        assert isinstance(value, float)
+        return value
+
+    before = score(prompts(1)[0], "b")
+    taught = [score(p, "a") for p in prompts(10)]
+    assert taught[-1] > taught[0]  # tenant a's own answers move its scores ...
+    assert score(f"{NEW_KIND} (case 99)?", "b") < taught[-1]  # ... not tenant b's
+    memory = scorer.traffic
+    assert memory is not None and len(memory) == 12  # one memory, each prompt counted for its tenant
+    vector = HashingEmbedder().embed([f"{NEW_KIND} (case 5)?"])
+    assert memory.rate(vector, "b")[0] < memory.rate(vector, "a")[0]
+    assert before == pytest.approx(static_score(ConfidenceScorer(model), prompts(1)[0]), abs=1e-4)  # rounded
