@@ -211,19 +211,30 @@ def _check_rate(rate: Any, learn: bool) -> float:
 
 
 def answers_agree(cheap: str, strong: str) -> bool:
-    """Whether a cheap answer says what the strong one does: the same final answer (last number, or
-    the same words), or a cheap answer of at most three words found word for word in the strong one
-    ("Paris" in "The capital of France is Paris."). Anything else counts as disagreeing, so the cheap
-    model is never credited with an answer it did not give."""
+    """Whether a cheap answer says what the strong one does: the same final answer (last number, a
+    clock time or ratio compared whole, or the same words), or a cheap answer of at most three words
+    found word for word in the strong one ("Paris" in "The capital of France is Paris."). Anything
+    else counts as disagreeing, so the cheap model is never credited with an answer it did not give."""
     a, b = answer_key(cheap), answer_key(strong)
     if not a:
         return False
+    ta, tb = _last_time(cheap), _last_time(strong)
+    if ta is not None or tb is not None:  # a clock time or a ratio is one value: "2:45" is not "3:45"
+        return ta == tb
     if a == b:
         return True
     if _NUMBER.fullmatch(a.replace(".0", "")) or _NUMBER.fullmatch(b.replace(".0", "")):
         return False
     words = a.split()
     return len(words) <= 3 and f" {a} " in f" {b} "
+
+
+def _last_time(text: str) -> tuple[int, ...] | None:
+    """The last value written with colons (a clock time, a ratio) as its parts, if the text ends on one."""
+    values = list(re.finditer(r"\d+(?::\d+)+|\d+(?:\.\d+)?", text.replace(",", "")))
+    if not values or ":" not in values[-1].group():
+        return None
+    return tuple(int(part) for part in values[-1].group().split(":"))
 
 
 def token_logprobs(response: Response) -> list[float]:

@@ -55,6 +55,8 @@ def test_answers_agree_on_the_final_answer_and_never_credit_an_answer_not_given(
     assert answers_agree("Paris", "The capital of France is Paris.") and answers_agree("yes", "Yes.")
     assert not answers_agree("41", "The answer is 42.") and not answers_agree("42", "Paris")
     assert not answers_agree("", "anything") and not answers_agree("Lyon", "The capital is Paris.")
+    # a clock time is one value, not its last number
+    assert answers_agree("3:45", "The train leaves at 03:45.") and not answers_agree("2:45", "It leaves at 3:45.")
     # a long cheap reply must say the same thing, not merely share a few words
     assert not answers_agree("The capital of France is a city on the Seine", "The capital of France is Paris.")
 
