@@ -233,7 +233,7 @@ def learning_stream(rows: Sequence[dict[str, Any]], model: Any, threshold: float
 
 def learning_rows(rows: Sequence[dict[str, Any]], model: Any) -> dict[str, dict[str, float]]:
     """Learning from traffic, without and with checks of kept answers, averaged over the seeds."""
-    threshold = model.threshold_for(QUALITY)
+    threshold = model.threshold_for(QUALITY, learning=True)
     out = {}
     for name, rate in (("confidence, learning from escalations (the default)", 0.0),
                        (f"learning from traffic + {STREAM_CHECK_RATE:.0%} of kept checked", STREAM_CHECK_RATE)):
@@ -259,7 +259,7 @@ def new_kind_streams(rows_train: Sequence[dict[str, Any]], seeds: Sequence[int] 
         others = [i for i, r in enumerate(rows_train) if r["category"] != kind]
         mine = [r for r in rows_train if r["category"] == kind]
         model = fit_confidence([rows_train[i] for i in others], by_category=True, embeddings=vectors[others])
-        threshold = model.threshold_for(QUALITY)
+        threshold, learning_threshold = model.threshold_for(QUALITY), model.threshold_for(QUALITY, learning=True)
         right = np.asarray([r["right"] for r in mine], dtype=bool)
         for name, rate in ways.items():
             if rate is None:
@@ -268,7 +268,7 @@ def new_kind_streams(rows_train: Sequence[dict[str, Any]], seeds: Sequence[int] 
             else:
                 runs = []
                 for seed in seeds:
-                    one = learning_stream(mine, model, threshold, seed=seed, check_rate=rate)
+                    one = learning_stream(mine, model, learning_threshold, seed=seed, check_rate=rate)
                     kept = one["kept"] * len(mine)
                     runs.append((kept, kept - (one["kept_right"] * kept if kept else 0.0)))
             kept, wrong = float(np.mean([k for k, _ in runs])), float(np.mean([w for _, w in runs]))

@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     model.save(OUT)
     print(f"wrote {OUT}: {model.info}")
     for q in (0.9, 0.95, 0.98):
-        print(f"  quality {q}: keep above P = {model.threshold_for(q):.3f}")
+        print(f"  quality {q}: keep above P = {model.threshold_for(q):.3f} "
+              f"({model.threshold_for(q, learning=True):.3f} for a cascade that learns from its traffic)")
 
 
 if __name__ == "__main__":

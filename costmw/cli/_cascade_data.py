@@ -84,4 +84,7 @@ def cascade_data(
     right = sum(bool(r["right"]) for r in graded)
     console.print(f"{right} of {len(graded)} cheap answers right; wrote {out}")
     for quality in (0.9, 0.95, 0.98):
-        console.print(f"  quality {quality}: keep cheap answers above P = {fitted.threshold_for(quality):.3f}")
+        learning = (f" ({fitted.threshold_for(quality, learning=True):.3f} with learn=True)"
+                    if fitted.learning_calibration else "")
+        console.print(f"  quality {quality}: keep cheap answers above P = {fitted.threshold_for(quality):.3f}"
+                      f"{learning}")

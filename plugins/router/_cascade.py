@@ -163,7 +163,9 @@ class ConfidenceScorer(Scorer):
         self.stats = {"observed": 0, "agreed": 0, "checked": 0}
 
     def threshold_for(self, quality: float) -> float:
-        return self.model.threshold_for(quality)
+        """The threshold for ``quality``: read off the answers as a learning cascade scores them when
+        this scorer learns and the model has them, else off its held-out calibration answers."""
+        return self.model.threshold_for(quality, learning=self.traffic is not None)
 
     async def ascore(self, request: Request, response: Response, sample: Sample) -> float | None:
         if response.tool_calls or (response.logprobs is None and self.model.needs_logprobs):

@@ -117,6 +117,9 @@ class ConfidenceModel:
         self.coef = np.zeros(len(self.features))
         self.intercept = 0.0
         self.calibration: list[tuple[float, bool]] = []
+        #: the calibration answers scored as a cascade that learns from its traffic would score them
+        #: (see :func:`~._confidence_data.learning_probabilities`); empty: the model has none
+        self.learning_calibration: list[tuple[float, bool]] = []
         #: the one-sided confidence at which :meth:`threshold_for` wants ``quality`` reached (0: on
         #: the calibration set as it is)
         self.confidence = 0.0
@@ -185,13 +188,15 @@ class ConfidenceModel:
         return float(self.predict([row])[0])
 
     def threshold_for(self, quality: float, strong_accuracy: float = 1.0, *,
-                      confidence: float | None = None) -> float:
+                      confidence: float | None = None, learning: bool = False) -> float:
         """The probability above which to keep a cheap answer for ``quality`` of final answers to be
         right, read off the calibration set (see :func:`keep_threshold`), at ``confidence`` (default:
-        the model's own :attr:`confidence`)."""
+        the model's own :attr:`confidence`). With ``learning``, off the answers as scored by a cascade
+        that learns from its traffic, when the model has them (:attr:`learning_calibration`)."""
         if not self.calibration:
             raise ConfigError("this confidence model has no calibration set; fit it first")
-        probs, right = zip(*self.calibration, strict=True)
+        chosen = self.learning_calibration if learning and self.learning_calibration else self.calibration
+        probs, right = zip(*chosen, strict=True)
         level = self.confidence if confidence is None else confidence
         return keep_threshold(probs, right, quality, strong_accuracy, confidence=level)
 
@@ -203,6 +208,8 @@ class ConfidenceModel:
                "scale": self.scale.tolist(), "coef": self.coef.tolist(), "intercept": self.intercept,
                "confidence": self.confidence, "calibration": [[p, int(r)] for p, r in self.calibration],
                "info": self.info}
+        if self.learning_calibration:
+            out["learning_calibration"] = [[p, int(r)] for p, r in self.learning_calibration]
         if self.neighbours is not None:
             out["neighbours"] = self.neighbours.to_dict()
         return out
@@ -231,6 +238,7 @@ class ConfidenceModel:
             if not 0.0 <= model.confidence < 1.0:
                 raise ValueError(f"confidence must be in [0, 1), got {model.confidence}")
             model.calibration = [(float(p), bool(r)) for p, r in data.get("calibration", [])]
+            model.learning_calibration = [(float(p), bool(r)) for p, r in data.get("learning_calibration", [])]
             model.info = dict(data.get("info", {}))
             if "neighbours" in data:
                 model.neighbours = NeighbourRate.from_dict(data["neighbours"])

@@ -18,11 +18,13 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from costmw.plugin_api import ConfigError, Request, Response, Target
 
 from ._confidence import ConfidenceModel
 from ._evidence import answer_key, evidence
-from ._neighbours import NEIGHBOUR_FEATURE, NeighbourRate, prompt_template
+from ._neighbours import NEIGHBOUR_FEATURE, NeighbourRate, TrafficMemory, prompt_template
 from ._questions import CHECKS, check_reply
 
 __all__ = ["DEFAULT_CONFIDENCE", "DEFAULT_FEATURES", "NEIGHBOURS_K", "PRIOR_WEIGHT", "answer_prompts",
@@ -180,6 +182,11 @@ def fit_confidence(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str]
                                                         by_category=by_category, neighbours=neighbours),
                                  [bool(r["right"]) for r in rows], strict=True))
     model.confidence = confidence
+    if neighbours is not None:
+        model.learning_calibration = list(zip(
+            learning_probabilities(rows, features=features, folds=folds, l2=l2, seed=seed, by_category=by_category,
+                                   neighbours=neighbours),
+            [bool(r["right"]) for r in rows], strict=True))
     model.info.update(calibration=len(rows), calibration_folds=folds, folds_by_category=by_category,
                       confidence=confidence)
     if neighbours is not None:
@@ -211,3 +218,34 @@ def held_out_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Seque
         for i, p in zip(outside, part.predict(judged), strict=True):
             held_out[i] = float(p)
     return held_out
+
+
+def learning_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str] = DEFAULT_FEATURES,
+                           folds: int = 5, l2: float = 3.0, seed: int = 0, by_category: bool = False,
+                           neighbours: NeighbourRate) -> list[float]:
+    """Each row's P(right) as a cascade that learns from its traffic would give it: from a model fit
+    on the other folds (as :func:`held_out_probabilities`), with the fold's rows coming as traffic in
+    a shuffled order and each one, once judged, remembered with whether it was right
+    (:class:`~._neighbours.TrafficMemory`). Every row is remembered here, where a cascade remembers
+    only the answers it compares (escalated or checked, the doubtful ones, fewer of them right), so
+    these probabilities run higher than a deployed cascade's and a threshold read off them keeps less
+    than it allows, never more."""
+    fold = calibration_folds(rows, folds, seed, by_category=by_category)
+    right = [bool(r["right"]) for r in rows]
+    out = [0.0] * len(rows)
+    vectors = neighbours.vectors.astype(np.float32)
+    for k in range(folds):
+        inside = [i for i in range(len(rows)) if fold[i] != k]
+        outside = [i for i in range(len(rows)) if fold[i] == k]
+        if not outside:
+            continue
+        fit_rows, _ = _split(rows, neighbours, inside, [])
+        part = ConfidenceModel(features, l2=l2).fit(fit_rows, [right[i] for i in inside])
+        memory = TrafficMemory(neighbours.subset(inside), max_prompts=max(1, len(outside)))
+        order = list(outside)
+        random.Random(seed * 1_000 + k).shuffle(order)
+        for i in order:
+            row = {**rows[i]["evidence"], NEIGHBOUR_FEATURE: float(memory.rate(vectors[i][None, :])[0])}
+            out[i] = float(part.predict_one(row))
+            memory.add(vectors[i], right[i])
+    return out

@@ -206,3 +206,27 @@ def test_what_one_tenant_teaches_never_moves_another_tenants_decisions(model: Co
     vector = HashingEmbedder().embed([f"{NEW_KIND} (case 5)?"])
     assert memory.rate(vector, "b")[0] < memory.rate(vector, "a")[0]
     assert before == pytest.approx(static_score(ConfidenceScorer(model), prompts(1)[0]), abs=1e-4)  # rounded
+
+
+def test_a_learning_cascade_reads_its_threshold_off_answers_scored_as_it_would_score_them(
+        model: ConfidenceModel, tmp_path: Any) -> None:
+    from costmw.plugins.router._confidence_data import learning_probabilities, neighbours_of
+
+    rows = kinds_rows()
+    assert model.learning_calibration and len(model.learning_calibration) == len(rows)
+    # a kind the cheap model always gets right is given more as its questions keep coming
+    neighbours = neighbours_of(rows, embedder=HashingEmbedder())
+    learned = learning_probabilities(rows, features=["span_mean", "span_min", "similar_right"],
+                                     neighbours=neighbours, by_category=True)
+    fixed = [p for p, _ in model.calibration]
+    good = [i for i, r in enumerate(rows) if r["right"]]
+    bad = [i for i, r in enumerate(rows) if not r["right"]]
+    assert np.mean([learned[i] for i in good]) > np.mean([fixed[i] for i in good])
+    assert np.mean([learned[i] for i in bad]) < np.mean([fixed[i] for i in bad])
+    assert ConfidenceScorer(model, learn=True).threshold_for(0.9) == model.threshold_for(0.9, learning=True)
+    assert ConfidenceScorer(model).threshold_for(0.9) == model.threshold_for(0.9)
+    back = ConfidenceModel.load(model.save(tmp_path / "model.json"))
+    assert back.learning_calibration == [(pytest.approx(p), r) for p, r in model.learning_calibration]
+    # a model without them (an older file) reads the held-out calibration for both
+    back.learning_calibration = []
+    assert back.threshold_for(0.9, learning=True) == back.threshold_for(0.9)

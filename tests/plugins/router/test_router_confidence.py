@@ -193,7 +193,10 @@ def test_a_local_cheap_target_gets_the_confidence_scorer_by_default(tiny_cheap: 
     cascade = Cascade()
     scorer, threshold = cascade.judge(tiny_cheap)
     assert isinstance(scorer, ConfidenceScorer)
-    assert threshold == pytest.approx(default_confidence_model().threshold_for(0.95))
+    # it learns from its traffic, so its threshold is read off the answers as a learning cascade scores them
+    assert threshold == pytest.approx(default_confidence_model().threshold_for(0.95, learning=True))
+    fixed = Cascade(learn=False).judge(tiny_cheap)[1]
+    assert fixed == pytest.approx(default_confidence_model().threshold_for(0.95)) and fixed != threshold
     remote_scorer, remote_threshold = cascade.judge(strong)
     assert remote_scorer.name == "refusal" and remote_threshold == 0.5
     assert Cascade(quality=0.8).judge(tiny_cheap)[1] <= threshold
