@@ -37,6 +37,7 @@ __all__ = [
     "aembed_request",
     "bundled_minilm_path",
     "default_embedder",
+    "embedded_already",
     "resolve_embedder",
 ]
 
@@ -305,13 +306,20 @@ async def aembed_request(request: Request, embedder: Embedder, text: str | None 
     """The embedding of ``text`` (default: the last user turn), computed once per request and
     embedder, in a worker thread so the event loop never blocks."""
     text = request.last_user_text if text is None else text
-    key = ("embedding", embedder.name, text)
-    cached = request.context.recall(key)
+    cached = embedded_already(request, embedder, text)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     vector: np.ndarray = (await asyncio.to_thread(embedder.embed, [text]))[0]
-    request.context.remember(key, vector)
+    request.context.remember(("embedding", embedder.name, text), vector)
     return vector
+
+
+def embedded_already(request: Request, embedder: Embedder, text: str | None = None) -> np.ndarray | None:
+    """The embedding :func:`aembed_request` made of ``text`` (default: the last user turn) for this
+    request and embedder, or None when none was made; never computes one."""
+    text = request.last_user_text if text is None else text
+    found: np.ndarray | None = request.context.recall(("embedding", embedder.name, text))
+    return found
 
 from ._onnx_embed import OnnxEmbedder  # noqa: E402, I001  (ONNX Runtime embedder)
 __all__ += ["OnnxEmbedder"]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from costmw import ConfigError, InvalidRequestError
+from costmw._ledger_io import has_schema, open_sqlite
 
 __all__ = ["KeyStore", "VirtualKey"]
 
@@ -114,8 +115,6 @@ class KeyStore:
             if path.is_dir():
                 raise ConfigError(f"key store path {path} is a directory; give a file path")
             path.parent.mkdir(parents=True, exist_ok=True)
-            from costmw._ledger_io import has_schema, open_sqlite
-
             self._db = open_sqlite(path, busy_timeout_s=10, setup=lambda db: db.execute(_SCHEMA),
                                    ready=lambda db: has_schema(db, {"costmw_keys": ["policy"]}))
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from costmw.embeddings import Embedder, aembed_request, resolve_embedder
+from costmw.embeddings import Embedder, aembed_request, embedded_already, resolve_embedder
 from costmw.plugin_api import ConfigError, Request, Response, Target
 
 from ._answer import REFUSAL, check_arithmetic, final_answer
@@ -194,7 +194,7 @@ class ConfidenceScorer(Scorer):
         (the scorer had no opinion on it)."""
         if self.traffic is None or self.embedder is None or cheap.tool_calls or strong.tool_calls:
             return None
-        vector = request.context.recall(("embedding", self.embedder.name, request.last_user_text))
+        vector = embedded_already(request, self.embedder)
         if vector is None:
             return None
         right = bool(self.compare(cheap.text, strong.text))
@@ -231,12 +231,15 @@ def answers_agree(cheap: str, strong: str) -> bool:
     return len(words) <= 3 and f" {a} " in f" {b} "
 
 
+_VALUE = re.compile(r"\d+(?::\d+)+|\d+(?:\.\d+)?")  # a clock time or ratio whole, else a number
+
+
 def _last_time(text: str) -> tuple[int, ...] | None:
     """The last value written with colons (a clock time, a ratio) as its parts, if the text ends on one."""
-    values = list(re.finditer(r"\d+(?::\d+)+|\d+(?:\.\d+)?", text.replace(",", "")))
-    if not values or ":" not in values[-1].group():
+    values = _VALUE.findall(text.replace(",", ""))
+    if not values or ":" not in values[-1]:
         return None
-    return tuple(int(part) for part in values[-1].group().split(":"))
+    return tuple(int(part) for part in values[-1].split(":"))
 
 
 def token_logprobs(response: Response) -> list[float]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -205,19 +205,27 @@ def held_out_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Seque
         neighbours = neighbours_of(rows, embeddings=embeddings, embedder=embedder)
     if NEIGHBOUR_FEATURE not in features:
         neighbours = None
+    held_out = [0.0] * len(rows)
+    for _, outside, part, judged in _fold_models(rows, features, folds, l2, seed, by_category, neighbours):
+        for i, p in zip(outside, part.predict(judged), strict=True):
+            held_out[i] = float(p)
+    return held_out
+
+
+def _fold_models(rows: Sequence[Mapping[str, Any]], features: Sequence[str], folds: int, l2: float, seed: int,
+                 by_category: bool, neighbours: NeighbourRate | None,
+                 ) -> Iterator[tuple[list[int], list[int], ConfidenceModel, list[dict[str, float]]]]:
+    """For each fold of :func:`calibration_folds` with rows in it: the rows outside it (fit on), the
+    rows in it (judged), the model fit on the former and the latter's evidence (see :func:`_split`)."""
     fold = calibration_folds(rows, folds, seed, by_category=by_category)
     right = [bool(r["right"]) for r in rows]
-    held_out = [0.0] * len(rows)
     for k in range(folds):
         inside = [i for i in range(len(rows)) if fold[i] != k]
         outside = [i for i in range(len(rows)) if fold[i] == k]
         if not outside:
             continue
         fit_rows, judged = _split(rows, neighbours, inside, outside)
-        part = ConfidenceModel(features, l2=l2).fit(fit_rows, [right[i] for i in inside])
-        for i, p in zip(outside, part.predict(judged), strict=True):
-            held_out[i] = float(p)
-    return held_out
+        yield inside, outside, ConfidenceModel(features, l2=l2).fit(fit_rows, [right[i] for i in inside]), judged
 
 
 def learning_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Sequence[str] = DEFAULT_FEATURES,
@@ -230,22 +238,16 @@ def learning_probabilities(rows: Sequence[Mapping[str, Any]], *, features: Seque
     only the answers it compares (escalated or checked, the doubtful ones, fewer of them right), so
     these probabilities run higher than a deployed cascade's and a threshold read off them keeps less
     than it allows, never more."""
-    fold = calibration_folds(rows, folds, seed, by_category=by_category)
     right = [bool(r["right"]) for r in rows]
     out = [0.0] * len(rows)
     vectors = neighbours.vectors.astype(np.float32)
-    for k in range(folds):
-        inside = [i for i in range(len(rows)) if fold[i] != k]
-        outside = [i for i in range(len(rows)) if fold[i] == k]
-        if not outside:
-            continue
-        fit_rows, _ = _split(rows, neighbours, inside, [])
-        part = ConfidenceModel(features, l2=l2).fit(fit_rows, [right[i] for i in inside])
-        memory = TrafficMemory(neighbours.subset(inside), max_prompts=max(1, len(outside)))
-        order = list(outside)
+    for k, (inside, outside, part, judged) in enumerate(
+            _fold_models(rows, features, folds, l2, seed, by_category, neighbours)):
+        memory = TrafficMemory(neighbours.subset(inside), max_prompts=len(outside))
+        order = list(range(len(outside)))
         random.Random(seed * 1_000 + k).shuffle(order)
-        for i in order:
-            row = {**rows[i]["evidence"], NEIGHBOUR_FEATURE: float(memory.rate(vectors[i][None, :])[0])}
-            out[i] = float(part.predict_one(row))
+        for j in order:  # judged[j] is outside[j]'s evidence; its similar_right is read from the memory
+            i = outside[j]
+            out[i] = float(part.predict_one({**judged[j], NEIGHBOUR_FEATURE: float(memory.rate(vectors[i])[0])}))
             memory.add(vectors[i], right[i])
     return out
