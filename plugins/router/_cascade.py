@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -126,6 +127,10 @@ class ConfidenceScorer(Scorer):
     ``similar_right`` (how the cheap model did on the most similar past prompts) embeds the prompt
     with ``embedder`` (default: the one the model's past prompts were embedded with, shared with the
     cache and the router, so a prompt is embedded once per request).
+
+    With ``learn``, it learns from the prompts both models answered (:meth:`observe`, called by the
+    cascade) and ``check_rate`` of kept answers; ``memory`` names a file that keeps what it learned
+    across restarts (see :class:`~._neighbours.TrafficMemory`).
     """
 
     name = "confidence"
@@ -133,7 +138,8 @@ class ConfidenceScorer(Scorer):
     def __init__(self, model: ConfidenceModel | str | Path | None = None, *, samples: int = 3,
                  temperature: float = 0.7, embedder: Embedder | str | None = None, learn: bool = False,
                  check_rate: float = 0.0, max_prompts: int = 10_000,
-                 compare: Callable[[str, str], bool] | None = None, seed: int | None = None) -> None:
+                 compare: Callable[[str, str], bool] | None = None, seed: int | None = None,
+                 memory: str | os.PathLike[str] | None = None) -> None:
         self.model = model if isinstance(model, ConfidenceModel) else (
             ConfidenceModel.load(model) if model is not None else default_confidence_model())
         self.embedder: Embedder | None = None
@@ -149,18 +155,20 @@ class ConfidenceScorer(Scorer):
         self.params = {"logprobs": True, "top_logprobs": 2}
         self.traffic: TrafficMemory | None = None
         self.check_rate = _check_rate(check_rate, learn)
+        _check_memory(memory, learn)
         if learn:
             if self.model.neighbours is None or self.embedder is None:
                 raise ConfigError("learn=True needs a confidence model that reads similar_right (past prompts); "
                                   "this one does not")
-            self.traffic = TrafficMemory(self.model.neighbours, max_prompts)
+            self.traffic = TrafficMemory(self.model.neighbours, max_prompts, path=memory)
         if compare is not None and not callable(compare):
             raise ConfigError(f"compare must be a function (cheap answer, strong answer) -> bool, got {compare!r}")
         self.compare: Callable[[str, str], bool] = compare if compare is not None else answers_agree
         self._rng = random.Random(seed)
         #: what learning from traffic has seen: answers compared, of them the cheap ones that agreed,
-        #: and kept answers sent to the strong model to be checked
-        self.stats = {"observed": 0, "agreed": 0, "checked": 0}
+        #: kept answers sent to the strong model to be checked, and prompts read from ``memory``
+        self.stats = {"observed": 0, "agreed": 0, "checked": 0,
+                      "remembered": self.traffic.loaded if self.traffic is not None else 0}
 
     def threshold_for(self, quality: float) -> float:
         """The threshold for ``quality``: read off the answers as a learning cascade scores them when
@@ -210,6 +218,17 @@ def _check_rate(rate: Any, learn: bool) -> float:
     if rate and not learn:
         raise ConfigError("check_rate needs learn=True (checked answers are what the scorer learns from)")
     return float(rate)
+
+
+def _check_memory(memory: Any, learn: bool) -> None:
+    if memory is None:
+        return
+    if not isinstance(memory, (str, os.PathLike)) or not str(memory):
+        raise ConfigError(f"memory must be a file path, got {memory!r}")
+    if not learn:
+        raise ConfigError("memory needs learn=True (it is where what the scorer learns is kept)")
+    if Path(memory).is_dir():
+        raise ConfigError(f"memory must be a file path, and {str(memory)!r} is a folder")
 
 
 def answers_agree(cheap: str, strong: str) -> bool:
@@ -427,20 +446,25 @@ class Cascade(Strategy):
     (:func:`answers_agree`), and the prompt joins the past prompts the ``similar_right`` feature
     reads, so kinds of question the cheap model gets right come to be kept and kinds it gets wrong
     to be escalated. ``check_rate`` also sends that share of kept answers to the strong model (paid,
-    and its answer is served) so that kept answers are learned from too. With a scorer of your own,
-    pass these to ``ConfidenceScorer`` instead.
+    and its answer is served) so that kept answers are learned from too. What it learns lives in the
+    process unless ``memory`` names a file: it is then appended there and read back when the
+    cascade starts again (processes may share the file). With a scorer of your own, pass these to
+    ``ConfidenceScorer`` instead.
     """
 
     name = "cascade"
 
     def __init__(self, cheap: str | Target | None = None, strong: str | Target | None = None, *,
                  scorer: Any = None, threshold: float | None = None, quality: float | None = None,
-                 tags: Sequence[str] | str = (), learn: bool | None = None, check_rate: float = 0.0) -> None:
-        if scorer is not None and (learn is not None or check_rate):
-            raise ConfigError("cascade: learn= and check_rate= set up the default scorer; with scorer= of your "
-                              "own, pass them to it: ConfidenceScorer(learn=True, check_rate=...)")
+                 tags: Sequence[str] | str = (), learn: bool | None = None, check_rate: float = 0.0,
+                 memory: str | os.PathLike[str] | None = None) -> None:
+        if scorer is not None and (learn is not None or check_rate or memory is not None):
+            raise ConfigError("cascade: learn=, check_rate= and memory= set up the default scorer; with scorer= "
+                              "of your own, pass them to it: ConfidenceScorer(learn=True, check_rate=..., memory=...)")
         self.learn = True if learn is None else bool(learn)
         self.check_rate = _check_rate(check_rate, self.learn)
+        _check_memory(memory, self.learn)
+        self.memory = memory
         if threshold is not None and quality is not None:
             raise ConfigError("cascade: give threshold= (a raw score) or quality= (a calibrated target), not both")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -464,7 +488,7 @@ class Cascade(Strategy):
         if not is_local(cheap):
             return _REFUSAL, 0.5 if self.threshold is None else self.threshold
         if self._auto is None:
-            scorer = ConfidenceScorer(learn=self.learn, check_rate=self.check_rate)
+            scorer = ConfidenceScorer(learn=self.learn, check_rate=self.check_rate, memory=self.memory)
             self._auto = scorer, (self.threshold if self.threshold is not None else
                                   _calibrated(scorer, self.quality if self.quality is not None else 0.95))
         return self._auto

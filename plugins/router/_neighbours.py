@@ -13,6 +13,7 @@ worth ``prior_weight`` neighbours of similarity 1. A past prompt's own value
 from __future__ import annotations
 
 import base64
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from costmw.plugin_api import ConfigError
+
+from ._traffic_file import TrafficFile, group_id
 
 __all__ = ["NEIGHBOUR_FEATURE", "NeighbourRate", "TrafficMemory", "prompt_template"]
 
@@ -166,11 +169,19 @@ class TrafficMemory:
     in all (the oldest go first): 10,000 prompts of MiniLM's 384 dimensions take 15 MB (float32, so
     comparing with them needs no conversion). The overall share right that rates are pulled toward
     stays ``base``'s, so a handful of observations moves a rate only as far as their similarity earns.
+
+    With ``path``, what is remembered is also appended to that file (see
+    :class:`~._traffic_file.TrafficFile`), and the file's newest ``max_prompts`` prompts are
+    remembered from the start: learning survives a restart, and processes that share the file learn
+    from each other's traffic each time one starts.
     """
 
-    def __init__(self, base: NeighbourRate, max_prompts: int = 10_000) -> None:
+    def __init__(self, base: NeighbourRate, max_prompts: int = 10_000, *,
+                 path: str | os.PathLike[str] | None = None) -> None:
         if isinstance(max_prompts, bool) or not isinstance(max_prompts, int) or max_prompts < 1:
             raise ConfigError(f"max_prompts must be a whole number >= 1, got {max_prompts!r}")
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"the traffic memory's path must be a file path, got {type(path).__name__}")
         self.base = base
         self.max_prompts = max_prompts
         self._vectors = np.zeros((min(64, max_prompts), base.dim), dtype=np.float32)  # grows by doubling
@@ -179,6 +190,15 @@ class TrafficMemory:
         self._count = 0
         self._next = 0  # where the next prompt goes once the memory is full
         self._lock = threading.Lock()
+        self.file: TrafficFile | None = None
+        #: prompts read from ``path`` when the memory was made
+        self.loaded = 0
+        if path is not None:
+            self.file = TrafficFile(path, dim=base.dim, embedder=base.embedder, max_prompts=max_prompts)
+            vectors, groups, right = self.file.load()
+            for vector, group, ok in zip(vectors, groups, right, strict=True):
+                self._put(vector, bool(ok), int(group))
+            self.loaded = len(vectors)
 
     def __len__(self) -> int:
         return self._count
@@ -188,6 +208,12 @@ class TrafficMemory:
         row = np.asarray(vector, dtype=np.float32).reshape(-1)
         if row.shape[0] != self.base.dim:
             raise ConfigError(f"traffic memory holds {self.base.dim}-dimensional vectors; got {row.shape[0]}")
+        gid = group_id(group)
+        self._put(row, bool(right), gid)
+        if self.file is not None:
+            self.file.append(row, gid, bool(right))
+
+    def _put(self, row: np.ndarray, right: bool, gid: int) -> None:
         with self._lock:
             if self._count < self.max_prompts:
                 if self._count == len(self._right):
@@ -202,19 +228,19 @@ class TrafficMemory:
                 at = self._next
                 self._next = (self._next + 1) % self.max_prompts
             self._vectors[at] = row
-            self._right[at] = bool(right)
-            self._groups[at] = _group_id(group)
+            self._right[at] = right
+            self._groups[at] = gid
 
     def rate(self, vectors: Any, group: str | None = None) -> np.ndarray:
         """``similar_right`` for new prompts of ``group``, over the base's past prompts and the
         prompts remembered for that group."""
         with self._lock:  # views: a prompt remembered meanwhile is simply not counted yet
             more, right, groups = self._vectors[:self._count], self._right[:self._count], self._groups[:self._count]
-        mine = groups == _group_id(group)
+        mine = groups == group_id(group)
         if not mine.all():
             more, right = more[mine], right[mine]
         return self.base.rate_with(vectors, more, right)
 
-
-def _group_id(group: str | None) -> int:
-    return hash(group or "")  # within one process, which is where a memory lives
+    def flush(self) -> bool:
+        """Write what waits to be appended to the file now (True when nothing waits)."""
+        return True if self.file is None else self.file.flush(force=True)

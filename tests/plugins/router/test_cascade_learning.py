@@ -110,7 +110,8 @@ def test_a_kind_the_cheap_model_gets_wrong_scores_lower_as_it_is_seen(model: Con
         assert response.served_by == "target:strong"
         assert response.info["route"]["cascade"]["cheap_agreed"] is False
         scores.append(response.info["route"]["cascade"]["score"])
-    assert scores[-1] < scores[0] and scorer.stats == {"observed": 6, "agreed": 0, "checked": 0}
+    assert scores[-1] < scores[0]
+    assert scorer.stats == {"observed": 6, "agreed": 0, "checked": 0, "remembered": 0}
 
 
 def test_checked_kept_answers_are_served_by_the_strong_model_and_learned_from(model: ConfidenceModel) -> None:
@@ -230,3 +231,151 @@ def test_a_learning_cascade_reads_its_threshold_off_answers_scored_as_it_would_s
     # a model without them (an older file) reads the held-out calibration for both
     back.learning_calibration = []
     assert back.threshold_for(0.9, learning=True) == back.threshold_for(0.9)
+
+
+# -- what a cascade learned, kept in a file -------------------------------------------------------
+
+
+def test_what_a_cascade_learned_survives_a_restart(model: ConfidenceModel, tmp_path: Any) -> None:
+    path = tmp_path / "traffic.bin"
+    cheap = Local(replying("bonjour"), name="cheap", price=(0.0, 0.0))
+    strong = MockTarget(replying("Bonjour."), name="strong", price=(10.0, 30.0))
+    threshold = static_score(ConfidenceScorer(model), prompts(1)[0]) + 0.05  # a new kind starts escalated
+    scorer = ConfidenceScorer(model, learn=True, memory=path)
+    chain = Chain([ModelRouter([cheap, strong], strategy=Cascade(scorer=scorer, threshold=threshold))])
+    served = [chain.complete(ask(p), model="strong") for p in prompts(12)]
+    assert served[0].served_by == "target:strong" and served[-1].served_by == "target:cheap"
+    assert scorer.traffic is not None and scorer.traffic.flush() and path.stat().st_size > 0
+
+    def first_call(memory: Any) -> str:
+        again = ConfidenceScorer(model, learn=True, memory=memory)
+        fresh = Chain([ModelRouter([cheap, strong], strategy=Cascade(scorer=again, threshold=threshold))])
+        if memory is not None:
+            assert again.stats["remembered"] == scorer.stats["observed"] > 0
+        return fresh.complete(ask(f"{NEW_KIND} (case 50)?"), model="strong").served_by
+
+    assert first_call(path) == "target:cheap"  # started again from the file: kept from the first call
+    assert first_call(None) == "target:strong"  # without it the lesson is gone
+
+
+def test_a_traffic_file_keeps_tenants_apart_and_its_newest_prompts(tmp_path: Any) -> None:
+    base = NeighbourRate(unit([1, 0, 0], [0, 1, 0]), [True, False], k=2, prior_weight=1.0)
+    path = tmp_path / "t.bin"
+    memory = TrafficMemory(base, path=path)
+    for _ in range(3):
+        memory.add(unit([0, 0, 1])[0], True, "a")
+    memory.add(unit([0, 0.1, 1])[0], False, "b")
+    assert memory.flush()
+    query = unit([0, 0, 1])
+    back = TrafficMemory(base, path=path)
+    assert back.loaded == len(back) == 4
+    for tenant in ("a", "b", None):  # the same rates as before the restart, tenant by tenant
+        assert back.rate(query, tenant)[0] == pytest.approx(memory.rate(query, tenant)[0])
+    assert back.rate(query, "a")[0] > back.rate(query, None)[0] > back.rate(query, "b")[0]
+    small = TrafficMemory(base, max_prompts=2, path=path)
+    assert small.loaded == 2  # the newest two: one of tenant a's three, and tenant b's
+    assert small.rate(query, "b")[0] == pytest.approx(memory.rate(query, "b")[0])
+    assert small.rate(query, "a")[0] < memory.rate(query, "a")[0]
+    # a tenant's name with a lone surrogate is still that tenant's, in the file too
+    odd = TrafficMemory(base, path=tmp_path / "odd.bin")
+    odd.add(unit([0, 0, 1])[0], True, "x\udc80")
+    assert odd.flush() and TrafficMemory(base, path=tmp_path / "odd.bin").rate(query, "x\udc80")[0] > 0.6
+
+
+def test_a_long_traffic_file_is_cut_to_its_newest_prompts(tmp_path: Any) -> None:
+    base = NeighbourRate(unit([1, 0, 0], [0, 1, 0]), [True, False], k=2, prior_weight=1.0)
+    path = tmp_path / "t.bin"
+    memory = TrafficMemory(base, max_prompts=50, path=path)
+    for i in range(300):
+        memory.add(unit([0, 0, 1])[0], i >= 250, "a")  # only the newest 50 were right
+        if i % 40 == 0:
+            assert memory.flush()
+    assert memory.flush() and memory.file is not None and memory.file.written == 300
+    size = path.stat().st_size
+    back = TrafficMemory(base, max_prompts=50, path=path)
+    assert back.loaded == 50 and path.stat().st_size < size / 5  # rewritten with the newest 50
+    assert back.rate(unit([0, 0, 1]), "a")[0] == pytest.approx((2 + 0.5) / 3, rel=1e-3)  # its 2 nearest: right
+    assert TrafficMemory(base, max_prompts=50, path=path).loaded == 50
+
+
+def test_a_traffic_file_that_cannot_be_used_is_moved_aside(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    base = NeighbourRate(unit([1, 0, 0], [0, 1, 0]), [True, False], k=2, prior_weight=1.0)
+    path = tmp_path / "t.bin"
+    path.write_bytes(b"not a traffic file\n\x00\x01")
+    memory = TrafficMemory(base, path=path)
+    assert len(memory) == 0 and "moved aside" in caplog.text
+    assert len(list(tmp_path.glob("t.bin.unused-*"))) == 1
+    memory.add(unit([0, 0, 1])[0], True)
+    assert memory.flush() and TrafficMemory(base, path=path).loaded == 1  # a new file, started afresh
+    # another embedder's file is not read as this one's
+    other = NeighbourRate(unit([1, 0, 0, 0], [0, 1, 0, 0]), [True, False], embedder="another")
+    assert TrafficMemory(other, path=path).loaded == 0 and not path.exists()
+    # a record cut short by a crash is ignored; the whole ones are read
+    fresh = TrafficMemory(base, path=tmp_path / "cut.bin")
+    fresh.add(unit([0, 0, 1])[0], True)
+    fresh.add(unit([0, 1, 1])[0], False)
+    assert fresh.flush()
+    with open(tmp_path / "cut.bin", "ab") as out:
+        out.write(b"\x00" * 7)
+    assert TrafficMemory(base, path=tmp_path / "cut.bin").loaded == 2
+
+
+def test_a_traffic_file_that_cannot_be_written_yet_keeps_its_records(tmp_path: Any,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    base = NeighbourRate(unit([1, 0, 0], [0, 1, 0]), [True, False], k=2, prior_weight=1.0)
+    blocker = tmp_path / "folder"
+    blocker.write_text("a file where the folder should be")
+    memory = TrafficMemory(base, path=blocker / "t.bin")
+    memory.add(unit([0, 0, 1])[0], True)
+    assert memory.flush() is False and memory.file is not None and memory.file.write_errors >= 1
+    assert "wait in memory" in caplog.text and len(memory) == 1  # learning goes on in memory
+    blocker.unlink()
+    blocker.mkdir()
+    assert memory.flush() and TrafficMemory(base, path=blocker / "t.bin").loaded == 1
+
+
+def test_processes_sharing_a_traffic_file_append_whole_records(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.bin"
+    script = (
+        "import sys, numpy as np\n"
+        "from costmw.plugins.router import NeighbourRate, TrafficMemory\n"
+        "base = NeighbourRate(np.eye(3)[:2], [True, False])\n"
+        "m = TrafficMemory(base, path=sys.argv[1])\n"
+        "for i in range(300):\n"
+        "    m.add(np.array([0.0, 0.6, 0.8]), i % 2 == 0, sys.argv[2])\n"
+        "    if i % 7 == 0: m.flush()\n"
+        # the rest is written when the process exits
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(path), f"t{n}"]) for n in range(3)]
+    assert [r.wait(timeout=120) for r in runs] == [0, 0, 0]
+    back = TrafficMemory(NeighbourRate(np.eye(3)[:2], [True, False]), path=path)
+    assert back.loaded == 900 and len(list(tmp_path.iterdir())) == 1  # every record, one file, no leftovers
+    query = np.array([[0.0, 0.6, 0.8]])
+    assert back.rate(query, "t0")[0] == pytest.approx(back.rate(query, "t2")[0])
+
+
+def test_a_cascade_memory_is_checked_when_the_cascade_is_built(tmp_path: Any) -> None:
+    cascade = Cascade(memory=tmp_path / "traffic.bin")
+    scorer = cascade.judge(Local(replying("x"), name="l"))[0]
+    assert isinstance(scorer, ConfidenceScorer) and scorer.traffic is not None
+    assert scorer.traffic.file is not None and scorer.traffic.file.path == tmp_path / "traffic.bin"
+    with pytest.raises(ConfigError, match="needs learn=True"):
+        Cascade(learn=False, memory=tmp_path / "traffic.bin")
+    with pytest.raises(ConfigError, match="is a folder"):
+        Cascade(memory=tmp_path)
+    with pytest.raises(ConfigError, match="file path"):
+        Cascade(memory=3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="pass them to it"):
+        Cascade(scorer="refusal", memory=tmp_path / "traffic.bin")
+    # from a configuration file
+    chain = Chain.from_config({
+        "plugins": [{"model_router": {"targets": ["smol", "big"], "strategy": {
+            "cascade": {"cheap": "smol", "strong": "big", "memory": str(tmp_path / "from-config.traffic")}}}}],
+        "targets": [{"kind": "mock", "name": "smol", "reply": "s", "price": [0.1, 0.1]},
+                    {"kind": "mock", "name": "big", "reply": "b", "price": [9.0, 9.0]}]})
+    router = chain.plugins[0]
+    assert isinstance(router, ModelRouter) and isinstance(router.strategy, Cascade)
+    assert router.strategy.memory == str(tmp_path / "from-config.traffic")
