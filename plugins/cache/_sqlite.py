@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from costmw._ledger_io import has_schema, open_sqlite
 from costmw.plugin_api import StoreUnavailable, announce_path, semantic_cache_path
 
 from ._entry import Entry, vector_from_bytes, vector_to_bytes
@@ -42,22 +43,40 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _COLUMNS = "key, grp, scope, text, response, vector, created, expires, hits, reading"
 _FOUND_COLUMNS = _COLUMNS.replace("vector", "NULL")  # search results need no vector: the index has it
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS entries (
+_SCHEMA = (  # one statement each: they run together in one write transaction (see _make_schema)
+    """CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, grp TEXT NOT NULL, scope TEXT NOT NULL,
     text TEXT NOT NULL, response TEXT NOT NULL, vector BLOB, created REAL NOT NULL, expires REAL,
-    last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, reading TEXT);
-CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used);
-CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires);
-CREATE TABLE IF NOT EXISTS deletions (seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, grp TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS entries_deleted AFTER DELETE ON entries
-    BEGIN INSERT INTO deletions (key, grp) VALUES (old.key, old.grp); END;
-"""
+    last_used REAL NOT NULL, hits INTEGER NOT NULL DEFAULT 0, reading TEXT)""",
+    "CREATE INDEX IF NOT EXISTS entries_last_used ON entries (last_used)",
+    "CREATE INDEX IF NOT EXISTS entries_expires ON entries (expires)",
+    """CREATE TABLE IF NOT EXISTS deletions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, grp TEXT NOT NULL)""",
+    """CREATE TRIGGER IF NOT EXISTS entries_deleted AFTER DELETE ON entries
+    BEGIN INSERT INTO deletions (key, grp) VALUES (old.key, old.grp); END""",
+)
+_TABLES = {"entries": ("seq", "key", "grp", "scope", "text", "response", "vector", "created", "expires",
+                       "last_used", "hits", "reading"),
+           "deletions": ("seq", "key", "grp")}
+_INDEXES = ("entries_last_used", "entries_expires")
+_OPEN_WAIT_S = 3.0  # how long opening retries a file other processes are opening too; then the cache steps aside
 _KEEP_DELETIONS = 50_000  # a process that falls further behind than this reloads its index
 _READ_TIMEOUT = 0.25  # seconds a lookup may wait on a busy file (rare in WAL mode); then it fails open
 _FLUSH_AFTER = 256  # buffered hits written once this many are waiting ...
 _FLUSH_AGE = 2.0  # ... or the oldest has waited this many seconds
 _WRITE_TIMEOUT = 1.0  # seconds a write may wait for a file another process holds; then the cache steps aside
+
+
+def _make_schema(db: sqlite3.Connection) -> None:
+    for statement in _SCHEMA:
+        db.execute(statement)
+    if "reading" not in {row[1] for row in db.execute("PRAGMA table_info(entries)")}:
+        db.execute("ALTER TABLE entries ADD COLUMN reading TEXT")  # a file from an earlier version
+
+
+def _has_schema(db: sqlite3.Connection) -> bool:
+    trigger = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'entries_deleted'").fetchone()
+    return trigger is not None and has_schema(db, {k: list(v) for k, v in _TABLES.items()}, _INDEXES)
 
 
 def _damaged(exc: BaseException) -> bool:
@@ -156,13 +175,12 @@ class SQLiteStore(Store):
             self._sync()
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=timeout)
+        """Open the file (WAL mode, the schema made or completed), retrying while other processes
+        are opening it at the same moment (:func:`costmw._ledger_io.open_sqlite`)."""
+        db = open_sqlite(Path(str(self.path)), busy_timeout_s=timeout, setup=_make_schema, ready=_has_schema,
+                         wait_s=_OPEN_WAIT_S)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            if "reading" not in {row[1] for row in db.execute("PRAGMA table_info(entries)")}:
-                db.execute("ALTER TABLE entries ADD COLUMN reading TEXT")  # a file from an earlier version
             db.execute("PRAGMA quick_check(1)").fetchone()
         except BaseException:
             db.close()

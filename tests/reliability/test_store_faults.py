@@ -155,3 +155,32 @@ def test_a_cache_file_locked_by_another_process_never_fails_or_stalls_calls(tmp_
     ask(chain, "after")
     assert ask(chain, "after") == "answer to after" and target.calls[-1].last_user_text == "after"
     chain.close()
+
+
+_OPEN_CACHE_AND_PUT = """
+import sys, time
+import numpy as np
+from costmw.plugins.cache import Entry, SQLiteStore
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+store = SQLiteStore(sys.argv[1])
+store.put(Entry(key=sys.argv[3], group="g", scope="s", text="t", response={"text": "r"},
+                vector=np.ones(4, dtype=np.float32) / 2, created=time.time()))
+print(store.faults["unavailable"], flush=True)
+"""
+
+
+def test_processes_that_open_a_new_cache_file_at_the_same_moment_all_use_it(tmp_path: Path) -> None:
+    # gateway workers that start together on one cache file: switching a new file to WAL answers
+    # "database is locked" at once to all but one, so opening tries again rather than stepping aside
+    path = tmp_path / "cache.db"
+    start = time.time() + 3.0  # every process is started and spinning before this moment
+    procs = [subprocess.Popen([sys.executable, "-c", _OPEN_CACHE_AND_PUT, str(path), str(start), f"k{i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(6)]
+    results = [proc.communicate(timeout=120) for proc in procs]
+    assert [(p.returncode, out.strip()) for p, (out, _) in zip(procs, results, strict=True)] == [(0, "0")] * 6, \
+        [err[-600:] for _, err in results]
+    store = SQLiteStore(path)
+    assert sorted(e.key for e, _ in store.search("g", np.ones(4, dtype=np.float32) / 2, 10, time.time())) == \
+        [f"k{i}" for i in range(6)]
