@@ -98,6 +98,12 @@ class _Speller:
             # a short word is one edit from dozens of others ("thx" / "the", "wut" / "but"): only a
             # dropped letter is put back ("fnd" / "find")
             found = [s for s in found if len(s.term) == len(word) + 1]
+        if len(word) == 4:
+            # nor is a four-letter word changed letter for letter ("meds" / "beds", "tine" / "time"):
+            # a short word has too many neighbours one letter apart; a dropped letter put back
+            # ("ordr"), two letters swapped ("wnat") or a doubled letter undone ("arre") stay
+            found = [s for s in found if len(s.term) == 5 or sorted(s.term) == sorted(word)
+                     or (len(s.term) == 3 and any(word[i] == word[i + 1] for i in range(3)))]
         if len(word) <= _SHORT_WORD:
             # a short unknown word is as likely an abbreviation or a word the dictionary lacks ("pls",
             # "meds") as a typo: it is respelt only to a word seen beside one of its neighbours

@@ -38,6 +38,14 @@ def test_a_short_unknown_word_is_respelt_only_where_its_neighbours_support_the_c
     assert read("teh quick brown fox") == "teh quick brown fox"
 
 
+def test_a_four_letter_word_is_never_changed_letter_for_letter(read: Normaliser) -> None:
+    # "meds" is one letter from "beds", and "my beds" is a common bigram: changing a letter of a
+    # word this short changes what is asked, so only a dropped, swapped or doubled letter is undone
+    assert read("can i take my meds with food") == "can i take my meds with food"
+    assert read("i wnat my ordr") == "i want my order"
+    assert read("arre you open") == "are you open"
+
+
 @pytest.mark.parametrize("text", [
     "How do I install numpy on Ubuntu 22.04?",
     "Call my_func() with \"teh value\" at https://exmple.com/pth",
