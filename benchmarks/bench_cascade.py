@@ -17,8 +17,10 @@ shipped model alone (``learn=False``). Learning is shown on the same questions a
 shuffled orders (seeds 0-4, averaged): each decision is made before its own answer is compared;
 every escalated (or, with ``check_rate``, checked) question then joins the past prompts with
 whether SmolLM2's reply agreed with the stand-in's (the correct answer), by the library's
-``answers_agree``. The same is measured on the training answers with each kind held out from the
-model (``new_kind_streams``): the case learning is for, a kind of question the model never saw.
+``answers_agree``. The same stream is also run with the process restarted halfway, its memory lost
+or read back from its file (``Cascade(memory=...)``). The same is measured on the training answers
+with each kind held out from the model (``new_kind_streams``): the case learning is for, a kind of
+question the model never saw.
 
     nice -n 10 python -m benchmarks.cascade_answers greedy samples dev   # the answers (slow on a CPU)
     python -m benchmarks.bench_cascade --cached                          # scores them
@@ -201,19 +203,29 @@ STREAM_CHECK_RATE = 0.05
 
 
 def learning_stream(rows: Sequence[dict[str, Any]], model: Any, threshold: float, *, seed: int,
-                    check_rate: float = 0.0) -> dict[str, float]:
+                    check_rate: float = 0.0, restart: str = "") -> dict[str, float]:
     """The questions in one shuffled order through a cascade that learns from its traffic (the
-    library's ``TrafficMemory`` and ``answers_agree``, as ``ConfidenceScorer(learn=True)`` uses them)."""
+    library's ``TrafficMemory`` and ``answers_agree``, as ``ConfidenceScorer(learn=True)`` uses them).
+    ``restart``: the process restarts halfway, its memory lost (``"forget"``) or read back from the
+    file it was appended to (``"file"``, ``Cascade(memory=...)``)."""
+    import tempfile
+    from pathlib import Path
+
     from costmw.plugins.router._cascade import answers_agree
     from costmw.plugins.router._neighbours import NEIGHBOUR_FEATURE, TrafficMemory
 
-    memory = TrafficMemory(model.neighbours)
+    folder = tempfile.TemporaryDirectory() if restart == "file" else None
+    path = Path(folder.name) / "traffic" if folder is not None else None
+    memory = TrafficMemory(model.neighbours, path=path)
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     checks = random.Random(seed + 1000)
     keep = np.zeros(len(rows), dtype=bool)
     agreed_wrongly = 0
-    for i in order:
+    for step, i in enumerate(order):
+        if restart and step == len(order) // 2:
+            memory.flush()
+            memory = TrafficMemory(model.neighbours, path=path)
         row = rows[i]
         features = {**row["evidence"], NEIGHBOUR_FEATURE: float(memory.rate(row["vector"][None, :])[0])}
         kept = model.predict_one(features) >= threshold
@@ -224,11 +236,28 @@ def learning_stream(rows: Sequence[dict[str, Any]], model: Any, threshold: float
             agreed_wrongly += int(agreed and not row["right"])
             memory.add(row["vector"], agreed)
         keep[i] = kept
+    if folder is not None:
+        memory.flush()
+        folder.cleanup()
     right = np.asarray([r["right"] for r in rows], dtype=bool)
     n = len(rows)
+    second = np.asarray(order[n // 2:])
     return {"kept": float(keep.mean()), "accuracy": float((right[keep].sum() + (~keep).sum()) / n),
             "kept_right": float(right[keep].mean()) if keep.any() else float("nan"),
-            "second_half_kept": float(keep[order[n // 2:]].mean()), "agreed_wrongly": agreed_wrongly}
+            "second_half_kept": float(keep[second].mean()),
+            "second_half_accuracy": float((right[second] | ~keep[second]).mean()), "agreed_wrongly": agreed_wrongly}
+
+
+def restart_rows(rows: Sequence[dict[str, Any]], model: Any) -> dict[str, dict[str, float]]:
+    """The default's stream with the process restarted halfway: what the second half keeps when
+    the memory is lost, read back from its file, or never interrupted (mean of the seeds)."""
+    threshold = model.threshold_for(QUALITY, learning=True)
+    out = {}
+    for name, restart in (("no restart", ""), ("restarted halfway, memory lost (the default)", "forget"),
+                          ("restarted halfway, Cascade(memory=file)", "file")):
+        runs = [learning_stream(rows, model, threshold, seed=s, restart=restart) for s in STREAM_SEEDS]
+        out[name] = {k: float(np.mean([r[k] for r in runs])) for k in ("second_half_kept", "second_half_accuracy")}
+    return out
 
 
 def learning_rows(rows: Sequence[dict[str, Any]], model: Any) -> dict[str, dict[str, float]]:
@@ -340,6 +369,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     [[k, f"{v['kept']:.1%}", f"{v['accuracy']:.1%}", f"{v['worst_accuracy']:.1%}",
                       f"{v['kept_right']:.1%}", f"{v['second_half_kept']:.1%}", f"{v['agreed_wrongly']:.1f}"]
                      for k, v in learning.items()])
+    restarts = restart_rows(rows_dev, model) if model.needs_embedding else {}
+    if restarts:
+        print_table("the same stream, the process restarted halfway: the second half of the questions",
+                    ["", "kept cheap", "final right"],
+                    [[k, f"{v['second_half_kept']:.1%}", f"{v['second_half_accuracy']:.1%}"]
+                     for k, v in restarts.items()])
     new_kinds: dict[str, Any] = {}
     if model.needs_embedding:
         from costmw.embeddings import resolve_embedder
@@ -360,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                  for k, v in cost.items()])
     out = {"questions": len(rows_dev), "train_questions": len(rows_train), "quality": QUALITY,
            "cheap_right": float(np.mean([r["right"] for r in rows_dev])), "scorers": results, "judging": cost,
-           "learning_from_traffic": learning, "new_kinds_as_traffic": new_kinds}
+           "learning_from_traffic": learning, "restarted_halfway": restarts, "new_kinds_as_traffic": new_kinds}
     write_result("cascade", out)
     return out
 

@@ -195,9 +195,16 @@ class TrafficMemory:
         self.loaded = 0
         if path is not None:
             self.file = TrafficFile(path, dim=base.dim, embedder=base.embedder, max_prompts=max_prompts)
-            vectors, groups, right = self.file.load()
-            for vector, group, ok in zip(vectors, groups, right, strict=True):
-                self._put(vector, bool(ok), int(group))
+            vectors, groups, right = self.file.load()  # at most max_prompts, the newest
+            if len(vectors):
+                size = max(len(self._right), len(vectors))
+                self._vectors = np.zeros((size, base.dim), dtype=np.float32)
+                self._vectors[:len(vectors)] = vectors
+                self._right = np.zeros(size, dtype=bool)
+                self._right[:len(vectors)] = right
+                self._groups = np.zeros(size, dtype=np.int64)
+                self._groups[:len(vectors)] = groups
+                self._count = len(vectors)
             self.loaded = len(vectors)
 
     def __len__(self) -> int:
