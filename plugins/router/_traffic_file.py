@@ -228,6 +228,22 @@ class TrafficFile:
 _OPEN: weakref.WeakSet[TrafficFile] = weakref.WeakSet()
 
 
+def _after_fork() -> None:
+    """In a forked child (pre-fork server workers) no writing thread runs and a lock may have been
+    copied while held: each open file gets new locks, and starts a thread of its own when needed.
+    Records that were waiting are the parent's to write, not the child's."""
+    for traffic in list(_OPEN):
+        traffic._pending = []
+        traffic._lock = threading.Lock()
+        traffic._io_lock = threading.Lock()
+        traffic._wake = threading.Condition(traffic._lock)
+        traffic._thread = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 @atexit.register
 def _flush_all() -> None:
     for traffic in list(_OPEN):

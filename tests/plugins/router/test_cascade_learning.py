@@ -3,6 +3,8 @@ confidence model's ``similar_right`` how the cheap model does on prompts like th
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -379,3 +381,31 @@ def test_a_cascade_memory_is_checked_when_the_cascade_is_built(tmp_path: Any) ->
     router = chain.plugins[0]
     assert isinstance(router, ModelRouter) and isinstance(router.strategy, Cascade)
     assert router.strategy.memory == str(tmp_path / "from-config.traffic")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
+def test_a_forked_worker_writes_what_it_learns(tmp_path: Any) -> None:
+    base = NeighbourRate(unit([1, 0, 0], [0, 1, 0]), [True, False], k=2, prior_weight=1.0)
+    path = tmp_path / "t.bin"
+    memory = TrafficMemory(base, path=path)
+    memory.add(unit([0, 0, 1])[0], True, "parent")  # the parent's writing thread is running
+    pid = os.fork()
+    if pid == 0:  # the worker: learns, and its own thread writes it
+        try:
+            memory.add(unit([0, 1, 1])[0], False, "child")
+            deadline = time.time() + 20
+            while memory.file is not None and memory.file.written < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            os._exit(0 if memory.file is not None and memory.file.written == 1 else 1)
+        except BaseException:
+            os._exit(2)
+    deadline = time.time() + 60
+    done, status = os.waitpid(pid, os.WNOHANG)
+    while not done and time.time() < deadline:
+        time.sleep(0.05)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:  # stuck on a lock copied while held: a failure, not a hang
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert done and os.waitstatus_to_exitcode(status) == 0
+    assert memory.flush() and TrafficMemory(base, path=path).loaded == 2
