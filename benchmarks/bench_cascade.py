@@ -279,8 +279,10 @@ def new_kind_streams(rows_train: Sequence[dict[str, Any]], seeds: Sequence[int] 
     from costmw.plugins.router._confidence_data import fit_confidence
 
     vectors = np.asarray([r["vector"] for r in rows_train])
-    ways = {"fixed (learn=False)": None, "learning from escalations (the default)": 0.0,
-            f"learning + {STREAM_CHECK_RATE:.0%} of kept checked": STREAM_CHECK_RATE}
+    ways: dict[str, float | str | None] = {
+        "fixed (learn=False)": None, "learning from escalations (the default)": 0.0,
+        f"learning + {STREAM_CHECK_RATE:.0%} of kept checked": STREAM_CHECK_RATE,
+        "learning, restarted halfway, memory lost": "forget"}  # with memory=file: the same as the default
     totals = {name: {"questions": 0.0, "kept": 0.0, "kept_wrong": 0.0, "kinds_under": 0} for name in ways}
     per_kind: dict[str, dict[str, float]] = {}
     kinds = sorted({r["category"] for r in rows_train})
@@ -297,7 +299,9 @@ def new_kind_streams(rows_train: Sequence[dict[str, Any]], seeds: Sequence[int] 
             else:
                 runs = []
                 for seed in seeds:
-                    one = learning_stream(mine, model, learning_threshold, seed=seed, check_rate=rate)
+                    one = learning_stream(mine, model, learning_threshold, seed=seed,
+                                          check_rate=rate if isinstance(rate, float) else 0.0,
+                                          restart=rate if isinstance(rate, str) else "")
                     kept = one["kept"] * len(mine)
                     runs.append((kept, kept - (one["kept_right"] * kept if kept else 0.0)))
             kept, wrong = float(np.mean([k for k, _ in runs])), float(np.mean([w for _, w in runs]))
