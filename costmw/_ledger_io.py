@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -39,7 +39,7 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
-def open_sqlite(path: Path, *, busy_timeout_s: float,
+def open_sqlite(path: str | Path, *, busy_timeout_s: float,
                 setup: Callable[[sqlite3.Connection], object] | None = None,
                 ready: Callable[[sqlite3.Connection], bool] | None = None,
                 wait_s: float = _OPEN_WAIT_S) -> sqlite3.Connection:
@@ -82,10 +82,12 @@ def open_sqlite(path: Path, *, busy_timeout_s: float,
             raise
 
 
-def has_schema(db: sqlite3.Connection, tables: dict[str, Sequence[str]], indexes: Sequence[str] = ()) -> bool:
-    """Whether ``db`` has each of ``tables`` with at least the columns named, and ``indexes``."""
-    found = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
-    if not set(tables) <= found or not set(indexes) <= found:
+def has_schema(db: sqlite3.Connection, tables: Mapping[str, Sequence[str]], others: Sequence[str] = ()) -> bool:
+    """Whether ``db`` has each of ``tables`` with at least the columns named, and the indexes and
+    triggers named in ``others``."""
+    found = {name for (name,) in db.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'index', 'trigger')")}
+    if not set(tables) <= found or not set(others) <= found:
         return False
     for table, columns in tables.items():
         have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}

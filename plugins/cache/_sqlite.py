@@ -58,7 +58,7 @@ _SCHEMA = (  # one statement each: they run together in one write transaction (s
 _TABLES = {"entries": ("seq", "key", "grp", "scope", "text", "response", "vector", "created", "expires",
                        "last_used", "hits", "reading"),
            "deletions": ("seq", "key", "grp")}
-_INDEXES = ("entries_last_used", "entries_expires")
+_INDEXES_AND_TRIGGERS = ("entries_last_used", "entries_expires", "entries_deleted")
 _OPEN_WAIT_S = 3.0  # how long opening retries a file other processes are opening too; then the cache steps aside
 _KEEP_DELETIONS = 50_000  # a process that falls further behind than this reloads its index
 _READ_TIMEOUT = 0.25  # seconds a lookup may wait on a busy file (rare in WAL mode); then it fails open
@@ -75,8 +75,7 @@ def _make_schema(db: sqlite3.Connection) -> None:
 
 
 def _has_schema(db: sqlite3.Connection) -> bool:
-    trigger = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'entries_deleted'").fetchone()
-    return trigger is not None and has_schema(db, {k: list(v) for k, v in _TABLES.items()}, _INDEXES)
+    return has_schema(db, _TABLES, _INDEXES_AND_TRIGGERS)
 
 
 def _damaged(exc: BaseException) -> bool:
@@ -177,7 +176,7 @@ class SQLiteStore(Store):
     def _connect(self, timeout: float) -> sqlite3.Connection:
         """Open the file (WAL mode, the schema made or completed), retrying while other processes
         are opening it at the same moment (:func:`costmw._ledger_io.open_sqlite`)."""
-        db = open_sqlite(Path(str(self.path)), busy_timeout_s=timeout, setup=_make_schema, ready=_has_schema,
+        db = open_sqlite(self.path, busy_timeout_s=timeout, setup=_make_schema, ready=_has_schema,
                          wait_s=_OPEN_WAIT_S)
         try:
             db.execute("PRAGMA synchronous=NORMAL")

@@ -61,9 +61,8 @@ class TrafficFile:
         self._pending: list[bytes] = []
         self._lock = threading.Lock()
         self._io_lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
-        self._closed = False
+        self._unusable = False  # the file could be neither read nor moved aside: learning stays in memory
         self._retry_at = 0.0
         self._delay = _FLUSH_EVERY_S
         #: records written, failed attempts to write, and records dropped while the file could not be
@@ -125,7 +124,7 @@ class TrafficFile:
         except OSError as exc:
             log.warning("costmw cascade: cannot use the traffic file %r (%s) nor move it aside (%s); what this "
                         "cascade learns stays in memory", str(self.path), why, exc)
-            self._closed = True
+            self._unusable = True
             return
         log.warning("costmw cascade: the traffic file %r cannot be used (%s); moved aside as %s, a new one is "
                     "started", str(self.path), why, aside.name)
@@ -149,7 +148,7 @@ class TrafficFile:
         record["group"][0] = group
         record["right"][0] = int(right)
         with self._lock:
-            if self._closed:
+            if self._unusable:
                 return
             self._pending.append(record.tobytes())
             if len(self._pending) > _COMPACT_AFTER * self.max_prompts:  # unwritable for a long time
@@ -164,8 +163,8 @@ class TrafficFile:
 
     def _run(self) -> None:
         while True:
+            time.sleep(self._delay)
             with self._lock:
-                self._wake.wait(timeout=self._delay)
                 if not self._pending:  # idle: the thread ends, and the next record starts another
                     self._thread = None
                     return
@@ -217,13 +216,6 @@ class TrafficFile:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def close(self) -> None:
-        """Write what is queued; records appended later are not written."""
-        self.flush(force=True)
-        with self._lock:
-            self._closed = True
-            self._wake.notify()
-
 
 _OPEN: weakref.WeakSet[TrafficFile] = weakref.WeakSet()
 
@@ -236,7 +228,6 @@ def _after_fork() -> None:
         traffic._pending = []
         traffic._lock = threading.Lock()
         traffic._io_lock = threading.Lock()
-        traffic._wake = threading.Condition(traffic._lock)
         traffic._thread = None
 
 
