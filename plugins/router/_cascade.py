@@ -20,7 +20,7 @@ from costmw.plugin_api import ConfigError, Request, Response, Target
 
 from ._answer import REFUSAL, check_arithmetic, final_answer
 from ._confidence import ConfidenceModel, default_confidence_model
-from ._evidence import evidence, token_stats
+from ._evidence import answer_span, evidence, token_stats
 from ._model import QualityModel
 from ._neighbours import NEIGHBOUR_FEATURE, TrafficMemory
 from ._route import Route, RouteContext
@@ -233,9 +233,14 @@ def _check_memory(memory: Any, learn: bool) -> None:
 
 def answers_agree(cheap: str, strong: str) -> bool:
     """Whether a cheap answer says what the strong one does: the same final answer (last number, a
-    clock time or ratio compared whole, or the same words), or a cheap answer of at most three words
-    found word for word in the strong one ("Paris" in "The capital of France is Paris."). Anything
-    else counts as disagreeing, so the cheap model is never credited with an answer it did not give."""
+    clock time or ratio compared whole, or the same words); a cheap answer of at most three words found
+    word for word in the strong one ("Paris" in "The capital of France is Paris."); or a strong answer
+    of at most three words (not a number) found word for word in the cheap answer's final answer span
+    (its last sentence, :func:`~._evidence.answer_span`) with no negation there that the strong answer
+    lacks ("The capital of Chile is Santiago." agrees with "Santiago"; "It is not Santiago." does not).
+    Anything else counts as disagreeing, so the cheap model is never credited with an answer it did
+    not give. What is compared is what the answers say, not their format: a sentence around a label
+    agrees with the label alone (the confidence model reads a reply that ignores the asked format)."""
     a, b = answer_key(cheap), answer_key(strong)
     if not a:
         return False
@@ -247,7 +252,27 @@ def answers_agree(cheap: str, strong: str) -> bool:
     if _NUMBER.fullmatch(a.replace(".0", "")) or _NUMBER.fullmatch(b.replace(".0", "")):
         return False
     words = a.split()
-    return len(words) <= 3 and f" {a} " in f" {b} "
+    if len(words) <= 3 and f" {a} " in f" {b} ":
+        return True
+    return _states_short_answer(cheap, b)
+
+
+# closed-class words that turn a statement around; a stated answer next to one is not taken as given
+_NEGATED = re.compile(r"\b(?:not|no|never|none|neither|nor|cannot)\b|n't\b|n’t\b", re.IGNORECASE)
+
+
+def _states_short_answer(text: str, short: str) -> bool:
+    """Whether ``text``'s final answer span holds ``short`` (the words of an answer of at most three
+    words) word for word, not negated there unless ``short`` is itself negated."""
+    wanted = short.split()
+    if not wanted or len(wanted) > 3:
+        return False
+    start, end = answer_span(text)
+    span = text[start:end]
+    said = " ".join(w.lower() for w in _WORDS.findall(span))
+    if f" {short} " not in f" {said} ":
+        return False
+    return not _NEGATED.search(span) or bool(_NEGATED.search(short))
 
 
 _VALUE = re.compile(r"\d+(?::\d+)+|\d+(?:\.\d+)?")  # a clock time or ratio whole, else a number

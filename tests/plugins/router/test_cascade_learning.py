@@ -63,6 +63,21 @@ def test_answers_agree_on_the_final_answer_and_never_credit_an_answer_not_given(
     assert not answers_agree("The capital of France is a city on the Seine", "The capital of France is Paris.")
 
 
+def test_a_sentence_that_states_the_strong_models_short_answer_agrees_with_it() -> None:
+    # the short answer in the cheap answer's last sentence: what a small model says around a name or label
+    assert answers_agree("The capital of Chile is Santiago.", "Santiago")
+    assert answers_agree("I read the text again. The customer's name is Ana Lima.", "Ana Lima")
+    assert answers_agree("No, it is not.", "no")
+    # negated, elsewhere than the final answer, only part of the words, or a number: not given
+    assert not answers_agree("The capital of Chile is not Santiago.", "Santiago")
+    assert not answers_agree("It isn't Santiago.", "Santiago")
+    assert not answers_agree("Santiago is a big city. The capital is Valparaiso.", "Santiago")
+    assert not answers_agree("The customer's name is Ana.", "Ana Lima")
+    assert not answers_agree("The total is 12 apples.", "apples")
+    # more than three words is not a short answer: the strong reply must then say the same thing
+    assert not answers_agree("It is the city of Santiago de Chile.", "the city of Santiago")
+
+
 def test_traffic_memory_joins_the_past_prompts_and_keeps_at_most_its_size() -> None:
     past = unit([1, 0, 0], [0, 1, 0])
     base = NeighbourRate(past, [True, False], k=2, prior_weight=1.0)
