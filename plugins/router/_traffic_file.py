@@ -9,7 +9,9 @@ call that taught the memory never waits on the disk; a record that cannot be wri
 memory and is tried again. A record cut short by a crash is ignored when the file is read. A file
 that is not one of these, or was made with another embedder, is moved aside (logged) and a fresh
 one is started. When a file holds more than four times the prompts a memory keeps, the process
-that opens it rewrites it with the newest ones.
+that opens it rewrites it with the newest ones. Appends and that rewrite hold an advisory lock on
+the file (``flock``, where the system has it), so a record appended while another process rewrites
+the file waits and goes to the new file instead of the one being replaced.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+
+if sys.platform != "win32":
+    import fcntl
 
 __all__ = ["TrafficFile", "group_id"]
 
@@ -98,7 +104,7 @@ class TrafficFile:
                      str(self.path))
         records = np.frombuffer(body[:count * self.dtype.itemsize], dtype=self.dtype)
         if count > _COMPACT_AFTER * self.max_prompts:
-            self._compact(records[-self.max_prompts:])
+            self._compact()
         records = records[-self.max_prompts:]
         vectors = np.ascontiguousarray(records["vector"], dtype=np.float32)
         return vectors, records["group"].astype(np.int64), records["right"].astype(bool)
@@ -129,15 +135,45 @@ class TrafficFile:
         log.warning("costmw cascade: the traffic file %r cannot be used (%s); moved aside as %s, a new one is "
                     "started", str(self.path), why, aside.name)
 
-    def _compact(self, newest: np.ndarray) -> None:
+    def _compact(self) -> None:
+        """Rewrite the file with its newest ``max_prompts`` records, read again under the lock so that
+        every record appended so far is counted; appends wait for the rewrite, then go to the new file."""
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_bytes(self.header + newest.tobytes())
-            os.replace(tmp, self.path)
+            with self._open_locked(os.O_RDONLY, "rb") as current:
+                data = current.read()
+                end = data.find(b"\n")
+                if end < 0 or self._header_problem(data[:end]):
+                    return  # replaced meanwhile by a file this one does not rewrite
+                count = (len(data) - end - 1) // self.dtype.itemsize
+                first = end + 1 + max(0, count - self.max_prompts) * self.dtype.itemsize
+                tmp.write_bytes(self.header + data[first:end + 1 + count * self.dtype.itemsize])
+                os.replace(tmp, self.path)  # still locked: no append lands in the file being replaced
         except OSError as exc:
             log.info("costmw cascade: could not shorten the traffic file %r: %s", str(self.path), exc)
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+    def _open_locked(self, flags: int, mode: str) -> IO[bytes]:
+        """The file at ``path`` opened with ``flags`` and locked against other processes' appends and
+        rewrites. The lock is on the file now at the path: one that a rewrite replaced while this
+        waited is let go and the new one opened. Never creates the file (FileNotFoundError)."""
+        while True:
+            handle = os.fdopen(os.open(self.path, flags), mode)
+            if sys.platform == "win32":  # no flock: a rewrite can lose a record appended meanwhile
+                return handle
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                now = os.stat(self.path)
+                opened = os.fstat(handle.fileno())
+                if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino):
+                    return handle
+            except FileNotFoundError:
+                pass  # moved aside or replaced meanwhile: open what is there now
+            except BaseException:
+                handle.close()
+                raise
+            handle.close()
 
     # -- appending ------------------------------------------------------------------------------
 
@@ -180,7 +216,7 @@ class TrafficFile:
                 batch, self._pending = self._pending, []
             try:
                 self._create()
-                with open(self.path, "ab") as out:  # one write per batch, at the end of the file
+                with self._open_locked(os.O_WRONLY | os.O_APPEND, "ab") as out:  # one write per batch, at the end
                     out.write(b"".join(batch))
             except OSError as exc:
                 with self._lock:

@@ -374,6 +374,35 @@ def test_processes_sharing_a_traffic_file_append_whole_records(tmp_path: Any) ->
     assert back.rate(query, "t0")[0] == pytest.approx(back.rate(query, "t2")[0])
 
 
+def test_records_appended_while_another_process_cuts_the_file_are_kept(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    from costmw.plugins.router._traffic_file import TrafficFile
+
+    path = tmp_path / "shared.bin"
+    script = (  # each appender numbers its records in the vector (x = appender, y = sequence)
+        "import sys, numpy as np\n"
+        "from costmw.plugins.router._traffic_file import TrafficFile\n"
+        "f = TrafficFile(sys.argv[1], dim=3, embedder='test', max_prompts=20)\n"
+        "for i in range(400):\n"
+        "    f.append(np.array([float(sys.argv[2]), float(i), 1.0], dtype=np.float32), 0, True)\n"
+        "    assert f.flush(force=True)\n"
+    )
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(n)]) for n in range(3)]
+    cuts = 0
+    while any(r.poll() is None for r in runs):  # meanwhile, this process opens the file again and again,
+        cuts += TrafficFile(path, dim=3, embedder="test", max_prompts=20).load()[0].shape[0] > 0  # cutting it
+    assert [r.wait(timeout=120) for r in runs] == [0, 0, 0] and cuts > 0
+    end = path.read_bytes()
+    records = np.frombuffer(end[end.find(b"\n") + 1:], dtype=TrafficFile(path, dim=3, embedder="test",
+                                                                           max_prompts=20).dtype)
+    kept = [sorted(int(v[1]) for v in records["vector"] if v[0] == n) for n in range(3)]
+    assert len(records) >= 20 and any(kept)
+    for n, mine in enumerate(kept):  # a cut drops an appender's oldest records, never one after a kept one
+        assert mine == list(range(mine[0] if mine else 400, 400)), f"appender {n} lost records"
+
+
 def test_a_cascade_memory_is_checked_when_the_cascade_is_built(tmp_path: Any) -> None:
     cascade = Cascade(memory=tmp_path / "traffic.bin")
     scorer = cascade.judge(Local(replying("x"), name="l"))[0]
