@@ -6,11 +6,13 @@ Scorers return a number in [0, 1] (1 = keep the cheap answer) or None when they 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 import os
 import random
 import re
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -505,6 +507,7 @@ class Cascade(Strategy):
             self.threshold = _calibrated(self.scorer, quality)
         self.tags = frozenset([tags] if isinstance(tags, str) else (str(t) for t in tags))
         self._auto: tuple[Scorer, float] | None = None
+        self._auto_lock = threading.Lock()  # one default scorer, however many first calls come at once
 
     def judge(self, cheap: Target) -> tuple[Scorer, float]:
         """The scorer and threshold for answers of ``cheap``."""
@@ -512,11 +515,12 @@ class Cascade(Strategy):
             return self.scorer, 0.5 if self.threshold is None else self.threshold
         if not is_local(cheap):
             return _REFUSAL, 0.5 if self.threshold is None else self.threshold
-        if self._auto is None:
-            scorer = ConfidenceScorer(learn=self.learn, check_rate=self.check_rate, memory=self.memory)
-            self._auto = scorer, (self.threshold if self.threshold is not None else
-                                  _calibrated(scorer, self.quality if self.quality is not None else 0.95))
-        return self._auto
+        with self._auto_lock:
+            if self._auto is None:
+                scorer = ConfidenceScorer(learn=self.learn, check_rate=self.check_rate, memory=self.memory)
+                self._auto = scorer, (self.threshold if self.threshold is not None else
+                                      _calibrated(scorer, self.quality if self.quality is not None else 0.95))
+            return self._auto
 
     async def aroute(self, ctx: RouteContext) -> Route | None:
         if self.tags and not (request_tags(ctx.request) & self.tags):
@@ -529,7 +533,11 @@ class Cascade(Strategy):
             raise ConfigError(f"cascade names targets {self.cheap!r}/{self.strong!r}; the router has {sorted(by_name)}")
         ok_cheap, ok_strong = ctx.target(cheap.name), ctx.target(strong.name)
         if ok_cheap is not None and ok_strong is not None and ok_cheap is not ok_strong:
-            scorer, threshold = self.judge(ok_cheap)
+            if self.scorer is None and self._auto is None and is_local(ok_cheap):
+                # the first call builds the default scorer: its model, and the memory file it reads back
+                scorer, threshold = await asyncio.to_thread(self.judge, ok_cheap)
+            else:
+                scorer, threshold = self.judge(ok_cheap)
             return Route(ok_cheap, self.name, threshold=threshold, escalate_to=ok_strong, scorer=scorer,
                          reason=f"cheap first, escalate when the {scorer.name} score < threshold")
         only = ok_cheap or ok_strong

@@ -116,6 +116,35 @@ def test_a_kind_the_cheap_model_answers_like_the_strong_one_comes_to_be_kept(mod
     assert all(fixed.complete(ask(p), model="strong").served_by == "target:strong" for p in prompts(12))
 
 
+def test_the_default_scorer_is_built_once_and_off_the_event_loop(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Any) -> None:
+    import asyncio
+    import threading
+
+    import costmw.plugins.router._cascade as cascade_module
+
+    built: list[threading.Thread] = []
+
+    class Counted(ConfidenceScorer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            built.append(threading.current_thread())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(cascade_module, "ConfidenceScorer", Counted)
+    cheap = Local(replying("bonjour"), name="cheap", price=(0.0, 0.0))
+    strong = MockTarget(replying("Bonjour."), name="strong", price=(10.0, 30.0))
+    cascade = Cascade(memory=tmp_path / "traffic.bin")
+    chain = Chain([ModelRouter([cheap, strong], strategy=cascade)])
+
+    async def first_calls() -> list[Response]:
+        return await asyncio.gather(*(chain.acomplete(ask(p), model="strong") for p in prompts(6)))
+
+    served = asyncio.run(first_calls())
+    assert len(served) == 6 and all("cascade" in r.info["route"] for r in served)
+    assert len(built) == 1 and built[0] is not threading.main_thread()  # the memory file is read in a thread
+    assert cascade.judge(cheap)[0] is cascade.judge(cheap)[0]
+
+
 def test_a_kind_the_cheap_model_gets_wrong_scores_lower_as_it_is_seen(model: ConfidenceModel) -> None:
     cheap = Local(replying("hola"), name="cheap", price=(0.0, 0.0))
     strong = MockTarget(replying("Bonjour."), name="strong", price=(10.0, 30.0))
