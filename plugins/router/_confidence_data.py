@@ -3,8 +3,9 @@
 Each prompt is answered by the cheap target with token log-probabilities (batched when the target
 batches). An answer is graded against the prompt's reference answer (``answer`` with ``check``:
 number, exact or contains) or, without one, against a strong target's answer to the same prompt
-(the two agree on their final number or final words). The quality thresholds are read off
-probabilities from models that did not see the answer (cross-fitting). With the ``similar_right``
+(compared as a learning cascade compares an escalation: :func:`~._cascade.answers_agree`). The
+quality thresholds are read off probabilities from models that did not see the answer
+(cross-fitting). With the ``similar_right``
 feature the prompts are embedded too, and the model keeps them (float16) with whether each answer
 was right: a new prompt is judged partly by how the cheap model did on the most similar of them
 (see :mod:`._neighbours`); in cross-fitting, held-out rows are compared only with the other folds'
@@ -22,8 +23,9 @@ import numpy as np
 
 from costmw.plugin_api import ConfigError, Request, Response, Target
 
+from ._cascade import answers_agree
 from ._confidence import ConfidenceModel
-from ._evidence import answer_key, evidence
+from ._evidence import evidence
 from ._neighbours import NEIGHBOUR_FEATURE, NeighbourRate, TrafficMemory, prompt_template
 from ._questions import CHECKS, check_reply
 
@@ -88,7 +90,7 @@ async def answer_prompts(cheap: Target, rows: Sequence[Mapping[str, Any]], *, ju
     out = []
     for i, (row, answer) in enumerate(zip(rows, answers, strict=True)):
         if i in judged:
-            right = answer_key(answer.text) == answer_key(judged[i])
+            right = answers_agree(answer.text, judged[i])  # as a learning cascade compares them
         else:
             right = check_reply(answer.text, str(row["answer"]), str(row.get("check", "contains")))
         out.append({**row, "reply": answer.text, "right": right,

@@ -78,6 +78,19 @@ def test_a_sentence_that_states_the_strong_models_short_answer_agrees_with_it() 
     assert not answers_agree("It is the city of Santiago de Chile.", "the city of Santiago")
 
 
+def test_answers_graded_by_a_strong_model_are_compared_as_a_learning_cascade_compares_them() -> None:
+    import asyncio
+
+    from costmw.plugins.router._confidence_data import answer_prompts
+
+    cheap = Local(replying("The capital of Chile is Santiago."), name="cheap")
+    rows = [{"prompt": "What is the capital of Chile? Reply with the city only."}, {"prompt": "And of Peru?"}]
+    said = iter(["Santiago", "Lima"])
+    strong = MockTarget(lambda request: next(said), name="strong")
+    graded = asyncio.run(answer_prompts(cheap, rows, judge=strong))
+    assert [r["right"] for r in graded] == [True, False]
+
+
 def test_traffic_memory_joins_the_past_prompts_and_keeps_at_most_its_size() -> None:
     past = unit([1, 0, 0], [0, 1, 0])
     base = NeighbourRate(past, [True, False], k=2, prior_weight=1.0)
