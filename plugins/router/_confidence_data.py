@@ -5,11 +5,11 @@ batches). An answer is graded against the prompt's reference answer (``answer`` 
 number, exact or contains) or, without one, against a strong target's answer to the same prompt
 (compared as a learning cascade compares an escalation: :func:`~._cascade.answers_agree`). The
 quality thresholds are read off probabilities from models that did not see the answer
-(cross-fitting). With the ``similar_right``
-feature the prompts are embedded too, and the model keeps them (float16) with whether each answer
-was right: a new prompt is judged partly by how the cheap model did on the most similar of them
-(see :mod:`._neighbours`); in cross-fitting, held-out rows are compared only with the other folds'
-prompts. ``costmw cascade-data`` runs this from the command line.
+(cross-fitting). With the ``similar_right`` feature the prompts are embedded too, and the model
+keeps them (float16) with whether each answer was right: a new prompt is judged partly by how the
+cheap model did on the most similar of them (see :mod:`._neighbours`); in cross-fitting, held-out
+rows are compared only with the other folds' prompts. ``costmw cascade-data`` runs this from the
+command line.
 """
 
 from __future__ import annotations
