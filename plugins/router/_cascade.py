@@ -271,8 +271,7 @@ def _states_short_answer(text: str, short: str) -> bool:
         return False
     start, end = answer_span(text)
     span = text[start:end]
-    said = " ".join(w.lower() for w in _WORDS.findall(span))
-    if f" {short} " not in f" {said} ":
+    if f" {short} " not in f" {answer_key(span)} ":
         return False
     return not _NEGATED.search(span) or bool(_NEGATED.search(short))
 
